@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Bootstrap and run: the two commands of the README.
+
+    python3 dev.py drill   # venv + install if needed, sandbox up, run the example region-switch drill
+    python3 dev.py test    # venv + install if needed, then ruff, mypy and the whole pytest suite
+
+Only the standard library is used here, so it runs on a fresh machine with Python 3.11 and pip.
+The virtualenv lives in .venv/; it is (re)installed from requirements.lock when pyproject.toml or
+the lock file changed since the last install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".failover-install-hash"
+LOCK = ROOT / "requirements.lock"
+
+
+def _log(msg: str) -> None:
+    print(f"[dev] {msg}", file=sys.stderr, flush=True)
+
+
+def _install_hash() -> str:
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "requirements.lock"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the locked dependencies and the project, if not already done."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"dev.py: Python >= 3.11 is required (this is {sys.version.split()[0]})")
+    if not (BIN / "python").exists():
+        _log(f"creating virtualenv in {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = _install_hash()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    py = str(BIN / "python")
+    _log("installing locked dependencies (requirements.lock); this takes a minute the first time")
+    subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(LOCK)], check=True)
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--no-deps", "-e", f"{ROOT}[test]"], check=True
+    )
+    STAMP.write_text(wanted)
+
+
+def _run(*args: str) -> int:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return subprocess.run(list(args), cwd=ROOT, env=env).returncode
+
+
+def cmd_drill(extra: list[str]) -> int:
+    """Bring the sandbox up and run the example drill (for now: sandbox up + status)."""
+    rc = _run(str(BIN / "failover"), "sandbox", "up")
+    if rc != 0:
+        return rc
+    return _run(str(BIN / "failover"), "sandbox", "status", *extra)
+
+
+def cmd_test(extra: list[str]) -> int:
+    """Lint, type-check and run the whole test suite; the first failure stops the run."""
+    steps = [
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
+        [str(BIN / "mypy")],
+        [str(BIN / "python"), "-m", "pytest", *extra],
+    ]
+    for step in steps:
+        _log("$ " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
+        rc = _run(*step)
+        if rc == 5:  # pytest: no tests collected. Never a silent pass.
+            _log("pytest collected no tests: failing")
+            return 1
+        if rc != 0:
+            return rc
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    commands = {"drill": cmd_drill, "test": cmd_test}
+    if not argv or argv[0] not in commands:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    ensure_venv()
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,362 @@
+"""Fill the gaps of moto 5.2.5 that a region switch depends on, inside moto's own backends.
+
+Everything here answers through moto's serializers with botocore's shapes, so a client cannot
+tell it from AWS except by endpoint URL:
+
+- RDS: `SwitchoverGlobalCluster` and `FailoverGlobalCluster` (not implemented by moto) really swap
+  the writer, with the global cluster passing through its in-flight states for a configurable time;
+  `PromoteReadReplica` detaches the replica; `RemoveFromGlobalCluster` works for any member.
+- Route 53: every change gets its own id and is PENDING until DNS propagation time has passed;
+  `GetHealthCheckStatus` really probes the checked endpoint (so a region whose app is down
+  reports unhealthy), honouring Inverted, Disabled and CALCULATED checks.
+- CloudWatch: replication-lag metrics for every Aurora global secondary
+  (`AuroraGlobalDBReplicationLag`, ms) and every RDS read replica (`ReplicaLag`, s), published
+  from a value the sandbox controls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.cloudwatch.models import cloudwatch_backends
+from orchestrator.sandbox.aws.errors import SandboxError
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.rds.models import DBCluster, GlobalCluster, rds_backends
+from moto.rds.responses import RDSResponse
+from moto.route53.models import route53_backends
+from moto.route53.responses import Route53
+
+from orchestrator.sandbox.latency import LatencyModel
+
+ACCOUNT = "123456789012"
+
+
+class _State:
+    """Mutable sandbox state the patched handlers read (one per AWS server process)."""
+
+    def __init__(self) -> None:
+        self.latency = LatencyModel()
+        self.lock = threading.RLock()
+        # change id -> time it becomes INSYNC
+        self.changes: dict[str, tuple[datetime, float]] = {}
+        # global cluster id -> (done_at, target cluster)
+        self.transitions: dict[str, tuple[float, DBCluster]] = {}
+        # replication lag the sandbox reports, in seconds: "*" is the default
+        self.lag_seconds: dict[str, float] = {"*": 0.05}
+
+
+STATE = _State()
+
+
+# --------------------------------------------------------------------------------------- RDS
+def _all_clusters() -> list[DBCluster]:
+    return [c for backend in rds_backends[ACCOUNT].values() for c in backend.clusters.values()]
+
+
+def _global_backend() -> Any:
+    return rds_backends[ACCOUNT]["us-east-1"]
+
+
+def _find_global(identifier: str) -> GlobalCluster:
+    ident = identifier.rsplit(":", 1)[-1].lower()
+    gc = _global_backend().global_clusters.get(ident)
+    if gc is None:
+        raise SandboxError("GlobalClusterNotFoundFault", f"Global cluster {ident} not found.")
+    return gc
+
+
+def _find_member(gc: GlobalCluster, identifier: str) -> DBCluster:
+    for member in gc.members:
+        if identifier in (member.db_cluster_arn, member.db_cluster_identifier):
+            return member
+    raise SandboxError(
+        "DBClusterNotFoundFault",
+        f"The cluster {identifier} is not a member of global cluster "
+        f"{gc.global_cluster_identifier}.",
+    )
+
+
+def tick() -> None:
+    """Complete the in-flight transitions whose time has come (called on every request)."""
+    now = time.monotonic()
+    with STATE.lock:
+        for gid, (done_at, target) in list(STATE.transitions.items()):
+            gc = _global_backend().global_clusters.get(gid)
+            if gc is None:
+                del STATE.transitions[gid]
+                continue
+            state = gc.failover_state
+            span = max(done_at - state["_started"], 1e-9)
+            if now < done_at:
+                if (now - state["_started"]) / span > 0.2:
+                    state["Status"] = "failing-over"
+                continue
+            for member in gc.members:
+                member.is_writer = member is target
+            gc.status = "available"
+            gc.failover_state = None
+            del STATE.transitions[gid]
+
+
+def _start_transition(gc: GlobalCluster, target: DBCluster, data_loss: bool, kind: str) -> None:
+    with STATE.lock:
+        tick()
+        if gc.status != "available" or gc.global_cluster_identifier in STATE.transitions:
+            raise SandboxError(
+                "InvalidGlobalClusterStateFault",
+                f"Global cluster {gc.global_cluster_identifier} is in state {gc.status}.",
+            )
+        writer = next((m for m in gc.members if m.is_writer), None)
+        if target is writer:
+            raise SandboxError(
+                "InvalidDBClusterStateFault",
+                f"Cluster {target.db_cluster_identifier} is already the primary cluster.",
+            )
+        started = time.monotonic()
+        duration = STATE.latency.seconds(
+            "aurora_failover" if kind == "failing-over" else "aurora_switchover"
+        )
+        gc.status = kind
+        gc.failover_state = {
+            "Status": "pending",
+            "FromDbClusterArn": writer.db_cluster_arn if writer else None,
+            "ToDbClusterArn": target.db_cluster_arn,
+            "IsDataLossAllowed": data_loss,
+            "_started": started,
+        }
+        STATE.transitions[gc.global_cluster_identifier] = (started + duration, target)
+
+
+def _gc_result(gc: GlobalCluster) -> ActionResult:
+    return ActionResult({"GlobalCluster": gc})
+
+
+def switchover_global_cluster(self: RDSResponse) -> ActionResult:
+    """Planned switchover: no data loss; the target becomes the writer after the switch time."""
+    gc = _find_global(self.params["GlobalClusterIdentifier"])
+    target = _find_member(gc, self.params["TargetDbClusterIdentifier"])
+    _start_transition(gc, target, data_loss=False, kind="switching-over")
+    return _gc_result(gc)
+
+
+def failover_global_cluster(self: RDSResponse) -> ActionResult:
+    """Unplanned failover (AllowDataLoss) or, with Switchover=true, a switchover."""
+    gc = _find_global(self.params["GlobalClusterIdentifier"])
+    target = _find_member(gc, self.params["TargetDbClusterIdentifier"])
+    allow_loss = bool(self.params.get("AllowDataLoss"))
+    switchover = bool(self.params.get("Switchover"))
+    if allow_loss == switchover:
+        raise SandboxError(
+            "InvalidParameterCombination",
+            "Specify exactly one of AllowDataLoss or Switchover.",
+        )
+    _start_transition(
+        gc, target, data_loss=allow_loss, kind="failing-over" if allow_loss else "switching-over"
+    )
+    return _gc_result(gc)
+
+
+def remove_from_global_cluster(self: RDSResponse) -> ActionResult:
+    """Detach any member (the writer only when it is the last one); it becomes standalone."""
+    with STATE.lock:
+        tick()
+        gc = _find_global(self.params["GlobalClusterIdentifier"])
+        cluster = _find_member(gc, self.params["DbClusterIdentifier"])
+        if cluster.is_writer and len(gc.members) > 1:
+            raise SandboxError(
+                "InvalidGlobalClusterStateFault",
+                "The primary cluster can be removed only after every secondary cluster.",
+            )
+        gc.members.remove(cluster)
+        cluster.global_cluster_identifier = None
+        cluster.is_writer = True
+        return _gc_result(gc)
+
+
+def describe_global_clusters(self: RDSResponse) -> ActionResult:
+    tick()
+    ident = self.params.get("GlobalClusterIdentifier")
+    clusters = list(_global_backend().global_clusters.values())
+    if ident:
+        clusters = [_find_global(ident)]
+    return ActionResult({"GlobalClusters": clusters})
+
+
+def promote_read_replica(self: RDSResponse) -> ActionResult:
+    """Promote: the replica stops reporting a source and is writable; the source forgets it."""
+    backend = self.backend
+    ident = self.params["DBInstanceIdentifier"]
+    db = backend.databases.get(ident)
+    if db is None:
+        raise SandboxError("DBInstanceNotFound", f"DBInstance {ident} not found.")
+    if not db.is_replica:
+        raise SandboxError(
+            "InvalidDBInstanceState", f"DB Instance {ident} is not a read replica."
+        )
+    for region_backend in rds_backends[ACCOUNT].values():
+        for source in region_backend.databases.values():
+            for ref in (db.db_instance_arn, db.db_instance_identifier):
+                if source is not db and ref in source.replicas:
+                    source.replicas.remove(ref)
+    db.is_replica = False
+    db.source_db_instance_identifier = None
+    return ActionResult({"DBInstance": db})
+
+
+# ---------------------------------------------------------------------------------- Route 53
+def _new_change() -> dict[str, Any]:
+    change_id = "C" + uuid.uuid4().hex[:13].upper()
+    submitted = datetime.now(UTC)
+    with STATE.lock:
+        STATE.changes[change_id] = (
+            submitted,
+            time.monotonic() + STATE.latency.seconds("dns_propagation"),
+        )
+    return {"Id": f"/change/{change_id}", "Status": "PENDING", "SubmittedAt": submitted}
+
+
+_orig_change_rrsets = Route53.change_resource_record_sets
+
+
+def change_resource_record_sets(self: Route53) -> ActionResult:
+    """Apply the batch (moto) and hand out a change of its own that propagates over time."""
+    result = _orig_change_rrsets(self)
+    result.result["ChangeInfo"] = _new_change()  # type: ignore[index]
+    return result
+
+
+def get_change(self: Route53) -> ActionResult:
+    change_id = self._get_param("Id").rsplit("/", 1)[-1]
+    with STATE.lock:
+        entry = STATE.changes.get(change_id)
+    if entry is None:
+        raise SandboxError("NoSuchChange", f"A change with the specified change ID does not exist: {change_id}")
+    submitted, insync_at = entry
+    status = "INSYNC" if time.monotonic() >= insync_at else "PENDING"
+    return ActionResult(
+        {"ChangeInfo": {"Id": f"/change/{change_id}", "Status": status, "SubmittedAt": submitted}}
+    )
+
+
+def probe(hc: Any, depth: int = 0) -> tuple[bool, str]:
+    """Evaluate a health check the way Route 53's checkers would, from this machine."""
+    if hc.disabled:
+        return (not hc.inverted), "Success: health check is disabled"
+    kind = (hc.type_ or "HTTP").upper()
+    if kind == "CALCULATED":
+        backend = route53_backends[ACCOUNT]["global"]
+        children = [backend.health_checks.get(c) for c in (hc.children or [])]
+        healthy = sum(1 for c in children if c is not None and probe(c, depth + 1)[0])
+        ok = healthy >= int(hc.health_threshold or 0)
+        detail = f"{healthy} of {len(children)} child health checks healthy"
+    elif kind in ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP"):
+        host = hc.ip_address or hc.fqdn or "127.0.0.1"
+        scheme = "https" if kind.startswith("HTTPS") else "http"
+        url = f"{scheme}://{host}:{hc.port}{hc.resource_path or '/'}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+                body = resp.read(5120).decode(errors="replace")
+                ok = 200 <= resp.status < 400
+                if ok and "STR_MATCH" in kind and hc.search_string:
+                    ok = hc.search_string in body
+                detail = f"HTTP Status Code {resp.status}, OK" if ok else f"HTTP Status Code {resp.status}"
+        except urllib.error.HTTPError as e:
+            ok, detail = False, f"HTTP Status Code {e.code}"
+        except OSError as e:
+            ok, detail = False, f"Connection failed: {e}"
+    else:  # CLOUDWATCH_METRIC and others: no alarm evaluation here, report healthy
+        ok, detail = True, "no checker for this type in the sandbox"
+    if hc.inverted:
+        ok = not ok
+    return ok, ("Success: " if ok else "Failure: ") + detail
+
+
+def get_health_check_status(self: Route53) -> ActionResult:
+    hc = self.backend.get_health_check(self._get_param("HealthCheckId"))
+    ok, report = probe(hc)
+    now = datetime.now(UTC)
+    observations = [
+        {
+            "Region": region,
+            "IPAddress": "127.0.0.1",
+            "StatusReport": {"Status": report, "CheckedTime": now},
+        }
+        for region in (hc.regions or ["us-east-1", "us-west-1", "eu-west-1"])
+    ]
+    return ActionResult({"HealthCheckObservations": observations})
+
+
+# -------------------------------------------------------------------------------- CloudWatch
+def lag_for(name: str) -> float:
+    with STATE.lock:
+        return STATE.lag_seconds.get(name, STATE.lag_seconds["*"])
+
+
+def publish_lag_metrics() -> None:
+    """Put one datapoint of replication lag for every global secondary and read replica."""
+    now = utcnow()  # moto stores metric timestamps as naive UTC
+    with STATE.lock:
+        tick()
+    gb = _global_backend()
+    for gc in list(gb.global_clusters.values()):
+        for member in gc.members:
+            if member.is_writer:
+                continue
+            cloudwatch_backends[ACCOUNT][member.region].put_metric_data(
+                "AWS/RDS",
+                [
+                    {
+                        "MetricName": "AuroraGlobalDBReplicationLag",
+                        "Dimensions": [
+                            {"Name": "DBClusterIdentifier", "Value": member.db_cluster_identifier}
+                        ],
+                        "Value": lag_for(member.db_cluster_identifier) * 1000.0,
+                        "Unit": "Milliseconds",
+                        "Timestamp": now,
+                    }
+                ],
+            )
+    for region, backend in rds_backends[ACCOUNT].items():
+        for db in list(backend.databases.values()):
+            if not db.is_replica:
+                continue
+            cloudwatch_backends[ACCOUNT][region].put_metric_data(
+                "AWS/RDS",
+                [
+                    {
+                        "MetricName": "ReplicaLag",
+                        "Dimensions": [
+                            {"Name": "DBInstanceIdentifier", "Value": db.db_instance_identifier}
+                        ],
+                        "Value": lag_for(db.db_instance_identifier),
+                        "Unit": "Seconds",
+                        "Timestamp": now,
+                    }
+                ],
+            )
+
+
+def install() -> None:
+    """Patch moto's handlers (idempotent; this process only)."""
+    GlobalCluster.failover_state = None  # type: ignore[attr-defined]
+    RDSResponse.switchover_global_cluster = switchover_global_cluster  # type: ignore[attr-defined]
+    RDSResponse.failover_global_cluster = failover_global_cluster  # type: ignore[attr-defined]
+    RDSResponse.remove_from_global_cluster = remove_from_global_cluster  # type: ignore[method-assign]
+    RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
+    RDSResponse.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
+    Route53.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign]
+    Route53.get_change = get_change  # type: ignore[method-assign]
+    Route53.get_health_check_status = get_health_check_status  # type: ignore[method-assign]
+
+
+def reset() -> None:
+    with STATE.lock:
+        STATE.changes.clear()
+        STATE.transitions.clear()
+        STATE.lag_seconds = {"*": 0.05}

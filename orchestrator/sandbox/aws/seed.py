@@ -1,0 +1,240 @@
+"""Seed the demo topology of service "shop" on the sandbox's AWS server, through real boto3 calls.
+
+Active in the first region, standby in the second: Route 53 weighted and failover records with a
+health check per region (probing that region's shop app), an Aurora global cluster and an RDS
+instance with a cross-region read replica, an ALB per region with a weighted forward listener, an
+Auto Scaling group per region (reduced in the standby), SSM feature flags, Route 53 ARC routing
+controls with a safety rule, and a Global Accelerator with an endpoint group per region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ZONE = "shop.example."
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+
+
+def client(endpoint: str, service: str, region: str) -> Any:
+    """A boto3 client for the sandbox (dummy credentials, endpoint override, validation on)."""
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, parameter_validation=True),
+        **SANDBOX_CREDENTIALS,
+    )
+
+
+def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[str, Any]:
+    """Create the topology; returns the identifiers of what was created, per region."""
+    active, standby = regions[0], regions[1]
+    topo: dict[str, Any] = {"zone": ZONE, "regions": {r: {} for r in regions}}
+
+    # --- per-region compute, load balancing, flags
+    for region in regions:
+        out = topo["regions"][region]
+        ec2 = client(endpoint, "ec2", region)
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "Subnets"
+        ]
+        subnet_ids = [s["SubnetId"] for s in subnets[:2]]
+        elb = client(endpoint, "elbv2", region)
+        lb = elb.create_load_balancer(Name="shop-alb", Subnets=subnet_ids, Type="application")[
+            "LoadBalancers"
+        ][0]
+        tgs = {}
+        for name in ("shop-local", "shop-peer"):
+            tgs[name] = elb.create_target_group(
+                Name=name, Protocol="HTTP", Port=80, VpcId=vpc["VpcId"], TargetType="ip"
+            )["TargetGroups"][0]["TargetGroupArn"]
+        listener = elb.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": tgs["shop-local"], "Weight": 100},
+                            {"TargetGroupArn": tgs["shop-peer"], "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )["Listeners"][0]
+        out.update(
+            load_balancer_arn=lb["LoadBalancerArn"],
+            load_balancer_dns=lb["DNSName"],
+            listener_arn=listener["ListenerArn"],
+            target_groups=tgs,
+        )
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        ec2.create_launch_template(
+            LaunchTemplateName="shop-lt",
+            LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
+        )
+        asg = client(endpoint, "autoscaling", region)
+        desired = 3 if region == active else 1
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName="shop-asg",
+            LaunchTemplate={"LaunchTemplateName": "shop-lt", "Version": "$Latest"},
+            MinSize=desired,
+            MaxSize=6,
+            DesiredCapacity=desired,
+            VPCZoneIdentifier=",".join(subnet_ids),
+        )
+        out["asg"] = "shop-asg"
+        ssm = client(endpoint, "ssm", region)
+        flags = {"/shop/flags/writes-frozen": "false", "/shop/flags/maintenance": "false"}
+        for name, value in flags.items():
+            ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+        out["ssm_flags"] = sorted(flags)
+
+    # --- Route 53: weighted and failover records, one health check per region
+    r53 = client(endpoint, "route53", "us-east-1")
+    zone_id = r53.create_hosted_zone(Name=ZONE, CallerReference="shop-sandbox")["HostedZone"][
+        "Id"
+    ].rsplit("/", 1)[-1]
+    topo["zone_id"] = zone_id
+    changes = []
+    for region in regions:
+        hc = r53.create_health_check(
+            CallerReference=f"shop-{region}",
+            HealthCheckConfig={
+                "Type": "HTTP",
+                "IPAddress": "127.0.0.1",
+                "Port": app_ports[region],
+                "ResourcePath": "/health",
+                "RequestInterval": 10,
+                "FailureThreshold": 1,
+            },
+        )["HealthCheck"]["Id"]
+        r53.change_tags_for_resource(
+            ResourceType="healthcheck", ResourceId=hc, AddTags=[{"Key": "Name", "Value": region}]
+        )
+        topo["regions"][region]["health_check_id"] = hc
+        target = topo["regions"][region]["load_balancer_dns"]
+        changes.append(
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": f"api.{ZONE}",
+                    "Type": "CNAME",
+                    "SetIdentifier": region,
+                    "Weight": 100 if region == active else 0,
+                    "TTL": 60,
+                    "ResourceRecords": [{"Value": target}],
+                },
+            }
+        )
+        changes.append(
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": f"www.{ZONE}",
+                    "Type": "CNAME",
+                    "SetIdentifier": region,
+                    "Failover": "PRIMARY" if region == active else "SECONDARY",
+                    "HealthCheckId": hc,
+                    "TTL": 60,
+                    "ResourceRecords": [{"Value": target}],
+                },
+            }
+        )
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+
+    # --- Aurora global cluster: writer in the active region, secondary in the standby
+    rds_a = client(endpoint, "rds", active)
+    rds_a.create_global_cluster(
+        GlobalClusterIdentifier="shop-global", Engine="aurora-postgresql", EngineVersion="15.4"
+    )
+    for region in regions:
+        rds = client(endpoint, "rds", region)
+        extra: dict[str, Any] = {}
+        if region == active:
+            extra = {"MasterUsername": "shop", "ManageMasterUserPassword": True}
+        cluster = rds.create_db_cluster(
+            DBClusterIdentifier=f"shop-aurora-{region}",
+            Engine="aurora-postgresql",
+            EngineVersion="15.4",
+            GlobalClusterIdentifier="shop-global",
+            **extra,
+        )["DBCluster"]
+        topo["regions"][region]["aurora_cluster_arn"] = cluster["DBClusterArn"]
+        topo["regions"][region]["aurora_cluster_id"] = cluster["DBClusterIdentifier"]
+    topo["global_cluster"] = "shop-global"
+
+    # --- RDS instance with a cross-region read replica
+    src = rds_a.create_db_instance(
+        DBInstanceIdentifier="shop-db",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="shop",
+        ManageMasterUserPassword=True,
+    )["DBInstance"]
+    client(endpoint, "rds", standby).create_db_instance_read_replica(
+        DBInstanceIdentifier="shop-db-replica",
+        SourceDBInstanceIdentifier=src["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro",
+    )
+    topo["regions"][active]["db_instance"] = "shop-db"
+    topo["regions"][standby]["db_instance"] = "shop-db-replica"
+
+    # --- Route 53 ARC: a cluster, a control panel, one routing control per region, a safety rule
+    arc = client(endpoint, "route53-recovery-control-config", "us-west-2")
+    cluster_arn = arc.create_cluster(ClusterName="shop-arc")["Cluster"]["ClusterArn"]
+    panel = arc.create_control_panel(ClusterArn=cluster_arn, ControlPanelName="shop")[
+        "ControlPanel"
+    ]["ControlPanelArn"]
+    controls = {}
+    for region in regions:
+        controls[region] = arc.create_routing_control(
+            ClusterArn=cluster_arn, ControlPanelArn=panel, RoutingControlName=f"shop-{region}"
+        )["RoutingControl"]["RoutingControlArn"]
+    arc.create_safety_rule(
+        AssertionRule={
+            "AssertedControls": list(controls.values()),
+            "ControlPanelArn": panel,
+            "Name": "at-least-one-cell-on",
+            "RuleConfig": {"Inverted": False, "Threshold": 1, "Type": "ATLEAST"},
+            "WaitPeriodMs": 5000,
+        }
+    )
+    endpoints = arc.describe_cluster(ClusterArn=cluster_arn)["Cluster"]["ClusterEndpoints"]
+    ep = endpoints[0]
+    data = boto3.client(
+        "route53-recovery-cluster",
+        region_name=ep["Region"],
+        endpoint_url=ep["Endpoint"],
+        **SANDBOX_CREDENTIALS,
+    )
+    data.update_routing_control_state(RoutingControlArn=controls[active], RoutingControlState="On")
+    topo["arc"] = {"cluster_arn": cluster_arn, "control_panel_arn": panel, "controls": controls}
+
+    # --- Global Accelerator: one endpoint group per region, dial 100 active / 0 standby
+    ga = client(endpoint, "globalaccelerator", "us-west-2")
+    acc = ga.create_accelerator(Name="shop-ga", IpAddressType="IPV4", Enabled=True)[
+        "Accelerator"
+    ]["AcceleratorArn"]
+    lis = ga.create_listener(
+        AcceleratorArn=acc, PortRanges=[{"FromPort": 443, "ToPort": 443}], Protocol="TCP"
+    )["Listener"]["ListenerArn"]
+    groups = {}
+    for region in regions:
+        groups[region] = ga.create_endpoint_group(
+            ListenerArn=lis,
+            EndpointGroupRegion=region,
+            TrafficDialPercentage=100.0 if region == active else 0.0,
+            EndpointConfigurations=[
+                {"EndpointId": topo["regions"][region]["load_balancer_arn"], "Weight": 128}
+            ],
+        )["EndpointGroup"]["EndpointGroupArn"]
+    topo["global_accelerator"] = {"accelerator_arn": acc, "listener_arn": lis, "groups": groups}
+    return topo

@@ -1,0 +1,218 @@
+"""The sandbox's AWS server: moto (with its gaps filled) plus ARC and Global Accelerator.
+
+One WSGI app on one port serves every region. In front of moto it identifies each request from
+botocore's models, so it can inject faults (the client gets a real error response in the service's
+protocol), record every mutating call, and route the services moto lacks to `extensions`.
+Control endpoints live under `/_sandbox/` (faults, calls, latency, lag, reset, health).
+
+Run: python -m orchestrator.sandbox.aws.server --port 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from orchestrator.sandbox.aws.errors import SandboxError
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from orchestrator.sandbox.aws import moto_gaps
+from orchestrator.sandbox.aws.extensions import EXTENSION_SERVICES, Extensions
+from orchestrator.sandbox.aws.protocol import AWSRequest, identify, render_error, render_result
+from orchestrator.sandbox.calls import CallLog
+from orchestrator.sandbox.faults import FaultBook, FaultRule
+from orchestrator.sandbox.latency import LatencyModel
+
+StartResponse = Callable[..., Any]
+_ARC_PREFIX = re.compile(r"^/_arc/[^/]+/\d+")
+
+
+class SandboxAWS:
+    """The WSGI application; state lives here (one instance per server process)."""
+
+    def __init__(self, latency: LatencyModel | None = None) -> None:
+        moto_gaps.install()
+        self.latency = latency or LatencyModel()
+        moto_gaps.STATE.latency = self.latency
+        self.base_url = "http://127.0.0.1"
+        self.faults = FaultBook()
+        self.calls = CallLog("aws")
+        self.ext = Extensions(self.latency, lambda: self.base_url)
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    # ------------------------------------------------------------------------------ WSGI
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path.startswith("/_sandbox/"):
+            return self._admin(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        raw_path = environ.get("REQUEST_URI", environ.get("RAW_URI", path)).split("?")[0]
+        m = _ARC_PREFIX.match(raw_path)
+        if m:  # an ARC cluster endpoint: the path prefix only picks the endpoint
+            raw_path = raw_path[m.end() :] or "/"
+            environ["PATH_INFO"] = raw_path
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        headers["content-type"] = environ.get("CONTENT_TYPE", "")
+        req = identify(
+            environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers, body
+        )
+        if req is None:
+            return self.moto(environ, start_response)
+        if req.service == "rds":
+            moto_gaps.tick()
+
+        fault = self.faults.take(req.key, req.region, "before")
+        if fault is not None:
+            time.sleep(fault.delay)
+            if fault.error.lower() != "none":
+                return self._fail(req, fault, start_response)
+
+        status, out_headers, out_body = self._dispatch(req, environ)
+        late = self.faults.take(req.key, req.region, "after")
+        if late is not None:
+            time.sleep(late.delay)
+            if req.mutating and status < 400:
+                self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
+            if late.error.lower() != "none":
+                return self._fail(req, late, start_response, record=False)
+        elif req.mutating:
+            self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
+        start_response(_status_line(status), list(out_headers.items()))
+        return [out_body]
+
+    def _dispatch(self, req: AWSRequest, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if req.service in EXTENSION_SERVICES:
+            try:
+                return render_result(req, self.ext.handle(req.service, req.operation, req.params))
+            except SandboxError as exc:
+                return render_error(req, exc.code, exc.message, exc)
+        captured: dict[str, Any] = {}
+
+        def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = dict(headers)
+
+        chunks = self.moto(environ, _start)
+        body = b"".join(chunks)
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+        return captured["status"], captured["headers"], body
+
+    def _fail(
+        self, req: AWSRequest, fault: FaultRule, start_response: StartResponse, record: bool = True
+    ) -> Iterable[bytes]:
+        message = fault.message or f"Injected by the sandbox (fault {fault.id})"
+        status, headers, body = render_error(req, fault.error, message)
+        if record and req.mutating:
+            self.calls.record(
+                req.region, f"{req.service}:{req.operation}", req.params, status, fault.error
+            )
+        start_response(_status_line(status), list(headers.items()))
+        return [body]
+
+    # ----------------------------------------------------------------------------- admin
+    def _admin(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ["PATH_INFO"][len("/_sandbox/") :].strip("/")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            data = json.loads(raw) if raw else {}
+            result = self._admin_route(method, path, data, environ.get("QUERY_STRING", ""))
+            status = 200
+        except (ValueError, KeyError, TypeError) as exc:
+            result, status = {"error": str(exc)}, 400
+        except LookupError as exc:
+            result, status = {"error": str(exc)}, 404
+        payload = json.dumps(result, default=str).encode()
+        start_response(_status_line(status), [("Content-Type", "application/json")])
+        return [payload]
+
+    def _admin_route(self, method: str, path: str, data: Any, query: str) -> Any:
+        if path == "health":
+            return {"ok": True, "service": "aws"}
+        if path == "faults":
+            if method == "POST":
+                return self.faults.add(FaultRule.model_validate(data)).model_dump()
+            if method == "DELETE":
+                return {"cleared": self.faults.clear(data.get("id"))}
+            return [r.model_dump() for r in self.faults.list()]
+        if path == "calls":
+            if method == "DELETE":
+                self.calls.clear()
+                return {"cleared": True}
+            since = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("since")
+            return [c.model_dump() for c in self.calls.list(float(since) if since else None)]
+        if path == "latency":
+            if method in ("PUT", "POST"):
+                for key, value in LatencyModel.model_validate(
+                    self.latency.model_dump() | data
+                ).model_dump().items():
+                    setattr(self.latency, key, value)
+            return self.latency.model_dump()
+        if path == "lag":
+            if method in ("PUT", "POST"):
+                with moto_gaps.STATE.lock:
+                    moto_gaps.STATE.lag_seconds.update({k: float(v) for k, v in data.items()})
+            return dict(moto_gaps.STATE.lag_seconds)
+        if path == "reset":
+            moto_api_backend.reset()
+            moto_gaps.reset()
+            self.ext.reset()
+            self.faults.clear()
+            self.calls.clear()
+            return {"reset": True}
+        raise LookupError(f"no such sandbox endpoint: {method} /_sandbox/{path}")
+
+
+def _status_line(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+def _publisher(stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        try:
+            moto_gaps.publish_lag_metrics()
+        except Exception:  # a metric hiccup must never take the server down
+            continue
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--latency", default="{}", help="LatencyModel as JSON")
+    parser.add_argument("--metrics-interval", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
+    server = make_server(args.host, args.port, app, threaded=True)
+    app.base_url = f"http://{args.host}:{server.server_port}"
+    stop = threading.Event()
+    threading.Thread(target=_publisher, args=(stop, args.metrics_interval), daemon=True).start()
+    print(f"aws sandbox listening on {app.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The record of every mutating call a sandbox server served (tests prove exactly-once with it)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+_SECRET_KEY = re.compile(
+    r"(password|secretstring|secretbinary|privatekey|sessiontoken|secretaccesskey|apikey)$", re.I
+)
+REDACTED = "***"
+
+
+def redact(value: Any) -> Any:
+    """Replace the values of secret-looking keys, recursively."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class Call(BaseModel):
+    """One mutating call: which server, what operation, with which (redacted) parameters."""
+
+    seq: int
+    time: float = Field(default_factory=time.time)
+    source: str  # "aws" or "k8s"
+    region: str | None
+    operation: str  # e.g. "rds:SwitchoverGlobalCluster" or "patch:deployments/scale"
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: int
+    fault: str | None = None
+
+
+class CallLog:
+    """Append-only, thread-safe, bounded log of mutating calls."""
+
+    def __init__(self, source: str, limit: int = 100_000) -> None:
+        self.source = source
+        self._calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._limit = limit
+
+    def record(
+        self,
+        region: str | None,
+        operation: str,
+        params: dict[str, Any],
+        status: int,
+        fault: str | None = None,
+    ) -> None:
+        with self._lock:
+            self._seq += 1
+            self._calls.append(
+                Call(
+                    seq=self._seq,
+                    source=self.source,
+                    region=region,
+                    operation=operation,
+                    params=redact(params),
+                    status=status,
+                    fault=fault,
+                )
+            )
+            if len(self._calls) > self._limit:
+                del self._calls[: len(self._calls) - self._limit]
+
+    def list(self, since: float | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self._calls if since is None or c.time >= since]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
