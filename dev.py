@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bootstrap and run: the two commands of the README.
 
-    python3 dev.py drill   # venv + install if needed, sandbox up, run the example region-switch drill
+    python3 dev.py drill   # venv + install if needed, sandbox up, run the example drill
     python3 dev.py test    # venv + install if needed, then ruff, mypy and the whole pytest suite
 
 Only the standard library is used here, so it runs on a fresh machine with Python 3.11 and pip.
@@ -38,7 +38,7 @@ def _install_hash() -> str:
 
 def ensure_venv() -> None:
     """Create .venv and install the locked dependencies and the project, if not already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before the venv exists
         sys.exit(f"dev.py: Python >= 3.11 is required (this is {sys.version.split()[0]})")
     if not (BIN / "python").exists():
         _log(f"creating virtualenv in {VENV}")

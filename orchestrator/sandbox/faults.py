@@ -58,7 +58,9 @@ class FaultRule(BaseModel):
         got = key.split(":")
         if len(want) != len(got):
             return False
-        return all(fnmatch.fnmatchcase(g.lower(), w.lower()) for w, g in zip(want, got, strict=True))
+        return all(
+            fnmatch.fnmatchcase(g.lower(), w.lower()) for w, g in zip(want, got, strict=True)
+        )
 
 
 class FaultBook:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.sandbox.aws.errors import SandboxError
-
 from orchestrator.sandbox.latency import LatencyModel
 
 ACCOUNT = "123456789012"
@@ -211,7 +210,9 @@ class Extensions:
     ) -> dict[str, Any]:
         self._panel(p["ControlPanelArn"])
         rules = [
-            r for r in self.rules.values() if next(iter(r.values()))["ControlPanelArn"] == p["ControlPanelArn"]
+            r
+            for r in self.rules.values()
+            if next(iter(r.values()))["ControlPanelArn"] == p["ControlPanelArn"]
         ]
         return {"SafetyRules": rules}
 
@@ -321,9 +322,7 @@ class Extensions:
 
     # ---------------------------------------------------------------- Global Accelerator
     def _deploying(self, acc_arn: str) -> None:
-        self._deploy_until[acc_arn] = time.monotonic() + self.latency.seconds(
-            "accelerator_deploy"
-        )
+        self._deploy_until[acc_arn] = time.monotonic() + self.latency.seconds("accelerator_deploy")
         acc = self.accelerators[acc_arn]
         acc["Status"] = "IN_PROGRESS"
         acc["LastModifiedTime"] = datetime.now(UTC)

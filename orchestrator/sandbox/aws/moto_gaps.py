@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
-from orchestrator.sandbox.aws.errors import SandboxError
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.rds.models import DBCluster, GlobalCluster, rds_backends
@@ -32,6 +31,7 @@ from moto.rds.responses import RDSResponse
 from moto.route53.models import route53_backends
 from moto.route53.responses import Route53
 
+from orchestrator.sandbox.aws.errors import SandboxError
 from orchestrator.sandbox.latency import LatencyModel
 
 ACCOUNT = "123456789012"
@@ -123,7 +123,7 @@ def _start_transition(gc: GlobalCluster, target: DBCluster, data_loss: bool, kin
             "aurora_failover" if kind == "failing-over" else "aurora_switchover"
         )
         gc.status = kind
-        gc.failover_state = {
+        gc.failover_state = {  # type: ignore[attr-defined]
             "Status": "pending",
             "FromDbClusterArn": writer.db_cluster_arn if writer else None,
             "ToDbClusterArn": target.db_cluster_arn,
@@ -196,9 +196,7 @@ def promote_read_replica(self: RDSResponse) -> ActionResult:
     if db is None:
         raise SandboxError("DBInstanceNotFound", f"DBInstance {ident} not found.")
     if not db.is_replica:
-        raise SandboxError(
-            "InvalidDBInstanceState", f"DB Instance {ident} is not a read replica."
-        )
+        raise SandboxError("InvalidDBInstanceState", f"DB Instance {ident} is not a read replica.")
     for region_backend in rds_backends[ACCOUNT].values():
         for source in region_backend.databases.values():
             for ref in (db.db_instance_arn, db.db_instance_identifier):
@@ -236,7 +234,9 @@ def get_change(self: Route53) -> ActionResult:
     with STATE.lock:
         entry = STATE.changes.get(change_id)
     if entry is None:
-        raise SandboxError("NoSuchChange", f"A change with the specified change ID does not exist: {change_id}")
+        raise SandboxError(
+            "NoSuchChange", f"A change with the specified change ID does not exist: {change_id}"
+        )
     submitted, insync_at = entry
     status = "INSYNC" if time.monotonic() >= insync_at else "PENDING"
     return ActionResult(
@@ -260,12 +260,16 @@ def probe(hc: Any, depth: int = 0) -> tuple[bool, str]:
         scheme = "https" if kind.startswith("HTTPS") else "http"
         url = f"{scheme}://{host}:{hc.port}{hc.resource_path or '/'}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 body = resp.read(5120).decode(errors="replace")
                 ok = 200 <= resp.status < 400
                 if ok and "STR_MATCH" in kind and hc.search_string:
                     ok = hc.search_string in body
-                detail = f"HTTP Status Code {resp.status}, OK" if ok else f"HTTP Status Code {resp.status}"
+                detail = (
+                    f"HTTP Status Code {resp.status}, OK"
+                    if ok
+                    else f"HTTP Status Code {resp.status}"
+                )
         except urllib.error.HTTPError as e:
             ok, detail = False, f"HTTP Status Code {e.code}"
         except OSError as e:
@@ -279,7 +283,7 @@ def probe(hc: Any, depth: int = 0) -> tuple[bool, str]:
 
 def get_health_check_status(self: Route53) -> ActionResult:
     hc = self.backend.get_health_check(self._get_param("HealthCheckId"))
-    ok, report = probe(hc)
+    _, report = probe(hc)
     now = datetime.now(UTC)
     observations = [
         {

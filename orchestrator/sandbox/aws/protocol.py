@@ -16,9 +16,10 @@ from functools import cache
 from typing import Any
 
 from botocore.model import OperationModel, ServiceModel
-from orchestrator.sandbox.aws.errors import SandboxError
 from moto.core.serialize import get_serializer_class
 from moto.core.utils import get_service_model
+
+from orchestrator.sandbox.aws.errors import SandboxError
 
 # The services the sandbox knows by name. The signing name in the request's credential scope
 # tells which one a request is for (elb and elbv2 share one and differ by API version).

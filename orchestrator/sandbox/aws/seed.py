@@ -220,9 +220,9 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
 
     # --- Global Accelerator: one endpoint group per region, dial 100 active / 0 standby
     ga = client(endpoint, "globalaccelerator", "us-west-2")
-    acc = ga.create_accelerator(Name="shop-ga", IpAddressType="IPV4", Enabled=True)[
-        "Accelerator"
-    ]["AcceleratorArn"]
+    acc = ga.create_accelerator(Name="shop-ga", IpAddressType="IPV4", Enabled=True)["Accelerator"][
+        "AcceleratorArn"
+    ]
     lis = ga.create_listener(
         AcceleratorArn=acc, PortRanges=[{"FromPort": 443, "ToPort": 443}], Protocol="TCP"
     )["Listener"]["ListenerArn"]

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from orchestrator.sandbox.aws.errors import SandboxError
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 from orchestrator.sandbox.aws import moto_gaps
+from orchestrator.sandbox.aws.errors import SandboxError
 from orchestrator.sandbox.aws.extensions import EXTENSION_SERVICES, Extensions
 from orchestrator.sandbox.aws.protocol import AWSRequest, identify, render_error, render_result
 from orchestrator.sandbox.calls import CallLog
@@ -92,7 +92,9 @@ class SandboxAWS:
         start_response(_status_line(status), list(out_headers.items()))
         return [out_body]
 
-    def _dispatch(self, req: AWSRequest, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def _dispatch(
+        self, req: AWSRequest, environ: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
         if req.service in EXTENSION_SERVICES:
             try:
                 return render_result(req, self.ext.handle(req.service, req.operation, req.params))
@@ -158,9 +160,11 @@ class SandboxAWS:
             return [c.model_dump() for c in self.calls.list(float(since) if since else None)]
         if path == "latency":
             if method in ("PUT", "POST"):
-                for key, value in LatencyModel.model_validate(
-                    self.latency.model_dump() | data
-                ).model_dump().items():
+                for key, value in (
+                    LatencyModel.model_validate(self.latency.model_dump() | data)
+                    .model_dump()
+                    .items()
+                ):
                     setattr(self.latency, key, value)
             return self.latency.model_dump()
         if path == "lag":
@@ -201,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--latency", default="{}", help="LatencyModel as JSON")
     parser.add_argument("--metrics-interval", type=float, default=2.0)
+    parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
     args = parser.parse_args(argv)
     app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
     server = make_server(args.host, args.port, app, threaded=True)

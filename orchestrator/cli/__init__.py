@@ -1,0 +1,27 @@
+"""The `failover` command: one Typer sub-app per resource, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli import sandbox
+
+app = typer.Typer(
+    name="failover",
+    help="Safe, verified, reversible region switches, run as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,257 @@
+"""`failover sandbox ...`: the local two-region world (Temporal, AWS, Kubernetes, shop app)."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.output import OutputFormat, OutputOption, fail, info, print_json, print_table
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.latency import LatencyModel
+from orchestrator.sandbox.manager import DEFAULT_HOME, Sandbox, SandboxEnv, SandboxError
+
+app = typer.Typer(help="Run the local sandbox: two regions on real servers, no cloud needed.")
+fault_app = typer.Typer(help="Inject errors and latency into the sandbox's servers.")
+region_app = typer.Typer(help="Take a simulated region down or bring it back.")
+app.add_typer(fault_app, name="fault")
+app.add_typer(region_app, name="region")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="FAILOVER_SANDBOX_HOME",
+        help="Where pid files, logs, SQLite and env.json live.",
+    ),
+]
+
+
+def _sandbox(home: Path) -> Sandbox:
+    return Sandbox(home=home)
+
+
+def _env(home: Path) -> SandboxEnv:
+    env = _sandbox(home).load_env()
+    if env is None:
+        fail(f"the sandbox is not up in {home}: run 'failover sandbox up'", ExitCode.UNREACHABLE)
+    return env
+
+
+def _control(home: Path) -> SandboxControl:
+    return SandboxControl(_env(home))
+
+
+def _unreachable(exc: Exception) -> None:
+    fail(
+        f"a sandbox component did not answer ({exc}); see 'failover sandbox status'",
+        ExitCode.UNREACHABLE,
+    )
+
+
+@app.command()
+def up(
+    home: HomeOption = DEFAULT_HOME,
+    regions: Annotated[
+        str, typer.Option(help="Comma-separated regions; the first is active.")
+    ] = "us-east-1,us-west-2",
+    time_scale: Annotated[
+        float, typer.Option(help="Multiplier of real-world durations (1.0 = real time).")
+    ] = LatencyModel().time_scale,
+    free_ports: Annotated[bool, typer.Option(help="Use free ports, not the defaults.")] = False,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Start the sandbox (harmless if already up) and seed the shop topology."""
+    names = tuple(r.strip() for r in regions.split(",") if r.strip())
+    if time_scale < 0:
+        fail("--time-scale must be >= 0")
+    try:
+        sandbox = Sandbox(home, names, LatencyModel(time_scale=time_scale), free_ports=free_ports)
+        env = sandbox.up(progress=info)
+    except SandboxError as exc:
+        fail(str(exc), ExitCode.UNREACHABLE)
+    if output == OutputFormat.json:
+        print_json(env)
+        return
+    info(f"sandbox up in {env.home}")
+    info(f"  Temporal   {env.temporal_address}   UI {env.temporal_ui_url}")
+    info(f"  AWS        {env.aws_endpoint_url}")
+    info(f"  kubeconfig {env.kubeconfig}  (contexts: {', '.join(env.regions)})")
+    for name, r in env.regions.items():
+        info(f"  {name:<10} {r.role:<8} app {r.app_url}   kube-apiserver {r.kube_api}")
+
+
+@app.command()
+def down(home: HomeOption = DEFAULT_HOME) -> None:
+    """Stop every process the sandbox started (SQLite state is kept)."""
+    stopped = _sandbox(home).down(progress=info)
+    info(f"stopped {len(stopped)} component(s)" if stopped else "nothing was running")
+
+
+@app.command()
+def status(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+    """Each component's health; exits non-zero if any is not running."""
+    env, statuses = _sandbox(home).status()
+    if output == OutputFormat.json:
+        print_json(
+            {
+                "up": env is not None and all(s.ok for s in statuses),
+                "env_file": str(_sandbox(home).env_file) if env else None,
+                "components": [
+                    {"name": s.name, "state": s.state, "pid": s.pid, "detail": s.detail}
+                    for s in statuses
+                ],
+            }
+        )
+    else:
+        print_table(
+            "sandbox",
+            ["component", "state", "pid", "detail"],
+            [[s.name, s.state, s.pid, s.detail] for s in statuses],
+        )
+    if env is None:
+        raise typer.Exit(int(ExitCode.UNREACHABLE))
+    if not all(s.ok for s in statuses):
+        raise typer.Exit(int(ExitCode.NOT_HEALTHY))
+
+
+@app.command()
+def reset(home: HomeOption = DEFAULT_HOME) -> None:
+    """Back to the seeded state: AWS, clusters and app; faults and the call log cleared."""
+    try:
+        _sandbox(home).reset(progress=info)
+    except SandboxError as exc:
+        fail(str(exc), ExitCode.UNREACHABLE)
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    info("sandbox reset")
+
+
+@app.command()
+def calls(
+    home: HomeOption = DEFAULT_HOME,
+    since: Annotated[float | None, typer.Option(help="Only calls after this Unix time.")] = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Every mutating call the sandbox served: operation, region, parameters, time."""
+    try:
+        served = _control(home).calls(since)
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    if output == OutputFormat.json:
+        print_json(served)
+        return
+    print_table(
+        f"{len(served)} mutating call(s)",
+        ["seq", "source", "region", "operation", "status", "fault"],
+        [[c.seq, c.source, c.region, c.operation, c.status, c.fault or ""] for c in served],
+    )
+
+
+@fault_app.command("add")
+def fault_add(
+    target: Annotated[
+        str,
+        typer.Option(help="aws:<service>:<Operation> or k8s:<region>:<verb>:<resource> (* ok)"),
+    ],
+    error: Annotated[
+        str, typer.Option(help="Throttling, ServiceUnavailable, AccessDenied, a code, or none")
+    ] = "ServiceUnavailable",
+    count: Annotated[int, typer.Option(help="How many calls fail (0 = until cleared).")] = 1,
+    region: Annotated[str | None, typer.Option(help="Only calls to this region.")] = None,
+    delay: Annotated[float, typer.Option(help="Seconds to wait before answering.")] = 0.0,
+    when: Annotated[
+        str, typer.Option(help="before: nothing changes; after: the change lands, then the error")
+    ] = "before",
+    home: HomeOption = DEFAULT_HOME,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Make the next N matching calls fail with a real error response from the server."""
+    if count < 0:
+        fail("--count must be >= 0")
+    try:
+        rule = FaultRule(
+            target=target,
+            error=error,
+            count=count or None,
+            region=region,
+            delay=delay,
+            when=when,  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"--{first['loc'][0] if first['loc'] else 'fault'}: {first['msg']}")
+    try:
+        added = _control(home).add_fault(rule)
+    except SandboxError as exc:
+        fail(str(exc))
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    if output == OutputFormat.json:
+        print_json(added)
+    else:
+        info(f"fault {added.id}: {added.target} -> {added.error} x{added.count or 'inf'}")
+
+
+@fault_app.command("list")
+def fault_list(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+    """Active faults and how many calls each has hit."""
+    try:
+        rules = _control(home).faults()
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    if output == OutputFormat.json:
+        print_json(rules)
+        return
+    print_table(
+        "faults",
+        ["id", "target", "error", "when", "region", "hits", "count"],
+        [
+            [r.id, r.target, r.error, r.when, r.region or "*", r.hits, r.count or "inf"]
+            for r in rules
+        ],
+    )
+
+
+@fault_app.command("clear")
+def fault_clear(home: HomeOption = DEFAULT_HOME) -> None:
+    """Remove every fault."""
+    try:
+        n = _control(home).clear_faults()
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    info(f"cleared {n} fault(s)")
+
+
+def _set_region(region: str, healthy: bool, home: Path) -> None:
+    try:
+        _control(home).set_region_health(region, healthy)
+    except SandboxError as exc:
+        fail(str(exc))
+    except (urllib.error.URLError, OSError) as exc:
+        _unreachable(exc)
+    state = "up" if healthy else "DOWN: its app answers 503, its health check fails"
+    info(f"region {region} is {state}")
+
+
+@region_app.command("down")
+def region_down(region: str, home: HomeOption = DEFAULT_HOME) -> None:
+    """The region's app answers 503 and its Route 53 health check fails."""
+    _set_region(region, False, home)
+
+
+@region_app.command("up")
+def region_up(region: str, home: HomeOption = DEFAULT_HOME) -> None:
+    """Bring a downed region back."""
+    _set_region(region, True, home)
+
+
+def default_home() -> Path:
+    """The sandbox home the CLI uses when none is given."""
+    return Path(os.environ.get("FAILOVER_SANDBOX_HOME", DEFAULT_HOME))

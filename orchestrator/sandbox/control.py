@@ -1,0 +1,94 @@
+"""Client of the sandbox's control endpoints: faults, region health, calls, latency, reset.
+
+What the `failover sandbox fault|region|calls|reset` commands and the tests use. A fault target's
+first part says which server gets it: `aws:...` the AWS server, `k8s:<region>:...` that region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.sandbox.calls import Call
+from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.manager import SandboxEnv, SandboxError, http_json
+
+
+class SandboxControl:
+    """Talks to every component of one running sandbox."""
+
+    def __init__(self, env: SandboxEnv) -> None:
+        self.env = env
+
+    def _components(self) -> list[str]:
+        return ["aws", *self.env.regions]
+
+    def _url(self, component: str, path: str) -> str:
+        return f"{self.env.control_url(component)}/_sandbox/{path}"
+
+    def _region(self, region: str) -> str:
+        if region not in self.env.regions:
+            raise SandboxError(
+                f"unknown region {region!r}: the sandbox has {', '.join(self.env.regions)}"
+            )
+        return region
+
+    # ------------------------------------------------------------------------------ faults
+    def add_fault(self, rule: FaultRule) -> FaultRule:
+        parts = rule.target.split(":")
+        component = "aws" if parts[0] == "aws" else self._region(parts[1])
+        if rule.region and rule.region not in self.env.regions and parts[0] == "k8s":
+            self._region(rule.region)
+        return FaultRule.model_validate(
+            http_json(self._url(component, "faults"), "POST", rule.model_dump())
+        )
+
+    def faults(self) -> list[FaultRule]:
+        out: list[FaultRule] = []
+        for c in self._components():
+            out += [FaultRule.model_validate(r) for r in http_json(self._url(c, "faults"))]
+        return out
+
+    def clear_faults(self) -> int:
+        return sum(
+            int(http_json(self._url(c, "faults"), "DELETE", {})["cleared"])
+            for c in self._components()
+        )
+
+    # ------------------------------------------------------------------------------ regions
+    def set_region_health(self, region: str, healthy: bool) -> dict[str, Any]:
+        result: dict[str, Any] = http_json(
+            self._url(self._region(region), "region"), "PUT", {"healthy": healthy}
+        )
+        return result
+
+    def region_health(self) -> dict[str, bool]:
+        return {r: bool(http_json(self._url(r, "region"))["healthy"]) for r in self.env.regions}
+
+    def set_app_fault(self, region: str, error_rate: float, latency_ms: float) -> dict[str, Any]:
+        result: dict[str, Any] = http_json(
+            self._url(self._region(region), "app"),
+            "PUT",
+            {"error_rate": error_rate, "latency_ms": latency_ms},
+        )
+        return result
+
+    # ------------------------------------------------------------------------------- calls
+    def calls(self, since: float | None = None) -> list[Call]:
+        query = f"calls?since={since}" if since is not None else "calls"
+        out: list[Call] = []
+        for c in self._components():
+            out += [Call.model_validate(x) for x in http_json(self._url(c, query))]
+        return sorted(out, key=lambda call: call.time)
+
+    def clear_calls(self) -> None:
+        for c in self._components():
+            http_json(self._url(c, "calls"), "DELETE", {})
+
+    # ----------------------------------------------------------------------- lag & latency
+    def set_lag(self, seconds: float, resource: str = "*") -> dict[str, float]:
+        result: dict[str, float] = http_json(self._url("aws", "lag"), "PUT", {resource: seconds})
+        return result
+
+    def set_latency(self, **values: float) -> None:
+        for c in self._components():
+            http_json(self._url(c, "latency"), "PUT", values)

@@ -1,0 +1,296 @@
+"""A toy controller manager: moves each object's status toward its spec, over time.
+
+- Deployments / StatefulSets: observedGeneration follows at once; ready and available replicas
+  reach spec.replicas after the rollout time (latency model); conditions Available/Progressing;
+  one Pod per replica (Running once ready), removed on scale-down.
+- Jobs: active at once, then Complete or Failed after the job time; the annotation
+  `sandbox.failover.dev/outcome: fail` (on the Job or its pod template) makes it fail, with
+  `sandbox.failover.dev/reason` as the failure message.
+- CloudNativePG-style Clusters: `spec.replica.enabled` decides primary or replica; a change takes
+  the promotion time, during which the phase says so; a demoted primary publishes a
+  `status.demotionToken`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from orchestrator.sandbox.k8s.resources import ResourceType
+from orchestrator.sandbox.k8s.store import Store, now_rfc3339
+from orchestrator.sandbox.latency import LatencyModel
+
+OUTCOME = "sandbox.failover.dev/outcome"
+REASON = "sandbox.failover.dev/reason"
+HEALTHY = "Cluster in healthy state"
+
+
+class Controller:
+    """Reconciles the store every `interval` seconds."""
+
+    def __init__(self, store: Store, latency: LatencyModel, interval: float = 0.05) -> None:
+        self.store = store
+        self.latency = latency
+        self.interval = interval
+        # (kind, ns, name) -> (generation or spec key, time the change was seen)
+        self._seen: dict[tuple[str, str, str], tuple[Any, float]] = {}
+        self._instant = False
+
+    def settle(self) -> None:
+        """Reconcile once with every pending change treated as done (for freshly seeded state)."""
+        self._instant = True
+        try:
+            self.reconcile()
+        finally:
+            self._instant = False
+
+    def _types(self, kind: str) -> ResourceType | None:
+        return self.store.registry.by_kind(kind)
+
+    def _since(self, key: tuple[str, str, str], marker: Any) -> float:
+        """Seconds since `marker` (a generation, a spec value) was first seen for this object."""
+        seen = self._seen.get(key)
+        if self._instant:
+            self._seen[key] = (marker, time.monotonic() - 1e9)
+            return 1e9
+        if seen is None or seen[0] != marker:
+            self._seen[key] = (marker, time.monotonic())
+            return 0.0
+        return time.monotonic() - seen[1]
+
+    def reconcile(self) -> None:
+        for kind in ("Deployment", "StatefulSet"):
+            rt = self._types(kind)
+            if rt:
+                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                    self._workload(rt, obj)
+        rt = self._types("Job")
+        if rt:
+            for obj in self.store.list(rt, None, lambda o: True)[0]:
+                self._job(rt, obj)
+        for rt in self.store.registry.types:
+            if rt.kind == "Cluster" and rt.group == "postgresql.cnpg.io":
+                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                    self._cnpg(rt, obj)
+        self._gc_pods()
+
+    # -------------------------------------------------------------------------- workloads
+    def _workload(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        gen = meta.get("generation", 1)
+        desired = int(spec.get("replicas", 1))
+        status = dict(obj.get("status") or {})
+        key = (rt.kind, ns, name)
+        before = int(status.get("readyReplicas") or 0)
+        elapsed = self._since(key, (gen, desired))
+        duration = self.latency.seconds("rollout_ready")
+        if desired <= before or duration <= 0 or elapsed >= duration:
+            ready = desired
+        else:
+            ready = before + int((desired - before) * elapsed / duration)
+        new = {
+            "observedGeneration": gen,
+            "replicas": desired,
+            "updatedReplicas": desired,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        }
+        if rt.kind == "StatefulSet":
+            new["currentReplicas"] = desired
+            new.pop("availableReplicas")
+            new["availableReplicas"] = ready
+        if desired - ready > 0:
+            new["unavailableReplicas"] = desired - ready
+        available = ready >= desired
+        transition = now_rfc3339()
+        old_conds = {c["type"]: c for c in status.get("conditions") or []}
+
+        def cond(ctype: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+            prev = old_conds.get(ctype)
+            value = "True" if ok else "False"
+            changed = prev is None or prev.get("status") != value
+            return {
+                "type": ctype,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": transition if changed else (prev or {}).get("lastUpdateTime"),
+                "lastTransitionTime": (
+                    transition if changed else (prev or {}).get("lastTransitionTime")
+                ),
+            }
+
+        new["conditions"] = [
+            cond(
+                "Available",
+                available,
+                "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                f"{rt.kind} has {'' if available else 'not '}minimum availability.",
+            ),
+            cond(
+                "Progressing",
+                True,
+                "NewReplicaSetAvailable" if available else "ReplicaSetUpdated",
+                f'{rt.kind} "{name}" '
+                + ("has successfully progressed." if available else "is progressing."),
+            ),
+        ]
+        if rt.kind == "StatefulSet":
+            new.pop("conditions")
+        self.store.set_status(rt, ns, name, new)
+        self._pods(obj, desired, ready)
+
+    def _pods(self, owner: dict[str, Any], desired: int, ready: int) -> None:
+        pod_rt = self._types("Pod")
+        if pod_rt is None:
+            return
+        meta = owner["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        template = (owner.get("spec") or {}).get("template") or {}
+        tmpl_hash = hashlib.sha1(repr(template).encode()).hexdigest()[:10]
+        existing = {
+            p["metadata"]["name"]: p
+            for p in self.store.list(pod_rt, ns, lambda o: _owned_by(o, meta["uid"]))[0]
+        }
+        wanted = [f"{name}-{tmpl_hash}-{i}" for i in range(desired)]
+        for pod_name in set(existing) - set(wanted):
+            self.store.delete(pod_rt, ns, pod_name)
+        for i, pod_name in enumerate(wanted):
+            labels = dict((template.get("metadata") or {}).get("labels") or {})
+            labels["pod-template-hash"] = tmpl_hash
+            running = i < ready
+            status = {
+                "phase": "Running" if running else "Pending",
+                "conditions": [{"type": "Ready", "status": "True" if running else "False"}],
+            }
+            if pod_name not in existing:
+                self.store.create(
+                    pod_rt,
+                    ns,
+                    {
+                        "metadata": {
+                            "name": pod_name,
+                            "labels": labels,
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": owner["apiVersion"],
+                                    "kind": owner["kind"],
+                                    "name": name,
+                                    "uid": meta["uid"],
+                                    "controller": True,
+                                }
+                            ],
+                        },
+                        "spec": (template.get("spec") or {"containers": []}),
+                    },
+                )
+            self.store.set_status(pod_rt, ns, pod_name, status)
+
+    def _gc_pods(self) -> None:
+        pod_rt = self._types("Pod")
+        if pod_rt is None:
+            return
+        uids = {o["metadata"].get("uid") for o in self.store.objects.values()}
+        for pod in self.store.list(pod_rt, None, lambda o: True)[0]:
+            refs = pod["metadata"].get("ownerReferences") or []
+            if refs and not any(r.get("uid") in uids for r in refs):
+                self.store.delete(pod_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    # ------------------------------------------------------------------------------- jobs
+    def _job(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        status = obj.get("status") or {}
+        if status.get("succeeded") or status.get("failed"):
+            return
+        ns, name = meta["namespace"], meta["name"]
+        annotations = dict(
+            (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+                "annotations"
+            )
+            or {}
+        )
+        annotations.update(meta.get("annotations") or {})
+        elapsed = self._since(("Job", ns, name), meta["uid"])
+        if elapsed < self.latency.seconds("job_run"):
+            self.store.set_status(
+                rt, ns, name, {"active": 1, "startTime": status.get("startTime") or now_rfc3339()}
+            )
+            return
+        fail = annotations.get(OUTCOME, "").lower() == "fail"
+        done = now_rfc3339()
+        new: dict[str, Any] = {"startTime": status.get("startTime") or done}
+        if fail:
+            new["failed"] = int((obj.get("spec") or {}).get("backoffLimit", 6)) + 1
+            new["conditions"] = [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": annotations.get(
+                        REASON, "Job has reached the specified backoff limit"
+                    ),
+                    "lastProbeTime": done,
+                    "lastTransitionTime": done,
+                }
+            ]
+        else:
+            new["succeeded"] = 1
+            new["completionTime"] = done
+            new["conditions"] = [
+                {
+                    "type": "Complete",
+                    "status": "True",
+                    "lastProbeTime": done,
+                    "lastTransitionTime": done,
+                }
+            ]
+        self.store.set_status(rt, ns, name, new)
+
+    # --------------------------------------------------------------------- CNPG clusters
+    def _cnpg(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        replica = bool((spec.get("replica") or {}).get("enabled"))
+        status = dict(obj.get("status") or {})
+        elapsed = self._since(("Cluster", ns, name), replica)
+        instances = int(spec.get("instances", 1))
+        was_replica = status.get("replicaCluster")
+        if (
+            was_replica is not None
+            and was_replica != replica
+            and elapsed < self.latency.seconds("cnpg_promotion")
+        ):
+            phase = "Promoting to primary cluster" if not replica else "Demoting to replica cluster"
+            new = status | {"phase": phase, "readyInstances": 0}
+            new["conditions"] = [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "SwitchoverInProgress",
+                    "message": phase,
+                }
+            ]
+            self.store.set_status(rt, ns, name, new)
+            return
+        new = {
+            "phase": HEALTHY,
+            "instances": instances,
+            "readyInstances": instances,
+            "currentPrimary": f"{name}-1",
+            "targetPrimary": f"{name}-1",
+            "replicaCluster": replica,
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": HEALTHY}
+            ],
+        }
+        if replica and was_replica is False:
+            new["demotionToken"] = hashlib.sha1(f"{meta['uid']}{time.time()}".encode()).hexdigest()
+        elif replica and status.get("demotionToken"):
+            new["demotionToken"] = status["demotionToken"]
+        self.store.set_status(rt, ns, name, new)
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])

@@ -1,0 +1,488 @@
+"""Start, stop and inspect the sandbox's processes: `failover sandbox up | down | status`.
+
+Each component runs as a background process on 127.0.0.1 with a pid file and a log under the
+sandbox home (default `.failover/sandbox/`). `up` is idempotent: running components are kept,
+dead ones restarted (and the AWS topology re-seeded if the AWS server was restarted). It writes
+the connection file `env.json`, which the CLI and the worker read when nothing else is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from orchestrator import search_attributes
+from orchestrator.sandbox.latency import LatencyModel
+
+DEFAULT_HOME = Path(".failover/sandbox")
+DEFAULT_REGIONS = ("us-east-1", "us-west-2")
+DEFAULT_PORTS = {"temporal": 7233, "temporal-ui": 8233, "aws": 5055}
+KUBE_PORT_BASE, APP_PORT_BASE = 16443, 18081
+MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
+
+Progress = Callable[[str], None]
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be brought up or reached (message is one line, for the user)."""
+
+
+class ComponentInfo(BaseModel):
+    """One running component, as recorded in env.json."""
+
+    name: str
+    pid: int
+    ports: dict[str, int]
+    log: str
+    started_at: float
+
+
+class RegionEnv(BaseModel):
+    """Where one simulated region's endpoints are."""
+
+    role: str  # "active" | "standby" (initial)
+    kube_context: str
+    kube_api: str
+    app_url: str
+
+
+class SandboxEnv(BaseModel):
+    """The connection file: everything a client needs to use the sandbox."""
+
+    version: int = 1
+    home: str
+    temporal_address: str
+    temporal_namespace: str = "default"
+    temporal_ui_url: str
+    aws_endpoint_url: str
+    kubeconfig: str
+    regions: dict[str, RegionEnv]
+    topology: dict[str, Any] = Field(default_factory=dict)
+    latency: LatencyModel = Field(default_factory=LatencyModel)
+    components: dict[str, ComponentInfo] = Field(default_factory=dict)
+
+    def control_url(self, component: str) -> str:
+        """Base URL of a component's /_sandbox/ control endpoints ("aws" or a region)."""
+        if component == "aws":
+            return self.aws_endpoint_url
+        return self.regions[component].kube_api
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    state: str  # "running" | "unhealthy" | "dead" | "not started"
+    pid: int | None
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "running"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pick(port: int | None, taken: set[int]) -> int:
+    """The default port if free, else a free one; never one already handed out."""
+    if port is not None and port not in taken and port_free(port):
+        taken.add(port)
+        return port
+    while True:
+        p = free_port()
+        if p not in taken:
+            taken.add(p)
+            return p
+
+
+def pid_alive(pid: int) -> bool:
+    """True if pid runs and is one of ours (its command line carries the marker)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            raw = cmdline.read_bytes()
+        except OSError:
+            return False
+        if not raw:  # zombie
+            return False
+        return MARKER.encode() in raw
+    return True
+
+
+def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 5.0) -> Any:
+    """A small JSON-over-HTTP call to a sandbox control endpoint."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def _bin(name: str) -> str:
+    """A console script of this environment (venv bin/ first, then PATH)."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        raise SandboxError(f"'{name}' not found: install the project (python3 dev.py test does)")
+    return found
+
+
+class Sandbox:
+    """The sandbox under one home directory."""
+
+    def __init__(
+        self,
+        home: Path | str = DEFAULT_HOME,
+        regions: tuple[str, ...] = DEFAULT_REGIONS,
+        latency: LatencyModel | None = None,
+        free_ports: bool = False,
+        watch_history: int = 5000,
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.watch_history = watch_history
+        self.regions = regions
+        self.latency = latency or LatencyModel()
+        self.free_ports = free_ports
+        if len(regions) < 2 or len(set(regions)) != len(regions):
+            raise SandboxError("the sandbox needs at least two distinct regions")
+
+    @property
+    def env_file(self) -> Path:
+        return self.home / "env.json"
+
+    def load_env(self) -> SandboxEnv | None:
+        if not self.env_file.exists():
+            return None
+        return SandboxEnv.model_validate_json(self.env_file.read_text())
+
+    # ------------------------------------------------------------------------------- up
+    def up(self, progress: Progress = lambda _: None, timeout: float = 60.0) -> SandboxEnv:
+        """Start what is not running, wait until healthy, seed, write env.json."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(exist_ok=True)
+        env = self.load_env()
+        if env is not None and list(env.regions) != list(self.regions):
+            raise SandboxError(
+                f"a sandbox with regions {', '.join(env.regions)} is already in {self.home}; "
+                "run 'failover sandbox down' first"
+            )
+        ports = self._ports(env)
+        components = dict(env.components) if env else {}
+        started: list[str] = []
+        for name, argv, cports in self._plan(ports):
+            current = components.get(name)
+            if current is not None and pid_alive(current.pid):
+                continue
+            progress(f"starting {name}")
+            components[name] = self._spawn(name, argv, cports)
+            started.append(name)
+        env = SandboxEnv(
+            home=str(self.home),
+            temporal_address=f"127.0.0.1:{ports['temporal']}",
+            temporal_ui_url=f"http://127.0.0.1:{ports['temporal-ui']}",
+            aws_endpoint_url=f"http://127.0.0.1:{ports['aws']}",
+            kubeconfig=str(self.home / "kubeconfig"),
+            regions={
+                r: RegionEnv(
+                    role="active" if i == 0 else "standby",
+                    kube_context=r,
+                    kube_api=f"http://127.0.0.1:{ports[f'kube:{r}']}",
+                    app_url=f"http://127.0.0.1:{ports[f'app:{r}']}",
+                )
+                for i, r in enumerate(self.regions)
+            },
+            topology=env.topology if env and "aws" not in started else {},
+            latency=self.latency,
+            components=components,
+        )
+        self._write_kubeconfig(env)
+        self._write_env(env)  # written early so that `down` can stop a half-started sandbox
+        self._wait_healthy(env, progress, timeout)
+        if not env.topology:
+            progress("seeding the shop topology (Route 53, Aurora, RDS, ELB, ASG, SSM, ARC, GA)")
+            from orchestrator.sandbox.aws.seed import seed
+
+            app_ports = {r: ports[f"app:{r}"] for r in self.regions}
+            env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
+            self._write_env(env)
+        return env
+
+    def _ports(self, env: SandboxEnv | None) -> dict[str, int]:
+        if env is not None:
+            ports: dict[str, int] = {}
+            for c in env.components.values():
+                ports.update(c.ports)
+            return ports
+        taken: set[int] = set()
+        wanted: dict[str, int | None] = {
+            k: (None if self.free_ports else v) for k, v in DEFAULT_PORTS.items()
+        }
+        for i, r in enumerate(self.regions):
+            wanted[f"kube:{r}"] = None if self.free_ports else KUBE_PORT_BASE + i
+            wanted[f"app:{r}"] = None if self.free_ports else APP_PORT_BASE + i
+        return {k: _pick(v, taken) for k, v in wanted.items()}
+
+    def _plan(self, ports: dict[str, int]) -> list[tuple[str, list[str], dict[str, int]]]:
+        latency = self.latency.model_dump_json()
+        py = sys.executable
+        plan = [
+            (
+                "temporal",
+                [
+                    _bin("temporal"),
+                    "server",
+                    "start-dev",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["temporal"]),
+                    "--ui-port",
+                    str(ports["temporal-ui"]),
+                    "--db-filename",
+                    str(self.home / "temporal.db"),
+                    "--log-level",
+                    "warn",
+                    "--namespace",
+                    MARKER,
+                    *search_attributes.cli_flags(),
+                ],
+                {"temporal": ports["temporal"], "temporal-ui": ports["temporal-ui"]},
+            ),
+            (
+                "aws",
+                [py, "-m", "orchestrator.sandbox.aws.server", "--port", str(ports["aws"]),
+                 "--latency", latency, "--tag", MARKER],
+                {"aws": ports["aws"]},
+            ),
+        ]  # fmt: skip
+        for i, r in enumerate(self.regions):
+            peer = self.regions[1] if i == 0 else self.regions[0]
+            argv = [
+                py, "-m", "orchestrator.sandbox.region", "--region", r, "--peer", peer,
+                "--kube-port", str(ports[f"kube:{r}"]), "--app-port", str(ports[f"app:{r}"]),
+                "--latency", latency, "--watch-history", str(self.watch_history), "--tag", MARKER,
+            ]  # fmt: skip
+            if i == 0:
+                argv.append("--active")
+            plan.append(
+                (
+                    f"region:{r}",
+                    argv,
+                    {f"kube:{r}": ports[f"kube:{r}"], f"app:{r}": ports[f"app:{r}"]},
+                )
+            )
+        return plan
+
+    def _spawn(self, name: str, argv: list[str], ports: dict[str, int]) -> ComponentInfo:
+        log = self.home / "logs" / f"{name.replace(':', '-')}.log"
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal must not kill the sandbox
+            )
+        (self.home / f"{name.replace(':', '-')}.pid").write_text(str(proc.pid))
+        return ComponentInfo(
+            name=name, pid=proc.pid, ports=ports, log=str(log), started_at=time.time()
+        )
+
+    def _wait_healthy(self, env: SandboxEnv, progress: Progress, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(env.components)
+        while pending:
+            for st in self.check(env, only=pending):
+                if st.ok:
+                    pending.discard(st.name)
+                    progress(f"{st.name} ready ({st.detail})")
+                elif st.state == "dead":
+                    log = env.components[st.name].log
+                    tail = _tail(log)
+                    raise SandboxError(f"{st.name} exited while starting: {tail} (log: {log})")
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"not healthy after {timeout:.0f}s: {', '.join(sorted(pending))} "
+                    f"(logs in {self.home / 'logs'})"
+                )
+            time.sleep(0.2)
+
+    def _write_env(self, env: SandboxEnv) -> None:
+        tmp = self.env_file.with_suffix(".tmp")
+        tmp.write_text(env.model_dump_json(indent=2))
+        tmp.replace(self.env_file)
+
+    def _write_kubeconfig(self, env: SandboxEnv) -> None:
+        import yaml
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {"name": r, "cluster": {"server": e.kube_api}} for r, e in env.regions.items()
+            ],
+            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "contexts": [
+                {
+                    "name": e.kube_context,
+                    "context": {"cluster": r, "user": "sandbox", "namespace": "shop"},
+                }
+                for r, e in env.regions.items()
+            ],
+            "current-context": next(iter(env.regions)),
+        }
+        Path(env.kubeconfig).write_text(yaml.safe_dump(config, sort_keys=False))
+
+    # ----------------------------------------------------------------------------- status
+    def check(self, env: SandboxEnv, only: set[str] | None = None) -> list[ComponentStatus]:
+        out = []
+        for name, comp in env.components.items():
+            if only is not None and name not in only:
+                continue
+            if not pid_alive(comp.pid):
+                out.append(
+                    ComponentStatus(name, "dead", comp.pid, f"process {comp.pid} is not running")
+                )
+                continue
+            ok, detail = self._probe(name, comp, env)
+            out.append(ComponentStatus(name, "running" if ok else "unhealthy", comp.pid, detail))
+        return out
+
+    def _probe(self, name: str, comp: ComponentInfo, env: SandboxEnv) -> tuple[bool, str]:
+        try:
+            if name == "temporal":
+                port = comp.ports["temporal"]
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+                urllib.request.urlopen(env.temporal_ui_url, timeout=2).close()
+                return True, f"{env.temporal_address}, UI {env.temporal_ui_url}"
+            if name == "aws":
+                http_json(f"{env.aws_endpoint_url}/_sandbox/health", timeout=2)
+                return True, env.aws_endpoint_url
+            region = name.split(":", 1)[1]
+            r = env.regions[region]
+            http_json(f"{r.kube_api}/_sandbox/health", timeout=2)
+            state = http_json(f"{r.kube_api}/_sandbox/region", timeout=2)
+            app = "app up" if state.get("healthy") else "app DOWN (region down)"
+            return True, f"kube-apiserver {r.kube_api}, {app} {r.app_url}"
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            return False, f"not answering: {exc}"
+
+    def status(self) -> tuple[SandboxEnv | None, list[ComponentStatus]]:
+        env = self.load_env()
+        if env is None:
+            return None, [ComponentStatus("sandbox", "not started", None, f"no {self.env_file}")]
+        return env, self.check(env)
+
+    def reset(self, progress: Progress = lambda _: None) -> SandboxEnv:
+        """Back to the seeded state: AWS and every region reset, faults and calls cleared."""
+        env = self.load_env()
+        if env is None:
+            raise SandboxError("the sandbox is not up: run 'failover sandbox up'")
+        progress("resetting aws and regions")
+        http_json(f"{env.aws_endpoint_url}/_sandbox/reset", "POST", {})
+        for r in env.regions.values():
+            http_json(f"{r.kube_api}/_sandbox/reset", "POST", {})
+        from orchestrator.sandbox.aws.seed import seed
+
+        progress("re-seeding the shop topology")
+        app_ports = {name: int(r.app_url.rsplit(":", 1)[1]) for name, r in env.regions.items()}
+        env.topology = seed(env.aws_endpoint_url, list(env.regions), app_ports)
+        self._write_env(env)
+        return env
+
+    # ------------------------------------------------------------------------------- down
+    def down(self, progress: Progress = lambda _: None, timeout: float = 10.0) -> list[str]:
+        """Stop every component this sandbox started; returns their names."""
+        env = self.load_env()
+        stopped: list[str] = []
+        pids: dict[str, int] = {}
+        if env is not None:
+            pids = {n: c.pid for n, c in env.components.items()}
+        for pidfile in self.home.glob("*.pid"):  # also what a half-written env.json missed
+            with contextlib.suppress(ValueError):
+                pids.setdefault(pidfile.stem, int(pidfile.read_text().strip()))
+        for name, pid in pids.items():
+            if pid_alive(pid):
+                progress(f"stopping {name} (pid {pid})")
+                _terminate(pid, timeout)
+                stopped.append(name)
+        for pidfile in self.home.glob("*.pid"):
+            pidfile.unlink(missing_ok=True)
+        self.env_file.unlink(missing_ok=True)
+        return stopped
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            if not pid_alive(pid):
+                return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _tail(path: str, lines: int = 3) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"

@@ -1,0 +1,57 @@
+"""Shared fixtures: one sandbox per test session, on free ports, in a temporary home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.latency import LatencyModel
+from orchestrator.sandbox.manager import Sandbox, SandboxEnv
+
+WATCH_HISTORY = 1000  # events a region keeps for watches (small, so compaction is testable)
+ARTIFACTS = Path(os.environ.get("FAILOVER_TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A running sandbox (Temporal, AWS, two regions) on free loopback ports; stopped at the end."""
+    box = Sandbox(
+        home=tmp_path_factory.mktemp("sandbox"),
+        latency=LatencyModel(time_scale=0.01),
+        free_ports=True,
+        watch_history=WATCH_HISTORY,
+    )
+    try:
+        box.up()
+        yield box
+    finally:
+        box.down()
+
+
+@pytest.fixture
+def env(sandbox: Sandbox) -> SandboxEnv:
+    """The sandbox's current connection file (re-read: a reset re-seeds new resource ids)."""
+    loaded = sandbox.load_env()
+    assert loaded is not None
+    return loaded
+
+
+@pytest.fixture
+def control(env: SandboxEnv) -> Iterator[SandboxControl]:
+    """Control of the session sandbox; faults and region health are cleaned up after each test."""
+    ctl = SandboxControl(env)
+    yield ctl
+    ctl.clear_faults()
+    for region in env.regions:
+        ctl.set_region_health(region, True)
+        ctl.set_app_fault(region, 0.0, 0.0)
+
+
+@pytest.fixture
+def fresh(sandbox: Sandbox) -> SandboxEnv:
+    """The session sandbox reset to its seeded state (for tests that change shared resources)."""
+    return sandbox.reset()

@@ -1,0 +1,117 @@
+"""Route 53 change propagation and real health checks; replication-lag metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.manager import SandboxEnv
+from tests.sandbox.helpers import assert_response_shape, aws, wait_for
+
+
+def test_change_is_pending_then_insync_with_its_own_id(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    control.set_latency(dns_propagation=50.0)  # 0.5 s at the test time scale
+    r53 = aws(fresh, "route53")
+    ids = []
+    for weight in (0, 100):
+        resp = r53.change_resource_record_sets(
+            HostedZoneId=fresh.topology["zone_id"],
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": "api.shop.example.",
+                            "Type": "CNAME",
+                            "SetIdentifier": "us-east-1",
+                            "Weight": weight,
+                            "TTL": 60,
+                            "ResourceRecords": [
+                                {
+                                    "Value": fresh.topology["regions"]["us-east-1"][
+                                        "load_balancer_dns"
+                                    ]
+                                }
+                            ],
+                        },
+                    }
+                ]
+            },
+        )
+        assert_response_shape("route53", "ChangeResourceRecordSets", resp)
+        assert resp["ChangeInfo"]["Status"] == "PENDING"
+        ids.append(resp["ChangeInfo"]["Id"])
+    assert ids[0] != ids[1]
+    assert r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "PENDING"
+    wait_for(lambda: r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "INSYNC", timeout=5)
+    resp = r53.get_change(Id=ids[1])
+    assert_response_shape("route53", "GetChange", resp)
+    control.set_latency(dns_propagation=30.0)
+
+
+def test_health_check_follows_region_health(env: SandboxEnv, control: SandboxControl) -> None:
+    r53 = aws(env, "route53")
+    hc = env.topology["regions"]["us-west-2"]["health_check_id"]
+
+    def status() -> str:
+        resp = r53.get_health_check_status(HealthCheckId=hc)
+        assert_response_shape("route53", "GetHealthCheckStatus", resp)
+        return str(resp["HealthCheckObservations"][0]["StatusReport"]["Status"])
+
+    assert status().startswith("Success")
+    control.set_region_health("us-west-2", False)
+    assert status().startswith("Failure: HTTP Status Code 503")
+    control.set_region_health("us-west-2", True)
+    assert status().startswith("Success")
+
+
+def test_inverted_health_check(env: SandboxEnv) -> None:
+    r53 = aws(env, "route53")
+    hc = r53.create_health_check(
+        CallerReference="inverted-test",
+        HealthCheckConfig={
+            "Type": "HTTP",
+            "IPAddress": "127.0.0.1",
+            "Port": int(env.regions["us-east-1"].app_url.rsplit(":", 1)[1]),
+            "ResourcePath": "/health",
+            "Inverted": True,
+        },
+    )["HealthCheck"]["Id"]
+    status = r53.get_health_check_status(HealthCheckId=hc)["HealthCheckObservations"][0]
+    assert status["StatusReport"]["Status"].startswith("Failure")
+
+
+def test_replication_lag_metrics_follow_the_sandbox_value(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    control.set_lag(7.5, "shop-db-replica")
+    cw = aws(fresh, "cloudwatch", "us-west-2")
+
+    def latest() -> float | None:
+        now = datetime.now(UTC)
+        points = cw.get_metric_statistics(
+            Namespace="AWS/RDS",
+            MetricName="ReplicaLag",
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "shop-db-replica"}],
+            StartTime=now - timedelta(seconds=20),
+            EndTime=now + timedelta(seconds=5),
+            Period=1,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return max((p["Maximum"] for p in points), default=None)
+
+    wait_for(lambda: latest() == 7.5, timeout=10)
+    control.set_lag(0.05, "shop-db-replica")
+    now = datetime.now(UTC)
+    aurora = aws(fresh, "cloudwatch", "us-west-2").get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="AuroraGlobalDBReplicationLag",
+        Dimensions=[{"Name": "DBClusterIdentifier", "Value": "shop-aurora-us-west-2"}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(seconds=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert aurora and aurora[0]["Unit"] == "Milliseconds"

@@ -1,0 +1,53 @@
+"""Sandbox lifecycle: up is idempotent, a dead component is reported, down leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox.latency import LatencyModel
+from orchestrator.sandbox.manager import Sandbox, SandboxError, pid_alive, port_free
+
+
+def test_up_twice_reports_dead_component_and_down_stops_everything(tmp_path: Path) -> None:
+    box = Sandbox(home=tmp_path, latency=LatencyModel(time_scale=0.01), free_ports=True)
+    try:
+        env = box.up()
+        pids = {name: c.pid for name, c in env.components.items()}
+        assert set(pids) == {"temporal", "aws", "region:us-east-1", "region:us-west-2"}
+        assert all(pid_alive(p) for p in pids.values())
+        topology = env.topology
+        # Up again: nothing restarted, nothing re-seeded.
+        again = box.up()
+        assert {n: c.pid for n, c in again.components.items()} == pids
+        assert again.topology == topology
+        # A component that dies is reported, not hidden.
+        os.kill(pids["region:us-west-2"], signal.SIGKILL)
+        os.waitpid(pids["region:us-west-2"], 0)
+        _, statuses = box.status()
+        states = {s.name: s.state for s in statuses}
+        assert states["region:us-west-2"] == "dead" and states["aws"] == "running"
+        # Up restarts only the dead one.
+        healed = box.up()
+        assert healed.components["aws"].pid == pids["aws"]
+        assert healed.components["region:us-west-2"].pid != pids["region:us-west-2"]
+        pids = {name: c.pid for name, c in healed.components.items()}
+        ports = [p for c in healed.components.values() for p in c.ports.values()]
+    finally:
+        stopped = box.down()
+    assert sorted(stopped) == sorted(pids)
+    assert not any(pid_alive(p) for p in pids.values())
+    assert all(port_free(p) for p in ports)
+    assert not (tmp_path / "env.json").exists()
+    assert list(tmp_path.glob("*.pid")) == []
+    assert box.down() == []  # down twice is harmless
+
+
+def test_bad_regions_are_refused() -> None:
+    with pytest.raises(SandboxError):
+        Sandbox(regions=("us-east-1",))
+    with pytest.raises(SandboxError):
+        Sandbox(regions=("us-east-1", "us-east-1"))
