@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -48,11 +50,18 @@ def _control(home: Path) -> SandboxControl:
     return SandboxControl(_env(home))
 
 
-def _unreachable(exc: Exception) -> None:
-    fail(
-        f"a sandbox component did not answer ({exc}); see 'failover sandbox status'",
-        ExitCode.UNREACHABLE,
-    )
+@contextmanager
+def _answering() -> Iterator[None]:
+    """Turn a component that does not answer, or a refused request, into a one-line error."""
+    try:
+        yield
+    except SandboxError as exc:
+        fail(str(exc))
+    except (urllib.error.URLError, OSError) as exc:
+        fail(
+            f"a sandbox component did not answer ({exc}); see 'failover sandbox status'",
+            ExitCode.UNREACHABLE,
+        )
 
 
 @app.command()
@@ -124,12 +133,10 @@ def status(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption)
 @app.command()
 def reset(home: HomeOption = DEFAULT_HOME) -> None:
     """Back to the seeded state: AWS, clusters and app; faults and the call log cleared."""
-    try:
+    if _sandbox(home).load_env() is None:
+        fail(f"the sandbox is not up in {home}: run 'failover sandbox up'", ExitCode.UNREACHABLE)
+    with _answering():
         _sandbox(home).reset(progress=info)
-    except SandboxError as exc:
-        fail(str(exc), ExitCode.UNREACHABLE)
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     info("sandbox reset")
 
 
@@ -140,10 +147,8 @@ def calls(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Every mutating call the sandbox served: operation, region, parameters, time."""
-    try:
+    with _answering():
         served = _control(home).calls(since)
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     if output == OutputFormat.json:
         print_json(served)
         return
@@ -187,12 +192,8 @@ def fault_add(
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"--{first['loc'][0] if first['loc'] else 'fault'}: {first['msg']}")
-    try:
+    with _answering():
         added = _control(home).add_fault(rule)
-    except SandboxError as exc:
-        fail(str(exc))
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     if output == OutputFormat.json:
         print_json(added)
     else:
@@ -202,10 +203,8 @@ def fault_add(
 @fault_app.command("list")
 def fault_list(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
     """Active faults and how many calls each has hit."""
-    try:
+    with _answering():
         rules = _control(home).faults()
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     if output == OutputFormat.json:
         print_json(rules)
         return
@@ -222,20 +221,14 @@ def fault_list(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOpt
 @fault_app.command("clear")
 def fault_clear(home: HomeOption = DEFAULT_HOME) -> None:
     """Remove every fault."""
-    try:
+    with _answering():
         n = _control(home).clear_faults()
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     info(f"cleared {n} fault(s)")
 
 
 def _set_region(region: str, healthy: bool, home: Path) -> None:
-    try:
+    with _answering():
         _control(home).set_region_health(region, healthy)
-    except SandboxError as exc:
-        fail(str(exc))
-    except (urllib.error.URLError, OSError) as exc:
-        _unreachable(exc)
     state = "up" if healthy else "DOWN: its app answers 503, its health check fails"
     info(f"region {region} is {state}")
 

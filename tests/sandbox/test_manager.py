@@ -51,3 +51,18 @@ def test_bad_regions_are_refused() -> None:
         Sandbox(regions=("us-east-1",))
     with pytest.raises(SandboxError):
         Sandbox(regions=("us-east-1", "us-east-1"))
+
+
+def test_a_taken_default_port_is_replaced_by_a_free_one() -> None:
+    import socket
+
+    from orchestrator.sandbox.manager import _pick
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        chosen = _pick(taken, set())
+        assert chosen != taken and port_free(chosen)
+    handed_out = {chosen}
+    assert _pick(chosen, handed_out) != chosen  # never the same port twice in one sandbox

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,43 +63,27 @@ def test_scale_and_rollout_status_and_jsonpath(env: SandboxEnv) -> None:
     kubectl(env, "us-west-2", "scale", "deploy/cart", "-n", "shop", "--replicas=0")
 
 
+def _set_maintenance(env: SandboxEnv, value: str) -> None:
+    patch = json.dumps({"data": {"maintenance": value}})
+    kubectl(
+        env,
+        "us-east-1",
+        "patch",
+        "configmap",
+        "shop-flags",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        patch,
+    )
+
+
 def test_patch_merge_and_read_back(env: SandboxEnv) -> None:
-    kubectl(
-        env,
-        "us-east-1",
-        "patch",
-        "configmap",
-        "shop-flags",
-        "-n",
-        "shop",
-        "--type=merge",
-        "-p",
-        '{"data":{"maintenance":"true"}}',
-    )
-    value = kubectl(
-        env,
-        "us-east-1",
-        "get",
-        "cm",
-        "shop-flags",
-        "-n",
-        "shop",
-        "-o",
-        "jsonpath={.data.maintenance}",
-    )
-    assert value == "true"
-    kubectl(
-        env,
-        "us-east-1",
-        "patch",
-        "configmap",
-        "shop-flags",
-        "-n",
-        "shop",
-        "--type=merge",
-        "-p",
-        '{"data":{"maintenance":"false"}}',
-    )
+    _set_maintenance(env, "true")
+    path = "jsonpath={.data.maintenance}"
+    assert kubectl(env, "us-east-1", "get", "cm", "shop-flags", "-n", "shop", "-o", path) == "true"
+    _set_maintenance(env, "false")
 
 
 def test_custom_resource_and_nodes(env: SandboxEnv) -> None:
