@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import sandbox
+from orchestrator.cli import runbook, sandbox
 
 app = typer.Typer(
     name="failover",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox.app, name="sandbox")
+runbook.register(app)
 
 
 @app.command()

@@ -1,0 +1,78 @@
+"""Step types that need no cloud client: `noop`, `wait` and the `approval` gate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from activities.base import StepParams, StepType
+from orchestrator.runbook.durations import Duration, format_duration
+
+
+class NoopParams(StepParams):
+    duration: Duration = Field(default=timedelta(0), description="How long the step takes.")
+    message: str = ""
+
+
+class Noop(StepType):
+    """Does nothing for a configurable time (tests and benchmarks)."""
+
+    name = "noop"
+    Params = NoopParams
+    summary = "no-op"
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, NoopParams)
+        return f"no-op for {format_duration(params.duration)}" + (
+            f": {params.message}" if params.message else ""
+        )
+
+
+class WaitParams(StepParams):
+    duration: Duration = Field(description="How long to wait (a durable timer).")
+
+
+class Wait(StepType):
+    """A durable timer: survives worker and server restarts."""
+
+    name = "wait"
+    Params = WaitParams
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, WaitParams)
+        return f"wait {format_duration(params.duration)}"
+
+
+class ApprovalParams(StepParams):
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Who may approve (names, or group:NAME); empty = the runbook's approvers.",
+    )
+    approvals: int = Field(default=1, ge=1, description="Distinct approvals needed.")
+    expires: Duration = Field(
+        default=timedelta(hours=1), description="How long the gate stays open."
+    )
+    on_expiry: str = Field(default="reject", description="reject (roll back) is the only choice.")
+    message: str = ""
+
+    @field_validator("on_expiry")
+    @classmethod
+    def _expiry(cls, v: str) -> str:
+        if v != "reject":
+            raise ValueError("on_expiry must be 'reject': an unanswered gate never approves")
+        return v
+
+
+class Approval(StepType):
+    """A manual gate: the run waits until enough distinct people approve (never the requester)."""
+
+    name = "approval"
+    Params = ApprovalParams
+    gate = True
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, ApprovalParams)
+        who = ", ".join(params.approvers) or "the runbook's approvers"
+        expires = format_duration(params.expires)
+        return f"approval by {params.approvals} of {who} (expires in {expires})"

@@ -1,0 +1,79 @@
+"""`failover validate`, `failover schema`, `failover steps`: runbooks and step types."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from activities import registry
+from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.output import (
+    OutputFormat,
+    OutputOption,
+    err_console,
+    info,
+    print_json,
+    print_table,
+)
+from orchestrator.runbook import RunbookError, load_file
+from orchestrator.runbook.graph import levels
+from orchestrator.runbook.models import Runbook
+
+
+def validate(
+    runbook: Annotated[Path, typer.Argument(help="Runbook YAML file.")],
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Check a runbook: structure, step types and params, dependencies, templates, safety rules."""
+    try:
+        rb = load_file(runbook)
+    except RunbookError as exc:
+        if output == OutputFormat.json:
+            print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
+        else:
+            for problem in exc.problems:
+                err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+    groups = levels({s.id: s.depends_on for s in rb.steps})
+    if output == OutputFormat.json:
+        print_json({"valid": True, "name": rb.name, "steps": len(rb.steps), "levels": groups})
+        return
+    info(f"{runbook}: valid runbook {rb.name!r}: {len(rb.steps)} steps in {len(groups)} levels")
+
+
+def schema() -> None:
+    """The runbook JSON Schema (for editors: yaml-language-server $schema)."""
+    typer.echo(json.dumps(Runbook.model_json_schema(), indent=2))
+
+
+def steps(output: OutputFormat = OutputOption) -> None:
+    """The registered step types and their params schema."""
+    rows = [
+        {
+            "type": name,
+            "mutating": t.mutating,
+            "reversible": t.reversible,
+            "gate": t.gate,
+            "description": (type(t).__doc__ or "").strip().splitlines()[0],
+            "params_schema": t.Params.model_json_schema(),
+        }
+        for name, t in sorted(registry.STEP_TYPES.items())
+    ]
+    if output == OutputFormat.json:
+        print_json(rows)
+        return
+    print_table(
+        "step types",
+        ["type", "mutating", "undo", "description"],
+        [[r["type"], r["mutating"], r["reversible"], r["description"]] for r in rows],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the top-level app."""
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(steps)

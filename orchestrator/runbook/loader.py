@@ -1,0 +1,242 @@
+"""Load and validate a runbook file; every error names file, line, column and what was expected.
+
+Structure is checked by the pydantic models, each step's params by its type's own model, and the
+whole by the rules of a safe switch: known step types, unique ids, known dependencies, no cycles,
+known template references, a mutating step has an undo or says `irreversible: true`, and an
+irreversible step has an approval gate among the steps it depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from activities import registry
+from orchestrator.runbook import graph
+from orchestrator.runbook.models import Runbook
+from orchestrator.runbook.templates import TemplateError, references
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a runbook, located in its file."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class RunbookError(ValueError):
+    """The runbook is invalid; `problems` lists every error found (first one in the message)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0]}{extra}")
+
+
+class _Positions:
+    """Line/column of every node of a YAML document, by path."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.marks: dict[Loc, tuple[int, int]] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: Loc) -> None:
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                self.marks[(*child, "__key__")] = (
+                    key.start_mark.line + 1,
+                    key.start_mark.column + 1,
+                )
+                self._walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def of(self, loc: Loc, key: bool = False) -> tuple[int, int]:
+        """Position of loc (of its key, if asked), else of its nearest existing parent."""
+        if key and (*loc, "__key__") in self.marks:
+            return self.marks[(*loc, "__key__")]
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self.marks:
+                return self.marks[loc[:n]]
+        return (1, 1)
+
+
+def _path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: ErrorDetails) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field missing"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected")
+    if kind.startswith("value_error"):
+        return str(msg).removeprefix("Value error, ")
+    return (
+        f"{msg} (got {err.get('input')!r})"
+        if "input" in err and not isinstance(err.get("input"), dict | list)
+        else msg
+    )
+
+
+class _Collector:
+    def __init__(self, file: str, positions: _Positions) -> None:
+        self.file, self.positions, self.problems = file, positions, []  # type: ignore[var-annotated]
+
+    def add(self, loc: Loc, message: str, key: bool = False) -> None:
+        line, col = self.positions.of(loc, key)
+        self.problems.append(Problem(self.file, line, col, _path(loc), message))
+
+    def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> None:
+        for err in exc.errors():
+            loc = (*prefix, *err["loc"])
+            self.add(loc, _describe(err), key=err["type"] == "extra_forbidden")
+
+
+def load_text(text: str, file: str = "<runbook>") -> Runbook:
+    """Parse and validate runbook YAML; raises RunbookError listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RunbookError([Problem(file, line, col, "", f"not valid YAML: {problem}")]) from None
+    out = _Collector(file, _Positions(node))
+    if not isinstance(data, dict):
+        out.add((), "a runbook is a YAML mapping (apiVersion, kind, name, regions, steps, ...)")
+        raise RunbookError(out.problems)
+    try:
+        runbook = Runbook.model_validate(data)
+    except ValidationError as exc:
+        out.from_validation(exc)
+        raise RunbookError(out.problems) from None
+    _check(runbook, out)
+    if out.problems:
+        raise RunbookError(out.problems)
+    return runbook
+
+
+def load_file(path: str | Path) -> Runbook:
+    """Load a runbook file (see load_text)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise RunbookError([Problem(str(p), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+    return load_text(text, str(path))
+
+
+def _check(rb: Runbook, out: _Collector) -> None:
+    ids: dict[str, int] = {}
+    for i, step in enumerate(rb.steps):
+        if step.id in ids:
+            out.add(
+                ("steps", i, "id"),
+                f"duplicate step id {step.id!r} (first at steps[{ids[step.id]}])",
+            )
+        else:
+            ids[step.id] = i
+    allowed_refs = {"from_region", "to_region", *(f"params.{p}" for p in rb.parameters)}
+    deps: dict[str, list[str]] = {}
+    for i, step in enumerate(rb.steps):
+        deps.setdefault(step.id, [])
+        for j, dep in enumerate(step.depends_on):
+            if dep not in ids:
+                out.add(("steps", i, "depends_on", j), f"depends on unknown step {dep!r}")
+            elif dep == step.id:
+                out.add(("steps", i, "depends_on", j), "a step cannot depend on itself")
+            else:
+                deps[step.id].append(dep)
+        step_type = registry.get(step.type)
+        if step_type is None:
+            known = ", ".join(sorted(registry.STEP_TYPES))
+            out.add(("steps", i, "type"), f"unknown step type {step.type!r} (known: {known})")
+        else:
+            _check_params(step_type, step.params, ("steps", i, "params"), out)
+            if step_type.mutating and not step_type.reversible and not step.irreversible:
+                out.add(
+                    ("steps", i, "type"),
+                    f"step type {step.type!r} cannot be undone: mark the step `irreversible: true`",
+                )
+        for g, guard in enumerate(step.guards):
+            gtype = registry.get(guard.type)
+            if gtype is None:
+                out.add(("steps", i, "guards", g, "type"), f"unknown guard type {guard.type!r}")
+            elif gtype.mutating or gtype.gate:
+                out.add(
+                    ("steps", i, "guards", g, "type"),
+                    f"a guard must be a read-only check; {guard.type!r} is not",
+                )
+            else:
+                _check_params(gtype, guard.params, ("steps", i, "guards", g, "params"), out)
+        for field, value in (("params", step.params), ("region", step.region)):
+            try:
+                unknown = [r for r in references(value) if r not in allowed_refs]
+            except TemplateError as exc:
+                out.add(("steps", i, field), str(exc))
+                continue
+            for ref in unknown:
+                out.add(("steps", i, field), f"undefined template reference ${{{{ {ref} }}}}")
+    cycle = graph.find_cycle(deps)
+    if cycle:
+        first = ids[cycle[0]]
+        out.add(("steps", first, "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+        return
+    gates = {s.id for s in rb.steps if (t := registry.get(s.type)) is not None and t.gate}
+    for i, step in enumerate(rb.steps):
+        if step.irreversible and not (graph.ancestors(deps, step.id) & gates):
+            out.add(
+                ("steps", i, "irreversible"),
+                "an irreversible step must depend (directly or not) on an approval step",
+                key=True,
+            )
+
+
+def _check_params(step_type: Any, params: dict[str, Any], loc: Loc, out: _Collector) -> None:
+    try:
+        refs = references(params)
+    except TemplateError:
+        return  # reported by the template check
+    if refs:
+        # Templated values are validated at run time, once rendered; check the rest now.
+        params = {k: v for k, v in params.items() if not references(v)}
+        try:
+            step_type.Params.model_validate(params)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if err["type"] != "missing":
+                    out.add(
+                        (*loc, *err["loc"]), _describe(err), key=err["type"] == "extra_forbidden"
+                    )
+        return
+    try:
+        step_type.Params.model_validate(params)
+    except ValidationError as exc:
+        out.from_validation(exc, loc)

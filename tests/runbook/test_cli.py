@@ -1,0 +1,51 @@
+"""`failover validate | schema | steps` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def failover(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_validate_ok_and_json() -> None:
+    proc = failover("validate", str(ROOT / "runbooks/noop-drill.yaml"), "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["valid"] and data["levels"][0] == ["prepare-source", "prepare-target"]
+
+
+def test_validate_bad_runbook_one_line_per_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: failover.dev/v1\nkind: Runbook\nname: x\nregions: [a, b]\n"
+        "steps:\n  - id: s\n    type: warp\n"
+    )
+    proc = failover("validate", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {bad}:7:11: steps[0].type: unknown step type 'warp' (known: approval, noop, wait)"
+    )
+    proc = failover("validate", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_schema_and_steps() -> None:
+    schema = json.loads(failover("schema").stdout)
+    assert schema["title"] == "Runbook" and "steps" in schema["properties"]
+    steps = json.loads(failover("steps", "-o", "json").stdout)
+    assert {s["type"] for s in steps} == {"approval", "noop", "wait"}
+    assert all("properties" in s["params_schema"] for s in steps)
+
+
+def test_unknown_flag_is_a_usage_error() -> None:
+    proc = failover("validate", "--frobnicate")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
