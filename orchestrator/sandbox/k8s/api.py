@@ -81,16 +81,6 @@ class KubeAPI:
         self.region, self.store, self.faults, self.calls = region, store, faults, calls
         self.started = datetime.now(UTC)
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/version", self.version)
-        app.router.add_get("/healthz", self.ok)
-        app.router.add_get("/readyz", self.ok)
-        app.router.add_get("/livez", self.ok)
-        app.router.add_get("/api", self.api_versions)
-        app.router.add_get("/apis", self.api_groups)
-        app.router.add_route("*", "/api/{tail:.*}", self.dispatch)
-        app.router.add_route("*", "/apis/{tail:.*}", self.dispatch)
-
     # -------------------------------------------------------------------------- discovery
     async def ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
