@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -243,8 +242,3 @@ def region_down(region: str, home: HomeOption = DEFAULT_HOME) -> None:
 def region_up(region: str, home: HomeOption = DEFAULT_HOME) -> None:
     """Bring a downed region back."""
     _set_region(region, True, home)
-
-
-def default_home() -> Path:
-    """The sandbox home the CLI uses when none is given."""
-    return Path(os.environ.get("FAILOVER_SANDBOX_HOME", DEFAULT_HOME))

@@ -61,9 +61,6 @@ class SandboxControl:
         )
         return result
 
-    def region_health(self) -> dict[str, bool]:
-        return {r: bool(http_json(self._url(r, "region"))["healthy"]) for r in self.env.regions}
-
     def set_app_fault(self, region: str, error_rate: float, latency_ms: float) -> dict[str, Any]:
         result: dict[str, Any] = http_json(
             self._url(self._region(region), "app"),

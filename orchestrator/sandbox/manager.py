@@ -31,7 +31,17 @@ from orchestrator.sandbox.latency import LatencyModel
 
 DEFAULT_HOME = Path(".failover/sandbox")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
-DEFAULT_PORTS = {"temporal": 7233, "temporal-ui": 8233, "aws": 5055}
+DEFAULT_PORTS: dict[str, int | None] = {
+    "temporal": 7233,
+    "temporal-ui": 8233,
+    # Pinned too (free ones): left to itself the dev server picks random ports for these,
+    # which could collide with a port handed to another component.
+    "temporal-http": None,
+    "temporal-metrics": None,
+    "aws": 5055,
+}
+TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
+START_ATTEMPTS = 3
 KUBE_PORT_BASE, APP_PORT_BASE = 16443, 18081
 MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
 
@@ -40,6 +50,14 @@ Progress = Callable[[str], None]
 
 class SandboxError(RuntimeError):
     """The sandbox could not be brought up or reached (message is one line, for the user)."""
+
+
+class PortTaken(SandboxError):
+    """A component died at start because one of its ports was taken in the meantime."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
 
 
 class ComponentInfo(BaseModel):
@@ -195,14 +213,45 @@ class Sandbox:
         """Start what is not running, wait until healthy, seed, write env.json."""
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
-        env = self.load_env()
-        if env is not None and list(env.regions) != list(self.regions):
+        previous = self.load_env()
+        if previous is not None and list(previous.regions) != list(self.regions):
             raise SandboxError(
-                f"a sandbox with regions {', '.join(env.regions)} is already in {self.home}; "
+                f"a sandbox with regions {', '.join(previous.regions)} is already in {self.home}; "
                 "run 'failover sandbox down' first"
             )
-        ports = self._ports(env)
-        components = dict(env.components) if env else {}
+        ports = self._ports(previous)
+        topology = previous.topology if previous else {}
+        components = dict(previous.components) if previous else {}
+        for attempt in range(1, START_ATTEMPTS + 1):
+            started = self._start_missing(ports, components, progress)
+            if "aws" in started:
+                topology = {}  # a new AWS server is empty: seed it
+            env = self._env(ports, components, topology)
+            self._write_kubeconfig(env)
+            self._write_env(env)  # written early so that `down` can stop a half-started sandbox
+            try:
+                self._wait_healthy(env, progress, timeout)
+                break
+            except PortTaken as clash:
+                if attempt == START_ATTEMPTS:
+                    raise
+                progress(f"{clash.component}: a port was taken meanwhile; retrying on free ports")
+                taken = set(ports.values())
+                for key in components.pop(clash.component).ports:
+                    ports[key] = _pick(None, taken)
+        if not env.topology:
+            progress("seeding the shop topology (Route 53, Aurora, RDS, ELB, ASG, SSM, ARC, GA)")
+            from orchestrator.sandbox.aws.seed import seed
+
+            app_ports = {r: ports[f"app:{r}"] for r in self.regions}
+            env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
+            self._write_env(env)
+        return env
+
+    def _start_missing(
+        self, ports: dict[str, int], components: dict[str, ComponentInfo], progress: Progress
+    ) -> list[str]:
+        """Spawn every planned component that is not running; returns their names."""
         started: list[str] = []
         for name, argv, cports in self._plan(ports):
             current = components.get(name)
@@ -211,7 +260,15 @@ class Sandbox:
             progress(f"starting {name}")
             components[name] = self._spawn(name, argv, cports)
             started.append(name)
-        env = SandboxEnv(
+        return started
+
+    def _env(
+        self,
+        ports: dict[str, int],
+        components: dict[str, ComponentInfo],
+        topology: dict[str, Any],
+    ) -> SandboxEnv:
+        return SandboxEnv(
             home=str(self.home),
             temporal_address=f"127.0.0.1:{ports['temporal']}",
             temporal_ui_url=f"http://127.0.0.1:{ports['temporal-ui']}",
@@ -226,21 +283,10 @@ class Sandbox:
                 )
                 for i, r in enumerate(self.regions)
             },
-            topology=env.topology if env and "aws" not in started else {},
+            topology=topology,
             latency=self.latency,
-            components=components,
+            components=dict(components),
         )
-        self._write_kubeconfig(env)
-        self._write_env(env)  # written early so that `down` can stop a half-started sandbox
-        self._wait_healthy(env, progress, timeout)
-        if not env.topology:
-            progress("seeding the shop topology (Route 53, Aurora, RDS, ELB, ASG, SSM, ARC, GA)")
-            from orchestrator.sandbox.aws.seed import seed
-
-            app_ports = {r: ports[f"app:{r}"] for r in self.regions}
-            env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
-            self._write_env(env)
-        return env
 
     def _ports(self, env: SandboxEnv | None) -> dict[str, int]:
         if env is not None:
@@ -273,6 +319,10 @@ class Sandbox:
                     str(ports["temporal"]),
                     "--ui-port",
                     str(ports["temporal-ui"]),
+                    "--http-port",
+                    str(ports["temporal-http"]),
+                    "--metrics-port",
+                    str(ports["temporal-metrics"]),
                     "--db-filename",
                     str(self.home / "temporal.db"),
                     "--log-level",
@@ -281,7 +331,7 @@ class Sandbox:
                     MARKER,
                     *search_attributes.cli_flags(),
                 ],
-                {"temporal": ports["temporal"], "temporal-ui": ports["temporal-ui"]},
+                {k: ports[k] for k in TEMPORAL_PORTS},
             ),
             (
                 "aws",
@@ -339,7 +389,10 @@ class Sandbox:
                 elif st.state == "dead":
                     log = env.components[st.name].log
                     tail = _tail(log)
-                    raise SandboxError(f"{st.name} exited while starting: {tail} (log: {log})")
+                    message = f"{st.name} exited while starting: {tail} (log: {log})"
+                    if "address already in use" in tail.lower():
+                        raise PortTaken(st.name, message)
+                    raise SandboxError(message)
             if not pending:
                 break
             if time.monotonic() > deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,22 @@ from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxError, pid_alive, port_free
 
 
-def test_up_twice_reports_dead_component_and_down_stops_everything(tmp_path: Path) -> None:
+def test_up_twice_reports_dead_component_and_down_stops_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     box = Sandbox(home=tmp_path, latency=LatencyModel(time_scale=0.01), free_ports=True)
+    # Another process takes the port planned for us-west-2's API before the region binds it.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    plan = box._ports
+    monkeypatch.setattr(box, "_ports", lambda env: plan(env) | {"kube:us-west-2": taken})
     try:
         env = box.up()
+        assert not env.regions["us-west-2"].kube_api.endswith(f":{taken}")  # retried elsewhere
+        monkeypatch.undo()
+        squatter.close()
         pids = {name: c.pid for name, c in env.components.items()}
         assert set(pids) == {"temporal", "aws", "region:us-east-1", "region:us-west-2"}
         assert all(pid_alive(p) for p in pids.values())
@@ -37,6 +50,7 @@ def test_up_twice_reports_dead_component_and_down_stops_everything(tmp_path: Pat
         pids = {name: c.pid for name, c in healed.components.items()}
         ports = [p for c in healed.components.values() for p in c.ports.values()]
     finally:
+        squatter.close()
         stopped = box.down()
     assert sorted(stopped) == sorted(pids)
     assert not any(pid_alive(p) for p in pids.values())
@@ -54,8 +68,6 @@ def test_bad_regions_are_refused() -> None:
 
 
 def test_a_taken_default_port_is_replaced_by_a_free_one() -> None:
-    import socket
-
     from orchestrator.sandbox.manager import _pick
 
     with socket.socket() as s:

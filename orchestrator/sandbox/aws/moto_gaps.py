@@ -55,10 +55,6 @@ STATE = _State()
 
 
 # --------------------------------------------------------------------------------------- RDS
-def _all_clusters() -> list[DBCluster]:
-    return [c for backend in rds_backends[ACCOUNT].values() for c in backend.clusters.values()]
-
-
 def _global_backend() -> Any:
     return rds_backends[ACCOUNT]["us-east-1"]
 

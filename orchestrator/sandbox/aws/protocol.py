@@ -118,7 +118,6 @@ class AWSRequest:
     operation: str
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
-    path_params: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -179,7 +178,7 @@ def identify(
         if pm:
             groups = {k: urllib.parse.unquote(v) for k, v in pm.groupdict().items()}
             params = _rest_input(model.operation_model(op_name), groups, query, body)
-            return AWSRequest(service, region, op_name, protocol, params, groups)
+            return AWSRequest(service, region, op_name, protocol, params)
     return None
 
 

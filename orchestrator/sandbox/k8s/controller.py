@@ -99,8 +99,6 @@ class Controller:
         }
         if rt.kind == "StatefulSet":
             new["currentReplicas"] = desired
-            new.pop("availableReplicas")
-            new["availableReplicas"] = ready
         if desired - ready > 0:
             new["unavailableReplicas"] = desired - ready
         available = ready >= desired
