@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from activities.base import StepParams, StepType
+from activities.base import State, StepContext, StepParams, StepType
 from orchestrator.runbook.durations import Duration, format_duration
 
 
@@ -28,6 +29,13 @@ class Noop(StepType):
             f": {params.message}" if params.message else ""
         )
 
+    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+        assert isinstance(params, NoopParams)
+        deadline = time.monotonic() + params.duration.total_seconds()
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 1.0))
+            ctx.heartbeat("noop")
+
 
 class WaitParams(StepParams):
     duration: Duration = Field(description="How long to wait (a durable timer).")
@@ -38,6 +46,7 @@ class Wait(StepType):
 
     name = "wait"
     Params = WaitParams
+    engine_only = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, WaitParams)
@@ -70,6 +79,7 @@ class Approval(StepType):
     name = "approval"
     Params = ApprovalParams
     gate = True
+    engine_only = True
 
     def describe(self, params: StepParams) -> str:
         assert isinstance(params, ApprovalParams)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from activities import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,8 +33,9 @@ def test_validate_bad_runbook_one_line_per_problem(tmp_path: Path) -> None:
     )
     proc = failover("validate", str(bad))
     assert proc.returncode == 2
+    known = ", ".join(sorted(registry.STEP_TYPES))
     assert proc.stderr.strip() == (
-        f"error: {bad}:7:11: steps[0].type: unknown step type 'warp' (known: approval, noop, wait)"
+        f"error: {bad}:7:11: steps[0].type: unknown step type 'warp' (known: {known})"
     )
     proc = failover("validate", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
@@ -42,7 +45,8 @@ def test_schema_and_steps() -> None:
     schema = json.loads(failover("schema").stdout)
     assert schema["title"] == "Runbook" and "steps" in schema["properties"]
     steps = json.loads(failover("steps", "-o", "json").stdout)
-    assert {s["type"] for s in steps} == {"approval", "noop", "wait"}
+    assert {s["type"] for s in steps} == set(registry.STEP_TYPES)
+    assert {"approval", "noop", "wait", "http_check", "ssm_parameter"} <= set(registry.STEP_TYPES)
     assert all("properties" in s["params_schema"] for s in steps)
 
 

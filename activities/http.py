@@ -1,0 +1,112 @@
+"""HTTP checks: N requests to an endpoint, with status, body, latency and success-rate rules."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from activities.base import Check, StepContext, StepParams, StepType
+
+
+class HttpCheckParams(StepParams):
+    url: str | None = Field(default=None, description="Full URL (or use endpoint + path).")
+    endpoint: str | None = Field(
+        default=None, description="A named endpoint of the configuration, resolved per region."
+    )
+    path: str = Field(default="/", description="Appended to the endpoint's URL.")
+    region: str | None = Field(
+        default=None, description="Region of the endpoint (default: step's)."
+    )
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    requests: int = Field(default=5, ge=1, le=1000)
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    body_contains: str | None = None
+    min_success_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    max_latency_ms: float | None = Field(default=None, gt=0, description="Bound on p95 latency.")
+    request_timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> HttpCheckParams:
+        if (self.url is None) == (self.endpoint is None):
+            raise ValueError("give exactly one of url or endpoint")
+        return self
+
+
+class HttpCheck(StepType):
+    """Sends N requests and checks status, body, p95 latency and success rate (polled until met)."""
+
+    name = "http_check"
+    Params = HttpCheckParams
+    poll_interval = 0.5
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, HttpCheckParams)
+        target = params.url or f"{params.endpoint}{params.path}"
+        return (
+            f"{params.requests}x {params.method} {target}: status in {params.expect_status}, "
+            f"success >= {params.min_success_rate:.0%}"
+        )
+
+    def target(self, ctx: StepContext, params: HttpCheckParams) -> str:
+        if params.url:
+            return params.url
+        assert params.endpoint is not None
+        base = ctx.clients.endpoint(params.endpoint, params.region or ctx.scope)
+        return base.rstrip("/") + "/" + params.path.lstrip("/")
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
+        assert isinstance(params, HttpCheckParams)
+        url = self.target(ctx, params)
+        opener = ctx.clients.http()
+        good = 0
+        latencies: list[float] = []
+        last = ""
+        for _ in range(params.requests):
+            started = time.monotonic()
+            status, body = _request(opener, url, params)
+            latencies.append((time.monotonic() - started) * 1000)
+            ok = status in params.expect_status and (
+                params.body_contains is None or params.body_contains in body
+            )
+            good += ok
+            if not ok:
+                last = f"got {status or 'no answer'}" + (f": {body[:80]}" if body else "")
+        latencies.sort()
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+        rate = good / params.requests
+        observed = {"success_rate": rate, "p95_ms": round(p95, 1), "url": url}
+        if rate < params.min_success_rate:
+            return Check(
+                ok=False,
+                detail=f"{url}: success {rate:.0%} < {params.min_success_rate:.0%} ({last})",
+                observed=observed,
+            )
+        if params.max_latency_ms is not None and p95 > params.max_latency_ms:
+            return Check(
+                ok=False,
+                detail=f"{url}: p95 {p95:.0f} ms > {params.max_latency_ms:.0f} ms",
+                observed=observed,
+            )
+        return Check(
+            ok=True, detail=f"{url}: success {rate:.0%}, p95 {p95:.0f} ms", observed=observed
+        )
+
+
+def _request(
+    opener: urllib.request.OpenerDirector, url: str, params: HttpCheckParams
+) -> tuple[int, str]:
+    data = b"{}" if params.method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=params.method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with opener.open(req, timeout=params.request_timeout) as resp:
+            return int(resp.status), resp.read(4096).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read(4096).decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return 0, ""

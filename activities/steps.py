@@ -1,0 +1,246 @@
+"""The engine's Temporal activities: run one phase of one step, whatever its type.
+
+The workflow calls them by name, so it never imports this module (nor boto3, nor kubernetes):
+
+- `step.prepare` (mutating steps): preflight, guards, snapshot. Read-only, so safe to repeat; its
+  result (the snapshot) is in the history before anything is changed.
+- `step.apply` (mutating steps): apply, then verify polled until it holds or time runs out.
+- `step.check` (read-only steps): preflight, guards, apply (the check itself), verify polled.
+- `step.undo`: undo with the recorded snapshot, then verify_undo polled.
+- `step.plan` (dry-run): preflight and dry_run: what would change. Mutates nothing.
+
+Every error is classified (`activities.errors`): a non-retryable one fails the activity at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import registry
+from activities.base import Change, Check, StateStep, StepContext, StepParams, StepType
+from activities.clients import Clients
+from activities.errors import StepError, classify
+from activities.heartbeat import Heartbeater
+from orchestrator.runs import StepCall, StepOutcome
+
+log = structlog.get_logger("failover.step")
+
+
+class StepActivities:
+    """The step activities of one worker, sharing its clients."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for the worker's registration."""
+        return [self.prepare, self.apply, self.check, self.undo, self.plan]
+
+    # ------------------------------------------------------------------------- activities
+    @activity.defn(name="step.prepare")
+    def prepare(self, call: StepCall) -> StepOutcome:
+        """Preflight, guards and snapshot of a mutating step (read-only)."""
+        with self._running(call, "prepare") as (stype, params, ctx, beat):
+            beat("preflight")
+            stype.preflight(ctx, params)
+            self._guards(call, ctx, beat)
+            beat("snapshot")
+            snap = stype.snapshot(ctx, params)
+            return StepOutcome(snapshot=snap, detail="snapshot taken", attempt=_attempt())
+
+    @activity.defn(name="step.apply")
+    def apply(self, call: StepCall) -> StepOutcome:
+        """Apply a mutating step (idempotent), then poll its verify."""
+        with self._running(call, "apply") as (stype, params, ctx, beat):
+            snap = call.snapshot or {}
+            beat("apply")
+            stype.apply(ctx, params, snap)
+            check = self._poll(call, stype, lambda: stype.verify(ctx, params, snap), beat)
+            return StepOutcome(
+                detail=check.detail,
+                changes=_changes(stype, ctx, params, snap, check.observed),
+                attempt=_attempt(),
+            )
+
+    @activity.defn(name="step.check")
+    def check(self, call: StepCall) -> StepOutcome:
+        """Run a read-only step: preflight, guards, its check, verify polled."""
+        with self._running(call, "check") as (stype, params, ctx, beat):
+            beat("preflight")
+            stype.preflight(ctx, params)
+            self._guards(call, ctx, beat)
+            beat("apply")
+            stype.apply(ctx, params, {})
+            check = self._poll(call, stype, lambda: stype.verify(ctx, params, {}), beat)
+            return StepOutcome(detail=check.detail, attempt=_attempt())
+
+    @activity.defn(name="step.undo")
+    def undo(self, call: StepCall) -> StepOutcome:
+        """Restore a step's snapshot (idempotent), then poll verify_undo."""
+        with self._running(call, "undo") as (stype, params, ctx, beat):
+            snap = call.snapshot or {}
+            beat("undo")
+            stype.undo(ctx, params, snap)
+            check = self._poll(call, stype, lambda: stype.verify_undo(ctx, params, snap), beat)
+            return StepOutcome(detail=check.detail, attempt=_attempt())
+
+    @activity.defn(name="step.plan")
+    def plan(self, call: StepCall) -> StepOutcome:
+        """Preflight and dry run: what the step would change. Mutates nothing."""
+        with self._running(call, "plan") as (stype, params, ctx, beat):
+            beat("preflight")
+            stype.preflight(ctx, params)
+            changes = stype.dry_run(ctx, params)
+            return StepOutcome(
+                detail=stype.describe(params),
+                changes=[c.model_dump(mode="json") for c in changes],
+                attempt=_attempt(),
+            )
+
+    # ---------------------------------------------------------------------------- helpers
+    def _running(self, call: StepCall, phase: str) -> _Running:
+        return _Running(self, call, phase)
+
+    def context(self, call: StepCall, region: str | None, beat: Callable[..., None]) -> StepContext:
+        return StepContext(
+            run_id=call.run_id,
+            step_id=call.step.id,
+            from_region=call.from_region,
+            to_region=call.to_region,
+            region=region,
+            mode=call.mode,
+            clients=self.clients,
+            heartbeat=beat,
+        )
+
+    def _guards(self, call: StepCall, ctx: StepContext, beat: Callable[..., None]) -> None:
+        for guard in call.step.guards:
+            beat(f"guard {guard.type}")
+            gtype = _type(guard.type)
+            gparams = _params(gtype, guard.params)
+            gtype.preflight(ctx, gparams)
+            gtype.apply(ctx, gparams, {})
+            result = gtype.verify(ctx, gparams, {})
+            if not result.ok:
+                what = guard.description or gtype.describe(gparams)
+                raise StepError("GuardFailed", f"guard {what!r} not met: {result.detail}")
+
+    def _poll(
+        self,
+        call: StepCall,
+        stype: StepType,
+        check: Callable[[], Check],
+        beat: Callable[..., None],
+    ) -> Check:
+        """Poll a verification until it holds; VerifyTimeout near the attempt's deadline."""
+        budget = call.step.timeout.total_seconds()
+        deadline = time.monotonic() + max(budget * 0.9, budget - 5)
+        while True:
+            result = check()
+            if result.ok:
+                return result
+            beat("verify", result.detail)
+            if time.monotonic() + stype.poll_interval > deadline:
+                raise StepError(
+                    "VerifyTimeout",
+                    f"not verified within {budget:g}s: {result.detail}",
+                )
+            time.sleep(stype.poll_interval)
+
+
+class _Running:
+    """Sets up one activity run: type, params, context, heartbeats; classifies its errors."""
+
+    def __init__(self, owner: StepActivities, call: StepCall, phase: str) -> None:
+        self.owner, self.call, self.phase = owner, call, phase
+        self.heart: Heartbeater | None = None
+        self.log = log.bind(
+            run_id=call.run_id,
+            step_id=call.step.id,
+            step_type=call.step.type,
+            region=call.step.region or call.to_region,
+            phase=phase,
+            attempt=_attempt(),
+        )
+
+    def __enter__(
+        self,
+    ) -> tuple[StepType, StepParams, StepContext, Callable[..., None]]:
+        try:
+            stype = _type(self.call.step.type)
+            params = _params(stype, self.call.step.params)
+        except StepError as exc:
+            raise _failure(exc, self.phase) from None
+        self.heart = Heartbeater().__enter__()
+        ctx = self.owner.context(self.call, self.call.step.region, self.heart.beat)
+        self.log.info("step activity started")
+        return stype, params, ctx, self.heart.beat
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        assert self.heart is not None
+        self.heart.__exit__(exc_type, exc, tb)
+        if exc is None:
+            self.log.info("step activity done")
+            return
+        if not isinstance(exc, Exception) or isinstance(exc, ApplicationError):
+            return  # cancellation and the like propagate as they are
+        err = classify(exc)
+        self.log.warning(
+            "step activity failed", kind=err.kind, retryable=err.retryable, error=err.message
+        )
+        raise _failure(err, self.phase) from None
+
+
+def _type(name: str) -> StepType:
+    stype = registry.get(name)
+    if stype is None:
+        raise StepError("Validation", f"unknown step type {name!r} on this worker", False)
+    return stype
+
+
+def _params(stype: StepType, params: dict[str, Any]) -> StepParams:
+    try:
+        return stype.Params.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise StepError("Validation", f"params.{where}: {first['msg']}", False) from None
+
+
+def _changes(
+    stype: StepType, ctx: StepContext, params: StepParams, before: dict[str, Any], after: dict
+) -> list[dict[str, Any]]:
+    """Before -> after of what a mutating step touched (for reports)."""
+    if not stype.mutating or not (before or after):
+        return []
+    keys = sorted(after.keys() | before.keys())
+    resource = stype.resource(ctx, params) if isinstance(stype, StateStep) else stype.name
+    change = Change(
+        resource=resource,
+        before={k: before.get(k) for k in keys},
+        after={k: after.get(k) for k in keys},
+    )
+    return [change.model_dump(mode="json")]
+
+
+def _attempt() -> int:
+    try:
+        return activity.info().attempt
+    except RuntimeError:
+        return 1
+
+
+def _failure(err: StepError, phase: str) -> ApplicationError:
+    return ApplicationError(
+        err.message,
+        {"kind": err.kind, "phase": phase, "attempt": _attempt(), "retryable": err.retryable},
+        type=err.kind,
+        non_retryable=not err.retryable,
+    )

@@ -1,0 +1,233 @@
+"""The data of a region-switch run: the workflow's input, its activities' inputs and results, the
+operator's Update payloads, and the progress table. Pydantic models, carried by Temporal's pydantic
+data converter.
+
+Only pydantic and the standard library are imported here: the workflow sandbox loads this module.
+Changing a field's meaning changes recorded histories: add fields with defaults, never rename.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["failover", "drill", "dry-run"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --------------------------------------------------------------------------------- the plan
+class StepKind(StrEnum):
+    """How the engine runs a step."""
+
+    CHECK = "check"  # read-only activity: preflight, guards, apply (a check), verify
+    MUTATE = (
+        "mutate"  # prepare (preflight, guards, snapshot), then apply + verify; undo on rollback
+    )
+    WAIT = "wait"  # a durable timer in the workflow
+    GATE = "gate"  # an approval gate: waits for people (Updates)
+
+
+class RetrySpec(_Model):
+    attempts: int = 3
+    backoff: timedelta = timedelta(seconds=1)
+    backoff_coefficient: float = 2.0
+    max_backoff: timedelta = timedelta(minutes=1)
+    non_retryable: list[str] = Field(default_factory=list)
+
+
+class GuardSpec(_Model):
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class GateSpec(_Model):
+    approvers: list[str] = Field(default_factory=list)
+    approvals: int = 1
+    expires: timedelta = timedelta(hours=1)
+    message: str = ""
+
+
+class PlannedStep(_Model):
+    """One step, resolved: templates rendered, params validated, kind decided."""
+
+    id: str
+    type: str
+    kind: StepKind
+    description: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    region: str | None = None
+    timeout: timedelta = timedelta(minutes=10)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    on_failure: Literal["rollback", "pause"] = "rollback"
+    guards: list[GuardSpec] = Field(default_factory=list)
+    irreversible: bool = False
+    reversible: bool = True
+    gate: GateSpec | None = None
+    wait: timedelta | None = None
+
+
+class Objectives(_Model):
+    rto: timedelta | None = None
+    rpo: timedelta | None = None
+
+
+class SwitchInput(_Model):
+    """Everything the workflow needs: the resolved runbook and who asked for what."""
+
+    runbook: str
+    from_region: str
+    to_region: str
+    mode: Mode = "drill"
+    requester: str
+    approvers: list[str] = Field(default_factory=list)
+    objectives: Objectives = Field(default_factory=Objectives)
+    steps: list[PlannedStep]
+    max_parallel: int = 10
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    #: Attempts of an undo before the run stops in ROLLBACK_FAILED for the operator.
+    undo_attempts: int = 5
+
+
+# ---------------------------------------------------------------------------- activities
+class StepCall(_Model):
+    """The input of every step activity."""
+
+    run_id: str
+    step: PlannedStep
+    from_region: str
+    to_region: str
+    mode: Mode
+    snapshot: dict[str, Any] | None = None
+
+
+class StepOutcome(_Model):
+    """What a step activity reports back."""
+
+    snapshot: dict[str, Any] | None = None
+    detail: str = ""
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+    attempt: int = 1
+
+
+# -------------------------------------------------------------------------- operator input
+class Decision(_Model):
+    """An approval or a rejection of a gate (the Temporal UI sends exactly this as JSON)."""
+
+    approver: str = Field(description="Who decides (never the requester, for an approval).")
+    comment: str = ""
+    gate: str | None = Field(default=None, description="Gate step id; optional if one is open.")
+
+
+class Abort(_Model):
+    """Stop the switch and roll back what was done."""
+
+    by: str
+    reason: str
+
+
+class OperatorAction(_Model):
+    """What the operator decides for a paused step or a failed undo."""
+
+    action: Literal["retry", "skip", "rollback", "end"]
+    by: str
+    reason: str = ""
+    step: str | None = None
+
+
+# ------------------------------------------------------------------------------ progress
+class StepState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    WAITING_APPROVAL = "WAITING_APPROVAL"
+    PAUSED = "PAUSED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    NOT_RUN = "NOT_RUN"
+    UNDOING = "UNDOING"
+    UNDONE = "UNDONE"
+    UNDO_FAILED = "UNDO_FAILED"
+    UNDO_SKIPPED = "UNDO_SKIPPED"
+
+
+class RunState(StrEnum):
+    RUNNING = "RUNNING"
+    WAITING_APPROVAL = "WAITING_APPROVAL"
+    PAUSED = "PAUSED"
+    ROLLING_BACK = "ROLLING_BACK"
+    SUCCEEDED = "SUCCEEDED"
+    ROLLED_BACK = "ROLLED_BACK"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"
+
+    @property
+    def final(self) -> bool:
+        return self in (RunState.SUCCEEDED, RunState.ROLLED_BACK, RunState.ROLLBACK_FAILED)
+
+
+class ErrorInfo(_Model):
+    kind: str
+    message: str
+    retryable: bool = False
+
+
+class ApprovalRecord(_Model):
+    gate: str
+    approver: str
+    decision: Literal["approve", "reject", "expired", "skipped"]
+    comment: str = ""
+    at: datetime
+
+
+class StepRecord(_Model):
+    """One row of the progress table."""
+
+    id: str
+    type: str
+    kind: StepKind
+    description: str = ""
+    depends_on: list[str] = Field(default_factory=list)
+    state: StepState = StepState.PENDING
+    phase: str = ""
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    detail: str = ""
+    error: ErrorInfo | None = None
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+    irreversible: bool = False
+    #: apply was started: the step is undone on rollback (even if apply then failed).
+    applied: bool = False
+    undo_started_at: datetime | None = None
+    undo_ended_at: datetime | None = None
+    undo_attempts: int = 0
+    undo_error: ErrorInfo | None = None
+    undo_note: str = ""
+
+
+class RunProgress(_Model):
+    """The whole run at a glance: the `progress` query and the workflow's result."""
+
+    runbook: str
+    from_region: str
+    to_region: str
+    mode: Mode
+    requester: str
+    state: RunState
+    started_at: datetime
+    ended_at: datetime | None = None
+    reason: str = ""
+    steps: list[StepRecord]
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    open_gates: list[str] = Field(default_factory=list)
+    objectives: Objectives = Field(default_factory=Objectives)
+
+    def step(self, step_id: str) -> StepRecord:
+        return next(s for s in self.steps if s.id == step_id)

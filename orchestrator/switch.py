@@ -1,0 +1,145 @@
+"""Starting a region switch and talking to a running one (what the CLI and tests use).
+
+One switch per runbook at a time: the workflow id is `switch-<runbook>`, started with the
+FAIL conflict policy, so a second start while one runs is refused by Temporal itself (no race),
+and the message names the running one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from orchestrator import search_attributes as sa
+from orchestrator.runs import Abort, Decision, OperatorAction, RunProgress, RunState, SwitchInput
+from workflows.region_switch import RegionSwitchWorkflow
+
+Handle = WorkflowHandle[RegionSwitchWorkflow, RunProgress]
+
+
+class AlreadyRunningError(RuntimeError):
+    """A switch of this runbook is already running (the message names it)."""
+
+
+class RefusedError(RuntimeError):
+    """The workflow refused an Update (the validator's message, one line)."""
+
+
+def workflow_id(runbook: str) -> str:
+    """The id of the (single) running switch of a runbook."""
+    return f"switch-{runbook}"
+
+
+def summary(inp: SwitchInput) -> str:
+    """The one-line summary shown in the Temporal UI's run list and header."""
+    return (
+        f"{inp.mode} {inp.runbook}: {inp.from_region} -> {inp.to_region} "
+        f"(requested by {inp.requester})"
+    )
+
+
+async def start(
+    client: Client,
+    inp: SwitchInput,
+    task_queue: str,
+    workflow_id_override: str | None = None,
+) -> Handle:
+    """Start a switch; refused with AlreadyRunningError while another one of the runbook runs."""
+    wid = workflow_id_override or workflow_id(inp.runbook)
+    try:
+        return await client.start_workflow(
+            RegionSwitchWorkflow.run,
+            inp,
+            id=wid,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.RUNBOOK, inp.runbook),
+                    SearchAttributePair(sa.FROM_REGION, inp.from_region),
+                    SearchAttributePair(sa.TO_REGION, inp.to_region),
+                    SearchAttributePair(sa.MODE, inp.mode),
+                    SearchAttributePair(sa.STATE, RunState.RUNNING.value),
+                    SearchAttributePair(sa.REQUESTER, inp.requester),
+                ]
+            ),
+            static_summary=summary(inp),
+            static_details=_static_details(inp),
+            execution_timeout=timedelta(days=30),
+        )
+    except WorkflowAlreadyStartedError:
+        running: Handle = client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid)
+        who = ""
+        try:
+            progress = await running.query(RegionSwitchWorkflow.progress)
+            who = (
+                f", {progress.mode} {progress.from_region} -> {progress.to_region} "
+                f"requested by {progress.requester} at {progress.started_at:%Y-%m-%d %H:%M:%S}Z, "
+                f"now {progress.state.value}"
+            )
+        except Exception:  # the message is still right without the details
+            pass
+        desc = await running.describe()
+        raise AlreadyRunningError(
+            f"a switch of runbook {inp.runbook!r} is already running: workflow {wid} "
+            f"run {desc.run_id}{who}"
+        ) from None
+
+
+def _static_details(inp: SwitchInput) -> str:
+    lines = [
+        f"**{inp.mode}** of runbook `{inp.runbook}`: **{inp.from_region} → {inp.to_region}**",
+        f"requested by {inp.requester}; {len(inp.steps)} steps",
+    ]
+    if inp.objectives.rto is not None or inp.objectives.rpo is not None:
+        lines.append(f"objectives: RTO {inp.objectives.rto}, RPO {inp.objectives.rpo}")
+    return "\n\n".join(lines)
+
+
+def handle(client: Client, wid: str, run_id: str | None = None) -> Handle:
+    """A handle on a switch by workflow id (latest run unless run_id is given)."""
+    return client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid, run_id=run_id)
+
+
+async def _update(h: Handle, name: str, arg: Decision | Abort | OperatorAction) -> str:
+    try:
+        result = await h.execute_update(name, arg, result_type=str)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        raise RefusedError(message) from None
+    return str(result)
+
+
+async def approve(h: Handle, decision: Decision) -> str:
+    """Approve an open gate (refused: RefusedError with the workflow's reason)."""
+    return await _update(h, "approve", decision)
+
+
+async def reject(h: Handle, decision: Decision) -> str:
+    """Reject an open gate: the switch rolls back."""
+    return await _update(h, "reject", decision)
+
+
+async def abort(h: Handle, req: Abort) -> str:
+    """Abort the switch: it rolls back what it did."""
+    return await _update(h, "abort", req)
+
+
+async def operator(h: Handle, action: OperatorAction) -> str:
+    """Retry / skip / roll back / end, for a paused step or a failed undo."""
+    return await _update(h, "operator", action)
+
+
+async def progress(h: Handle) -> RunProgress:
+    """The run's step table (works for running and ended runs)."""
+    return await h.query(RegionSwitchWorkflow.progress)

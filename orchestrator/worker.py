@@ -1,0 +1,42 @@
+"""The worker: RegionSwitchWorkflow plus the step activities, on one task queue.
+
+Step activities are synchronous (boto3 and the kubernetes client are), so they run in a thread
+pool sized to the worker's activity slots.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.clients import Clients
+from activities.steps import StepActivities
+from orchestrator.config import Config
+from workflows import WORKFLOWS
+
+MAX_CONCURRENT_ACTIVITIES = 200
+
+
+def build_worker(
+    client: Client,
+    config: Config,
+    executor: ThreadPoolExecutor,
+    task_queue: str | None = None,
+) -> Worker:
+    """A worker for the orchestrator's workflows and activities (not started)."""
+    steps = StepActivities(Clients(config))
+    return Worker(
+        client,
+        task_queue=task_queue or config.temporal.task_queue,
+        workflows=WORKFLOWS,
+        activities=steps.all(),
+        activity_executor=executor,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+
+
+def executor() -> ThreadPoolExecutor:
+    """The thread pool the step activities run in."""
+    return ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES, thread_name_prefix="step")

@@ -1,0 +1,654 @@
+"""RegionSwitchWorkflow: runs a resolved runbook as a DAG of verified steps, with a saga rollback.
+
+Pure orchestration: no I/O, no clocks but `workflow.now()`, no cloud clients. Steps run as the
+activities of `activities.steps` (called by name), gates wait for Updates, waits are durable timers.
+
+Forward: steps start when their dependencies succeeded, at most `max_parallel` at once. A mutating
+step runs `step.prepare` (preflight, guards, snapshot; read-only) then `step.apply` (apply, verify).
+On a failure (after its retries), an abort, a rejected or expired gate: no new step starts, running
+activities finish, open gates and timers are cancelled, and every step whose apply was started is
+undone (`step.undo` with its snapshot) in reverse completion order; a step's undo waits for the
+undos of the steps that depended on it, others run in parallel. Rollback is shielded from workflow
+cancellation. An undo that keeps failing stops the run in ROLLBACK_FAILED until the operator
+retries it, skips it (with a reason) or ends the run: never reported as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from orchestrator import search_attributes as sa
+    from orchestrator.runs import (
+        Abort,
+        ApprovalRecord,
+        Decision,
+        ErrorInfo,
+        OperatorAction,
+        PlannedStep,
+        RunProgress,
+        RunState,
+        StepCall,
+        StepKind,
+        StepOutcome,
+        StepRecord,
+        StepState,
+        SwitchInput,
+    )
+
+DETAIL_ROWS = 40  # rows of the step table shown in the Temporal UI's current details
+
+
+class _StepFailed(Exception):
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@workflow.defn(name="RegionSwitch")
+class RegionSwitchWorkflow:
+    """Switch a service from one region to another, step by verified step; undo on failure."""
+
+    @workflow.init
+    def __init__(self, inp: SwitchInput) -> None:
+        self.inp = inp
+        self.steps: dict[str, PlannedStep] = {s.id: s for s in inp.steps}
+        self.records: dict[str, StepRecord] = {
+            s.id: StepRecord(
+                id=s.id,
+                type=s.type,
+                kind=s.kind,
+                description=s.description,
+                depends_on=s.depends_on,
+                irreversible=s.irreversible,
+            )
+            for s in inp.steps
+        }
+        self.started_at = workflow.now()
+        self.ended_at: Any = None
+        self.final: RunState | None = None
+        self.rolling_back = False
+        self.reason = ""
+        self.approvals: list[ApprovalRecord] = []
+        self.votes: dict[str, list[str]] = {}
+        self.gate_outcome: dict[str, str] = {}
+        self.open_gates: list[str] = []
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.completion: list[str] = []  # applied steps, in the order they ended
+        self.abort_request: Abort | None = None
+        self.awaiting: dict[str, str] = {}  # step id -> "paused" | "undo": waiting for operator
+        self.decisions: dict[str, OperatorAction] = {}
+        self._published_state: RunState | None = None
+        self._abort_seen = False
+
+    # ------------------------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, inp: SwitchInput) -> RunProgress:
+        """Run the switch; returns the final progress table (state SUCCEEDED, ROLLED_BACK or
+        ROLLBACK_FAILED)."""
+        self._publish()
+        main = asyncio.create_task(self._main())
+        while True:
+            try:
+                await asyncio.shield(main)
+                break
+            except asyncio.CancelledError:
+                # Cancelling the workflow means "stop and roll back", never "leave it half-done".
+                if self.abort_request is None and not self.rolling_back:
+                    self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.progress()
+
+    async def _main(self) -> None:
+        failure = await self._forward()
+        if failure is None:
+            self.final = RunState.SUCCEEDED
+        else:
+            self.reason = failure
+            self.rolling_back = True
+            self._publish()
+            ended = await self._rollback()
+            self.final = RunState.ROLLBACK_FAILED if ended else RunState.ROLLED_BACK
+        self.ended_at = workflow.now()
+        self._publish()
+
+    # --------------------------------------------------------------------------- forward
+    async def _forward(self) -> str | None:
+        """Run the DAG; returns None if every step succeeded, else why the run must roll back."""
+        remaining = {sid: len(set(s.depends_on)) for sid, s in self.steps.items()}
+        dependents: dict[str, list[str]] = {sid: [] for sid in self.steps}
+        for sid, s in self.steps.items():
+            for dep in set(s.depends_on):
+                dependents[dep].append(sid)
+        ready = deque(sid for sid in self.steps if remaining[sid] == 0)
+        running: dict[str, asyncio.Task[None]] = {}
+        failure: str | None = None
+        while True:
+            if failure is None:
+                while ready and len(running) < self.inp.max_parallel:
+                    sid = ready.popleft()
+                    running[sid] = asyncio.create_task(self._run_step(sid))
+            if not running:
+                break
+            self._publish()
+            await workflow.wait_condition(
+                lambda: (
+                    any(t.done() for t in running.values())
+                    or (self.abort_request is not None and not self._abort_seen)
+                )
+            )
+            if self.abort_request is not None and not self._abort_seen:
+                self._abort_seen = True
+                failure = failure or (
+                    f"aborted by {self.abort_request.by}: {self.abort_request.reason}"
+                )
+                for sid, task in running.items():
+                    if self.steps[sid].kind in (StepKind.GATE, StepKind.WAIT, StepKind.CHECK):
+                        task.cancel()
+            for sid, task in list(running.items()):
+                if not task.done():
+                    continue
+                del running[sid]
+                try:
+                    task.result()
+                except _StepFailed as exc:
+                    failure = failure or f"step {sid} failed: {exc.error.kind}: {exc.error.message}"
+                except asyncio.CancelledError:
+                    failure = failure or f"step {sid} was cancelled"
+                else:
+                    for nxt in dependents[sid]:
+                        remaining[nxt] -= 1
+                        if remaining[nxt] == 0:
+                            ready.append(nxt)
+        for rec in self.records.values():
+            if rec.state == StepState.PENDING:
+                rec.state = StepState.NOT_RUN
+        return failure
+
+    async def _run_step(self, sid: str) -> None:
+        step, rec = self.steps[sid], self.records[sid]
+        rec.state, rec.started_at = StepState.RUNNING, workflow.now()
+        try:
+            while True:
+                try:
+                    await self._execute(step, rec)
+                    break
+                except _StepFailed as exc:
+                    if step.on_failure != "pause" or self.abort_request is not None:
+                        raise
+                    rec.state, rec.error = StepState.PAUSED, exc.error
+                    action = await self._operator(sid, "paused")
+                    if action is None or action.action == "rollback":
+                        raise
+                    if action.action == "skip":
+                        rec.state = StepState.SKIPPED
+                        rec.detail = f"skipped by {action.by}: {action.reason}"
+                        return
+                    rec.state, rec.error = StepState.RUNNING, None
+            rec.state = StepState.SUCCEEDED
+        except _StepFailed as exc:
+            rec.state, rec.error = StepState.FAILED, exc.error
+            raise
+        except asyncio.CancelledError:
+            rec.state = StepState.NOT_RUN if not rec.applied else StepState.FAILED
+            rec.detail = "cancelled: the run is rolling back"
+            raise
+        finally:
+            rec.ended_at = workflow.now()
+            rec.phase = ""
+            if rec.applied and sid not in self.completion:
+                self.completion.append(sid)
+
+    async def _execute(self, step: PlannedStep, rec: StepRecord) -> None:
+        dry = self.inp.mode == "dry-run"
+        if step.kind == StepKind.GATE:
+            await self._gate(step, rec)
+        elif step.kind == StepKind.WAIT:
+            if dry:
+                rec.detail = "dry-run: timer not started"
+            else:
+                rec.phase = "waiting"
+                await workflow.sleep(step.wait or timedelta(0))
+        elif dry:
+            out = await self._activity("step.plan", step, rec)
+            rec.changes, rec.detail = out.changes, out.detail
+        elif step.kind == StepKind.CHECK:
+            out = await self._activity("step.check", step, rec)
+            rec.detail = out.detail
+        else:
+            if step.id not in self.snapshots:  # a retried step keeps its first snapshot
+                out = await self._activity("step.prepare", step, rec)
+                self.snapshots[step.id] = out.snapshot or {}
+            rec.applied = True
+            out = await self._activity("step.apply", step, rec, self.snapshots[step.id])
+            rec.changes, rec.detail = out.changes, out.detail
+
+    async def _activity(
+        self,
+        name: str,
+        step: PlannedStep,
+        rec: StepRecord,
+        snapshot: dict[str, Any] | None = None,
+        attempts: int | None = None,
+    ) -> StepOutcome:
+        phase = name.split(".", 1)[1]
+        rec.phase = phase
+        info = workflow.info()
+        try:
+            out = await workflow.execute_activity(
+                name,
+                StepCall(
+                    run_id=f"{info.workflow_id}/{info.run_id}",
+                    step=step,
+                    from_region=self.inp.from_region,
+                    to_region=self.inp.to_region,
+                    mode=self.inp.mode,
+                    snapshot=snapshot,
+                ),
+                result_type=StepOutcome,
+                start_to_close_timeout=step.timeout,
+                heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
+                retry_policy=RetryPolicy(
+                    initial_interval=step.retry.backoff,
+                    backoff_coefficient=step.retry.backoff_coefficient,
+                    maximum_interval=max(step.retry.max_backoff, step.retry.backoff),
+                    maximum_attempts=attempts or step.retry.attempts,
+                    non_retryable_error_types=step.retry.non_retryable or None,
+                ),
+                summary=f"{step.id} ({phase})",
+            )
+        except ActivityError as exc:
+            error, attempt = _error_info(exc)
+            self._count(rec, phase, attempt)
+            raise _StepFailed(error) from None
+        self._count(rec, phase, out.attempt)
+        return out
+
+    @staticmethod
+    def _count(rec: StepRecord, phase: str, attempts: int) -> None:
+        """Attempts of the step's main activity (prepare is bookkeeping, undo counts apart)."""
+        if phase == "undo":
+            rec.undo_attempts += attempts
+        elif phase != "prepare":
+            rec.attempts += attempts
+
+    # ----------------------------------------------------------------------------- gates
+    async def _gate(self, step: PlannedStep, rec: StepRecord) -> None:
+        assert step.gate is not None
+        if self.inp.mode == "dry-run":
+            rec.detail = "dry-run: gate not opened"
+            return
+        rec.state, rec.phase = StepState.WAITING_APPROVAL, "waiting for approval"
+        self.open_gates.append(step.id)
+        self._publish()
+        try:
+            await workflow.wait_condition(
+                lambda: step.id in self.gate_outcome or self.abort_request is not None,
+                timeout=step.gate.expires,
+            )
+        except TimeoutError:
+            self.gate_outcome[step.id] = "expired"
+            self.approvals.append(
+                ApprovalRecord(gate=step.id, approver="", decision="expired", at=workflow.now())
+            )
+        finally:
+            self.open_gates.remove(step.id)
+        outcome = self.gate_outcome.get(step.id)
+        if outcome == "approved":
+            rec.detail = "approved by " + ", ".join(self.votes.get(step.id, []))
+            return
+        if outcome == "expired":
+            raise _StepFailed(
+                ErrorInfo(kind="GateExpired", message=f"no decision within {step.gate.expires}")
+            )
+        if outcome == "rejected":
+            last = next(a for a in reversed(self.approvals) if a.gate == step.id)
+            raise _StepFailed(
+                ErrorInfo(kind="Rejected", message=f"rejected by {last.approver}: {last.comment}")
+            )
+        raise _StepFailed(ErrorInfo(kind="Aborted", message="the run was aborted"))
+
+    def _gate_for(self, decision: Decision) -> str:
+        if decision.gate is not None:
+            if decision.gate not in self.open_gates:
+                open_ = ", ".join(self.open_gates) or "none"
+                raise ValueError(f"gate {decision.gate!r} is not open (open gates: {open_})")
+            return decision.gate
+        if len(self.open_gates) == 1:
+            return self.open_gates[0]
+        if not self.open_gates:
+            raise ValueError("no gate is open")
+        raise ValueError(f"several gates are open ({', '.join(self.open_gates)}): name one")
+
+    def _check_decider(self, decision: Decision, approving: bool) -> str:
+        if self.final is not None or self.rolling_back:
+            raise ValueError("the run is no longer waiting for a decision")
+        who = decision.approver.strip()
+        if not who:
+            raise ValueError("approver is required: who decides")
+        sid = self._gate_for(decision)
+        gate = self.steps[sid].gate
+        assert gate is not None
+        allowed = gate.approvers or self.inp.approvers
+        if approving and who == self.inp.requester:
+            raise ValueError(f"{who} requested this switch and cannot approve it (two-person rule)")
+        if allowed and who not in allowed:
+            raise ValueError(f"{who} may not decide gate {sid} (approvers: {', '.join(allowed)})")
+        if approving and who in self.votes.get(sid, []):
+            raise ValueError(f"{who} already approved gate {sid}: a second person must approve")
+        return sid
+
+    @workflow.update(
+        description='Approve the open gate. Payload: {"approver": "NAME", "comment": "why", '
+        '"gate": "GATE-ID (optional if one gate is open)"}'
+    )
+    def approve(self, decision: Decision) -> str:
+        """Approve an open gate; it opens once enough distinct people approved."""
+        sid = self._check_decider(decision, approving=True)
+        gate = self.steps[sid].gate
+        assert gate is not None
+        votes = self.votes.setdefault(sid, [])
+        votes.append(decision.approver.strip())
+        self.approvals.append(
+            ApprovalRecord(
+                gate=sid,
+                approver=decision.approver.strip(),
+                decision="approve",
+                comment=decision.comment,
+                at=workflow.now(),
+            )
+        )
+        if len(votes) >= gate.approvals:
+            self.gate_outcome[sid] = "approved"
+            return f"gate {sid} approved: the switch goes on"
+        return f"gate {sid}: {len(votes)} of {gate.approvals} approvals"
+
+    @approve.validator
+    def _validate_approve(self, decision: Decision) -> None:
+        self._check_decider(decision, approving=True)
+
+    @workflow.update(
+        description='Reject the open gate: the switch rolls back. Payload: {"approver": "NAME", '
+        '"comment": "why", "gate": "GATE-ID (optional)"}'
+    )
+    def reject(self, decision: Decision) -> str:
+        """Reject an open gate: the switch rolls back."""
+        sid = self._check_decider(decision, approving=False)
+        self.approvals.append(
+            ApprovalRecord(
+                gate=sid,
+                approver=decision.approver.strip(),
+                decision="reject",
+                comment=decision.comment,
+                at=workflow.now(),
+            )
+        )
+        self.gate_outcome[sid] = "rejected"
+        return f"gate {sid} rejected: rolling back"
+
+    @reject.validator
+    def _validate_reject(self, decision: Decision) -> None:
+        self._check_decider(decision, approving=False)
+
+    # ------------------------------------------------------------------- abort & operator
+    @workflow.update(
+        description='Abort the switch and roll back what was done. Payload: {"by": "NAME", '
+        '"reason": "why"}'
+    )
+    def abort(self, req: Abort) -> str:
+        """Stop starting steps, let running ones finish, and undo every applied step."""
+        self.abort_request = req
+        return "aborting: completed steps will be undone"
+
+    @abort.validator
+    def _validate_abort(self, req: Abort) -> None:
+        if self.final is not None:
+            raise ValueError(f"the run has already ended ({self.final})")
+        if self.rolling_back or self.abort_request is not None:
+            raise ValueError("the run is already rolling back")
+        if not req.by.strip() or not req.reason.strip():
+            raise ValueError("by and reason are required")
+
+    @workflow.update(
+        description='Decide for a paused step or a failed undo. Payload: {"action": '
+        '"retry|skip|rollback|end", "by": "NAME", "reason": "why", "step": "STEP-ID (optional)"}'
+    )
+    def operator(self, action: OperatorAction) -> str:
+        """Retry, skip (with a reason), roll back (paused step) or end (failed undo)."""
+        sid = self._check_operator(action)
+        self.decisions[sid] = action
+        return f"{action.action} {sid}"
+
+    @operator.validator
+    def _validate_operator(self, action: OperatorAction) -> None:
+        self._check_operator(action)
+
+    def _check_operator(self, action: OperatorAction) -> str:
+        if not self.awaiting:
+            raise ValueError("nothing is waiting for the operator")
+        if action.step is None:
+            if len(self.awaiting) > 1:
+                raise ValueError(f"several steps wait ({', '.join(self.awaiting)}): name one")
+            sid = next(iter(self.awaiting))
+        elif action.step in self.awaiting:
+            sid = action.step
+        else:
+            raise ValueError(f"step {action.step!r} is not waiting for the operator")
+        allowed = {"paused": ("retry", "skip", "rollback"), "undo": ("retry", "skip", "end")}
+        if action.action not in allowed[self.awaiting[sid]]:
+            choices = "|".join(allowed[self.awaiting[sid]])
+            raise ValueError(f"{action.action!r} does not apply to {sid}: use {choices}")
+        if not action.by.strip():
+            raise ValueError("by is required: who decides")
+        if action.action == "skip" and not action.reason.strip():
+            raise ValueError("a skip needs a reason")
+        return sid
+
+    async def _operator(self, sid: str, why: str) -> OperatorAction | None:
+        """Wait for the operator's decision on a step (None: the run was aborted meanwhile)."""
+        self.awaiting[sid] = why
+        self.decisions.pop(sid, None)
+        self._publish()
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    sid in self.decisions or (why == "paused" and self.abort_request is not None)
+                )
+            )
+        finally:
+            del self.awaiting[sid]
+        return self.decisions.pop(sid, None)
+
+    # -------------------------------------------------------------------------- rollback
+    async def _rollback(self) -> bool:
+        """Undo applied steps (reverse completion order, dependents first); True if the operator
+        ended the run with an undo still failed."""
+        todo = list(reversed(self.completion))
+        children: dict[str, list[str]] = {}
+        for s in self.steps.values():
+            for dep in s.depends_on:
+                children.setdefault(dep, []).append(s.id)
+        later = {sid: _reachable(children, sid) & set(todo) for sid in todo}
+        pending = list(todo)
+        running: dict[str, asyncio.Task[str]] = {}
+        ended = False
+        while pending or running:
+            if not ended:
+                busy = set(pending) | set(running)
+                for sid in list(pending):
+                    if len(running) >= self.inp.max_parallel:
+                        break
+                    if later[sid] & busy:
+                        continue
+                    pending.remove(sid)
+                    running[sid] = asyncio.create_task(self._undo(sid))
+            if not running:
+                break
+            self._publish()
+            await workflow.wait_condition(lambda: any(t.done() for t in running.values()))
+            for sid, task in list(running.items()):
+                if task.done():
+                    del running[sid]
+                    if task.result() == "ended":
+                        ended = True
+        for sid in pending:
+            self.records[sid].undo_note = "not undone: the operator ended the rollback"
+        return ended
+
+    async def _undo(self, sid: str) -> str:
+        step, rec = self.steps[sid], self.records[sid]
+        if not step.reversible:
+            rec.state = StepState.UNDO_SKIPPED
+            rec.undo_note = "irreversible: not undone"
+            return "skipped"
+        rec.undo_started_at = workflow.now()
+        while True:
+            rec.state, rec.undo_error = StepState.UNDOING, None
+            try:
+                await self._activity(
+                    "step.undo",
+                    step,
+                    rec,
+                    self.snapshots.get(sid, {}),
+                    attempts=max(self.inp.undo_attempts, step.retry.attempts),
+                )
+            except _StepFailed as exc:
+                rec.state, rec.undo_error = StepState.UNDO_FAILED, exc.error
+                action = await self._operator(sid, "undo")
+                assert action is not None
+                if action.action == "retry":
+                    continue
+                rec.undo_ended_at = workflow.now()
+                if action.action == "skip":
+                    rec.state = StepState.UNDO_SKIPPED
+                    rec.undo_note = f"skipped by {action.by}: {action.reason}"
+                    return "skipped"
+                rec.undo_note = f"rollback ended by {action.by}: {action.reason}"
+                return "ended"
+            else:
+                rec.state, rec.undo_ended_at = StepState.UNDONE, workflow.now()
+                rec.phase = ""
+                return "undone"
+
+    # -------------------------------------------------------------------------- progress
+    def _state(self) -> RunState:
+        if self.final is not None:
+            return self.final
+        if any(w == "undo" for w in self.awaiting.values()):
+            return RunState.ROLLBACK_FAILED
+        if self.rolling_back:
+            return RunState.ROLLING_BACK
+        if self.awaiting:
+            return RunState.PAUSED
+        if self.open_gates:
+            return RunState.WAITING_APPROVAL
+        return RunState.RUNNING
+
+    @workflow.query
+    def progress(self) -> RunProgress:
+        """The whole step table: state, attempts, timings, last error; approvals and open gates."""
+        return RunProgress(
+            runbook=self.inp.runbook,
+            from_region=self.inp.from_region,
+            to_region=self.inp.to_region,
+            mode=self.inp.mode,
+            requester=self.inp.requester,
+            state=self._state(),
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            reason=self.reason,
+            steps=list(self.records.values()),
+            approvals=list(self.approvals),
+            open_gates=list(self.open_gates),
+            objectives=self.inp.objectives,
+        )
+
+    def _publish(self) -> None:
+        """Keep the FailoverState search attribute and the UI's current details up to date."""
+        state = self._state()
+        if state != self._published_state:
+            workflow.upsert_search_attributes([sa.STATE.value_set(state.value)])
+            self._published_state = state
+        workflow.set_current_details(self._details(state))
+
+    def _details(self, state: RunState) -> str:
+        inp = self.inp
+        counts: dict[str, int] = {}
+        shown: list[StepRecord] = []
+        for rec in self.records.values():
+            counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
+            if rec.state not in (StepState.PENDING, StepState.SUCCEEDED) or len(self.records) <= 30:
+                shown.append(rec)
+        lines = [
+            f"**{state.value}** · {inp.mode} of `{inp.runbook}`: {inp.from_region} → "
+            f"{inp.to_region} · requested by {inp.requester}",
+            "",
+            " · ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        ]
+        if self.reason:
+            lines += ["", f"Rolling back because: {self.reason}"]
+        for sid in self.open_gates:
+            gate = self.steps[sid].gate
+            assert gate is not None
+            who = ", ".join(gate.approvers or inp.approvers) or "anyone but the requester"
+            got = len(self.votes.get(sid, []))
+            lines += [
+                "",
+                f"**Gate `{sid}` is open** ({got}/{gate.approvals} approvals; {who}). "
+                f"{gate.message}",
+                f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
+                f'"gate": "{sid}"}}` (or **reject**).',
+            ]
+        for sid, why in self.awaiting.items():
+            lines += [
+                "",
+                f"**Step `{sid}` waits for the operator** ({why}): send Update **operator** with "
+                f'`{{"action": "retry", "by": "YOUR-NAME", "reason": "...", "step": "{sid}"}}`',
+            ]
+        lines += ["", "| step | state | attempts | detail |", "|---|---|---|---|"]
+        for rec in shown[:DETAIL_ROWS]:
+            err = rec.undo_error or rec.error
+            detail = (err.message if err else "") or rec.detail or rec.phase
+            detail = detail.replace("|", "/")[:100]
+            lines.append(f"| {rec.id} | {rec.state.value} | {rec.attempts} | {detail} |")
+        if len(shown) > DETAIL_ROWS:
+            lines.append(f"| … {len(shown) - DETAIL_ROWS} more | | | |")
+        return "\n".join(lines)
+
+
+def _reachable(children: dict[str, list[str]], start: str) -> set[str]:
+    """Every step that depends on `start`, directly or not."""
+    seen: set[str] = set()
+    todo = list(children.get(start, ()))
+    while todo:
+        cur = todo.pop()
+        if cur not in seen:
+            seen.add(cur)
+            todo.extend(children.get(cur, ()))
+    return seen
+
+
+def _error_info(exc: ActivityError) -> tuple[ErrorInfo, int]:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        return (
+            ErrorInfo(
+                kind=cause.type or str(details.get("kind", "Error")),
+                message=cause.message,
+                retryable=not cause.non_retryable,
+            ),
+            int(details.get("attempt", 1)),
+        )
+    if isinstance(cause, TemporalTimeoutError):
+        what = cause.type.name.lower() if cause.type else "activity"
+        return ErrorInfo(kind="Timeout", message=f"{what} timeout"), 1
+    return ErrorInfo(kind=type(cause).__name__, message=str(cause or exc)), 1
