@@ -5,7 +5,12 @@ Only temporalio is imported here, so workflow code can import this module in the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.common import SearchAttributeKey
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 RUNBOOK = SearchAttributeKey.for_keyword("FailoverRunbook")
 FROM_REGION = SearchAttributeKey.for_keyword("FailoverFromRegion")
@@ -23,3 +28,22 @@ def cli_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}=Keyword"]
     return flags
+
+
+async def register(client: Client, namespace: str) -> None:
+    """Register the search attributes on a server that lacks them (self-hosted or test server).
+
+    The sandbox's dev server gets them by flag at start; Temporal Cloud namespaces get them with
+    `tcld namespace search-attributes add`.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL
+            },
+        )
+    )

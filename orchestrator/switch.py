@@ -17,6 +17,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import search_attributes as sa
 from orchestrator.runs import Abort, Decision, OperatorAction, RunProgress, RunState, SwitchInput
@@ -117,6 +118,10 @@ async def _update(h: Handle, name: str, arg: Decision | Abort | OperatorAction) 
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
         raise RefusedError(message) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and "completed" in exc.message:
+            raise RefusedError(f"the run {h.id} has already ended") from None
+        raise
     return str(result)
 
 

@@ -193,19 +193,24 @@ class RegionSwitchWorkflow:
                         rec.detail = f"skipped by {action.by}: {action.reason}"
                         return
                     rec.state, rec.error = StepState.RUNNING, None
-            rec.state = StepState.SUCCEEDED
         except _StepFailed as exc:
             rec.state, rec.error = StepState.FAILED, exc.error
+            self._ended(rec)
             raise
         except asyncio.CancelledError:
             rec.state = StepState.NOT_RUN if not rec.applied else StepState.FAILED
             rec.detail = "cancelled: the run is rolling back"
+            self._ended(rec)
             raise
-        finally:
-            rec.ended_at = workflow.now()
-            rec.phase = ""
-            if rec.applied and sid not in self.completion:
-                self.completion.append(sid)
+        # (No `finally`: on eviction the coroutine is closed outside the workflow's event loop.)
+        if rec.state != StepState.SKIPPED:
+            rec.state = StepState.SUCCEEDED
+        self._ended(rec)
+
+    def _ended(self, rec: StepRecord) -> None:
+        rec.ended_at, rec.phase = workflow.now(), ""
+        if rec.applied and rec.id not in self.completion:
+            self.completion.append(rec.id)
 
     async def _execute(self, step: PlannedStep, rec: StepRecord) -> None:
         dry = self.inp.mode == "dry-run"

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+MAX_SECONDS = 366 * 86400
 PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 
 
@@ -19,15 +20,20 @@ def parse_duration(value: Any) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
+    seconds: float | None = None
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         if text and re.fullmatch(PATTERN, text):
-            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
-    raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    if seconds is None:
+        raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
+    if not seconds <= MAX_SECONDS:  # also refuses nan and inf
+        raise ValueError(f"invalid duration {value!r}: longer than a year")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(td: timedelta) -> str:

@@ -89,6 +89,22 @@ def problems(steps: str, header: str = HEADER) -> list[str]:
         ),
         ("  - id: a\n    type: noop\n    guards: [{type: approval}]\n", "steps[0].guards[0].type"),
         ("  []\n", "rb.yaml:8:3: steps: List should have at least 1 item"),
+        (
+            "  - id: a\n    type: noop\n    timeout: 99999999999d\n",
+            "steps[0].timeout: invalid duration '99999999999d': longer than a year",
+        ),
+        (
+            "  - id: a\n    type: http_check\n    params: {url: 'http://x', endpoint: app}\n",
+            "steps[0].params: give exactly one of url or endpoint",
+        ),
+        (
+            "  - id: a\n    type: ssm_parameter\n    params: {name: /x}\n",
+            "steps[0].params.value: required field missing",
+        ),
+        (
+            "  - id: a\n    type: k8s_configmap_flag\n    params: {namespace: s, name: n, key: k, value: 1}\n",
+            "steps[0].params.value: Input should be a valid string",
+        ),
     ],
 )
 def test_malformed_runbooks(steps: str, expected: str) -> None:
