@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import runbook, sandbox
+from orchestrator.cli import runbook, sandbox, worker
 
 app = typer.Typer(
     name="failover",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox.app, name="sandbox")
 runbook.register(app)
+app.command()(worker.worker)
 
 
 @app.command()

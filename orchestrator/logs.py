@@ -1,0 +1,45 @@
+"""Structured logs (structlog): JSON for machines, console for people; secrets never printed.
+
+Every step activity binds run id, step id, step type, region, phase and attempt to its lines
+(`activities.steps`). `redact` masks the values of secret-looking keys wherever they appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+from orchestrator.sandbox.calls import redact
+
+LogFormat = Literal["console", "json"]
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    redacted: dict[str, Any] = redact(dict(event))
+    return redacted
+
+
+def configure(fmt: LogFormat = "console", level: int = logging.INFO) -> None:
+    """Route structlog (and the stdlib loggers Temporal uses) to stderr in the chosen format."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")

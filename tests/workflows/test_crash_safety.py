@@ -1,0 +1,214 @@
+"""Crash safety: the worker process is SIGKILLed mid-apply, mid-verify and mid-rollback, and the
+Temporal dev server is killed and restarted mid-run (SQLite persistence). Each run ends as an
+uninterrupted one would, and the call log shows every change applied once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import switch
+from orchestrator.client import connect
+from orchestrator.runs import Decision, RunState, StepState, SwitchInput
+from orchestrator.sandbox.calls import Call
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.manager import Sandbox, SandboxEnv, pid_alive
+from tests.workflows.helpers import ROOT, drive, observe, plan, sandbox_config, start, wait_for
+
+HEARTBEAT = timedelta(seconds=2)  # worker death is noticed this fast
+
+
+class WorkerProcess:
+    """`failover worker` as its own process, on a task queue of the test."""
+
+    def __init__(self, home: str, queue: str, log: Path) -> None:
+        self.home, self.queue, self.log = home, queue, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ, FAILOVER_SANDBOX_HOME=self.home, PYTHONPATH=str(ROOT))
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator", "worker", "--task-queue", self.queue,
+                 "--log-format", "json"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye to Temporal."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def workers(env: SandboxEnv, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Worker processes a test starts; every one is stopped at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.stop()
+
+
+def _spawn(env: SandboxEnv, workers: list[WorkerProcess], queue: str, tmp: Path) -> WorkerProcess:
+    w = WorkerProcess(env.home, queue, tmp / f"worker-{len(workers)}.log").start()
+    workers.append(w)
+    return w
+
+
+def _quick(inp: SwitchInput) -> SwitchInput:
+    return inp.model_copy(update={"heartbeat_timeout": HEARTBEAT})
+
+
+def _applied(calls: list[Call], operation: str, region: str) -> list[Call]:
+    return [c for c in calls if c.operation == operation and c.region == region and c.status < 400]
+
+
+async def _wait_call(
+    control: SandboxControl, t0: float, operation: str, region: str, n: int
+) -> None:
+    deadline = time.monotonic() + 30
+    while len(_applied(control.calls(t0), operation, region)) < n:
+        assert time.monotonic() < deadline, f"{operation} in {region} not seen {n} times"
+        await asyncio.sleep(0.05)
+
+
+def test_worker_killed_mid_apply(
+    fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    queue, t0 = f"crash-{uuid.uuid4().hex[:6]}", time.time()
+    # The sandbox holds this PutParameter 3 s before applying it: the worker dies meanwhile.
+    control.add_fault(FaultRule(target="aws:ssm:PutParameter", region="us-east-1", error="none",
+                                delay=3.0))  # fmt: skip
+
+    async def scenario() -> Any:
+        client = await connect(sandbox_config(fresh).temporal)
+        first = _spawn(fresh, workers, queue, tmp_path)
+        h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
+        await wait_for(h, lambda p: p.step("source-maintenance-flag").phase == "apply")
+        await asyncio.sleep(1.0)  # inside the held call
+        first.kill()
+        await asyncio.sleep(3.0)  # the call lands with no worker alive
+        _spawn(fresh, workers, queue, tmp_path)
+        return await drive(h, timeout=90)
+
+    result = asyncio.run(scenario())
+    assert result.state == RunState.SUCCEEDED, result.reason
+    assert result.step("source-maintenance-flag").attempts == 2  # the retry after the crash
+    puts = _applied(control.calls(t0), "ssm:PutParameter", "us-east-1")
+    assert len(puts) == 1, "the retried apply saw the change and did not repeat it"
+    assert observe(fresh)["us-east-1:ssm"]["/shop/flags/maintenance"] == "true"
+
+
+def test_worker_killed_mid_verify(
+    fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    queue, t0 = f"crash-{uuid.uuid4().hex[:6]}", time.time()
+    # The patch lands, its answer is held 1.5 s; then verify's read is held 5 s.
+    control.add_fault(FaultRule(target="k8s:us-east-1:patch:configmaps", error="none",
+                                when="after", delay=1.5))  # fmt: skip
+
+    async def scenario() -> Any:
+        client = await connect(sandbox_config(fresh).temporal)
+        first = _spawn(fresh, workers, queue, tmp_path)
+        h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
+        await _wait_call(control, t0, "patch:configmaps", "us-east-1", 1)
+        verify_read = control.add_fault(
+            FaultRule(target="k8s:us-east-1:get:configmaps", error="none", delay=5.0)
+        )
+        await asyncio.sleep(2.5)
+        hits = {f.id: f.hits for f in control.faults()}
+        assert hits.get(verify_read.id) == 1, "verify's read is in flight"
+        first.kill()
+        _spawn(fresh, workers, queue, tmp_path)
+        return await drive(h, timeout=90)
+
+    result = asyncio.run(scenario())
+    assert result.state == RunState.SUCCEEDED, result.reason
+    assert result.step("freeze-writes").attempts == 2
+    assert len(_applied(control.calls(t0), "patch:configmaps", "us-east-1")) == 1
+    assert observe(fresh)["us-east-1:configmap"]["writes-frozen"] == "true"
+
+
+def test_worker_killed_mid_rollback(
+    fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    before = observe(fresh)
+    queue, t0 = f"crash-{uuid.uuid4().hex[:6]}", time.time()
+
+    async def scenario() -> Any:
+        client = await connect(sandbox_config(fresh).temporal)
+        first = _spawn(fresh, workers, queue, tmp_path)
+        h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
+        await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+        # The undo's patch lands, then its answer is held while the worker dies.
+        control.add_fault(FaultRule(target="k8s:us-east-1:patch:configmaps", error="none",
+                                    when="after", delay=3.0))  # fmt: skip
+        await switch.reject(h, Decision(approver="bob", comment="drill of the rollback"))
+        await _wait_call(control, t0, "patch:configmaps", "us-east-1", 2)
+        progress = await switch.progress(h)
+        assert progress.state == RunState.ROLLING_BACK
+        first.kill()
+        _spawn(fresh, workers, queue, tmp_path)
+        return await h.result()
+
+    result = asyncio.run(scenario())
+    assert result.state == RunState.ROLLED_BACK
+    rec = result.step("freeze-writes")
+    assert rec.state == StepState.UNDONE and rec.undo_attempts == 2
+    patches = _applied(control.calls(t0), "patch:configmaps", "us-east-1")
+    assert len(patches) == 2, "one apply and one undo, none repeated"
+    assert observe(fresh) == before
+
+
+def test_temporal_server_restart_mid_run(
+    sandbox: Sandbox,
+    fresh: SandboxEnv,
+    control: SandboxControl,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    queue, t0 = f"crash-{uuid.uuid4().hex[:6]}", time.time()
+    control.add_fault(FaultRule(target="aws:ssm:PutParameter", region="us-east-1", error="none",
+                                delay=3.0))  # fmt: skip
+
+    async def scenario() -> Any:
+        client = await connect(sandbox_config(fresh).temporal)
+        _spawn(fresh, workers, queue, tmp_path)
+        h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
+        await wait_for(h, lambda p: p.step("source-maintenance-flag").phase == "apply")
+        pid = fresh.components["temporal"].pid
+        os.killpg(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(sandbox.up)  # same ports, same SQLite file
+        return await drive(h, timeout=120)
+
+    result = asyncio.run(scenario())
+    assert result.state == RunState.SUCCEEDED, result.reason
+    assert all(s.state == StepState.SUCCEEDED for s in result.steps)
+    assert len(_applied(control.calls(t0), "ssm:PutParameter", "us-east-1")) == 1
+    assert observe(fresh)["us-east-1:ssm"]["/shop/flags/maintenance"] == "true"
