@@ -24,8 +24,13 @@ def build_worker(
     config: Config,
     executor: ThreadPoolExecutor,
     task_queue: str | None = None,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
-    """A worker for the orchestrator's workflows and activities (not started)."""
+    """A worker for the orchestrator's workflows and activities (not started).
+
+    `max_cached_workflows=0` evicts a workflow after every activation (tests use it: every
+    workflow task then replays the history from the start).
+    """
     steps = StepActivities(Clients(config))
     return Worker(
         client,
@@ -34,6 +39,7 @@ def build_worker(
         activities=steps.all(),
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_cached_workflows=max_cached_workflows,
     )
 
 

@@ -88,6 +88,7 @@ class RegionSwitchWorkflow:
         self.decisions: dict[str, OperatorAction] = {}
         self._published_state: RunState | None = None
         self._abort_seen = False
+        self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -101,6 +102,8 @@ class RegionSwitchWorkflow:
                 await asyncio.shield(main)
                 break
             except asyncio.CancelledError:
+                if main.cancelling() or main.done():
+                    raise  # eviction from the worker's cache cancels every task: let it go
                 # Cancelling the workflow means "stop and roll back", never "leave it half-done".
                 if self.abort_request is None and not self.rolling_back:
                     self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
@@ -135,13 +138,14 @@ class RegionSwitchWorkflow:
             if failure is None:
                 while ready and len(running) < self.inp.max_parallel:
                     sid = ready.popleft()
-                    running[sid] = asyncio.create_task(self._run_step(sid))
+                    running[sid] = self._task(self._run_step(sid))
             if not running:
                 break
             self._publish()
+            seen = self._done
             await workflow.wait_condition(
                 lambda: (
-                    any(t.done() for t in running.values())
+                    self._done != seen  # noqa: B023 - read at once, within this iteration
                     or (self.abort_request is not None and not self._abort_seen)
                 )
             )
@@ -481,32 +485,50 @@ class RegionSwitchWorkflow:
         for s in self.steps.values():
             for dep in s.depends_on:
                 children.setdefault(dep, []).append(s.id)
-        later = {sid: _reachable(children, sid) & set(todo) for sid in todo}
+        undoing = set(todo)
+        # A step's undo waits for the undos of the nearest undoable steps that depended on it.
+        waits_for = {sid: _nearest(children, sid, undoing) for sid in todo}
+        blockers = {sid: len(w) for sid, w in waits_for.items()}
+        unblocks: dict[str, list[str]] = {}
+        for sid, w in waits_for.items():
+            for later in w:
+                unblocks.setdefault(later, []).append(sid)
         pending = list(todo)
         running: dict[str, asyncio.Task[str]] = {}
         ended = False
         while pending or running:
             if not ended:
-                busy = set(pending) | set(running)
                 for sid in list(pending):
                     if len(running) >= self.inp.max_parallel:
                         break
-                    if later[sid] & busy:
+                    if blockers[sid]:
                         continue
                     pending.remove(sid)
-                    running[sid] = asyncio.create_task(self._undo(sid))
+                    running[sid] = self._task(self._undo(sid))
             if not running:
                 break
             self._publish()
-            await workflow.wait_condition(lambda: any(t.done() for t in running.values()))
+            seen = self._done
+            await workflow.wait_condition(lambda: self._done != seen)  # noqa: B023
             for sid, task in list(running.items()):
                 if task.done():
                     del running[sid]
                     if task.result() == "ended":
                         ended = True
+                    for earlier in unblocks.get(sid, ()):
+                        blockers[earlier] -= 1
         for sid in pending:
             self.records[sid].undo_note = "not undone: the operator ended the rollback"
         return ended
+
+    def _task(self, coro: Any) -> asyncio.Task[Any]:
+        """A child task that wakes the scheduling loop when it ends."""
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, _: asyncio.Task[Any]) -> None:
+        self._done += 1
 
     async def _undo(self, sid: str) -> str:
         step, rec = self.steps[sid], self.records[sid]
@@ -629,16 +651,21 @@ class RegionSwitchWorkflow:
         return "\n".join(lines)
 
 
-def _reachable(children: dict[str, list[str]], start: str) -> set[str]:
-    """Every step that depends on `start`, directly or not."""
+def _nearest(children: dict[str, list[str]], start: str, among: set[str]) -> set[str]:
+    """The steps of `among` that depend on `start` with no other step of `among` in between."""
+    found: set[str] = set()
     seen: set[str] = set()
     todo = list(children.get(start, ()))
     while todo:
         cur = todo.pop()
-        if cur not in seen:
-            seen.add(cur)
+        if cur in seen:
+            continue
+        seen.add(cur)
+        if cur in among:
+            found.add(cur)
+        else:
             todo.extend(children.get(cur, ()))
-    return seen
+    return found
 
 
 def _error_info(exc: ActivityError) -> tuple[ErrorInfo, int]:

@@ -41,12 +41,15 @@ def plan(
 
 
 @asynccontextmanager
-async def worker(config: Config) -> AsyncIterator[tuple[Client, str]]:
-    """A worker in this process on a fresh task queue; yields (client, task_queue)."""
+async def worker(config: Config, cache: int = 1000) -> AsyncIterator[tuple[Client, str]]:
+    """A worker in this process on a fresh task queue; yields (client, task_queue).
+
+    cache=0: the workflow is evicted after every activation and replayed for the next one.
+    """
     client = await connect(config.temporal)
     queue = f"test-{uuid.uuid4().hex[:8]}"
     with executor() as pool:
-        async with build_worker(client, config, pool, task_queue=queue):
+        async with build_worker(client, config, pool, queue, max_cached_workflows=cache):
             yield client, queue
 
 
@@ -87,9 +90,12 @@ async def drive(h: switch.Handle, approver: str = "bob", timeout: float = 60.0) 
     return result.result()
 
 
-def run(coro: Any) -> Any:
-    """Run a test scenario coroutine."""
-    return asyncio.run(coro)
+SCENARIO_TIMEOUT = 240.0
+
+
+def run(coro: Any, timeout: float = SCENARIO_TIMEOUT) -> Any:
+    """Run a test scenario coroutine; a hang fails the test instead of hanging the suite."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def sandbox_config(env: SandboxEnv) -> Config:

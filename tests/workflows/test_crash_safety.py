@@ -25,7 +25,7 @@ from orchestrator.sandbox.calls import Call
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv, pid_alive
-from tests.workflows.helpers import ROOT, drive, observe, plan, sandbox_config, start, wait_for
+from tests.workflows.helpers import ROOT, drive, observe, plan, run, sandbox_config, start, wait_for
 
 HEARTBEAT = timedelta(seconds=2)  # worker death is noticed this fast
 
@@ -114,7 +114,7 @@ def test_worker_killed_mid_apply(
         _spawn(fresh, workers, queue, tmp_path)
         return await drive(h, timeout=90)
 
-    result = asyncio.run(scenario())
+    result = run(scenario())
     assert result.state == RunState.SUCCEEDED, result.reason
     assert result.step("source-maintenance-flag").attempts == 2  # the retry after the crash
     puts = _applied(control.calls(t0), "ssm:PutParameter", "us-east-1")
@@ -145,7 +145,7 @@ def test_worker_killed_mid_verify(
         _spawn(fresh, workers, queue, tmp_path)
         return await drive(h, timeout=90)
 
-    result = asyncio.run(scenario())
+    result = run(scenario())
     assert result.state == RunState.SUCCEEDED, result.reason
     assert result.step("freeze-writes").attempts == 2
     assert len(_applied(control.calls(t0), "patch:configmaps", "us-east-1")) == 1
@@ -174,7 +174,7 @@ def test_worker_killed_mid_rollback(
         _spawn(fresh, workers, queue, tmp_path)
         return await h.result()
 
-    result = asyncio.run(scenario())
+    result = run(scenario())
     assert result.state == RunState.ROLLED_BACK
     rec = result.step("freeze-writes")
     assert rec.state == StepState.UNDONE and rec.undo_attempts == 2
@@ -207,7 +207,7 @@ def test_temporal_server_restart_mid_run(
         await asyncio.to_thread(sandbox.up)  # same ports, same SQLite file
         return await drive(h, timeout=120)
 
-    result = asyncio.run(scenario())
+    result = run(scenario())
     assert result.state == RunState.SUCCEEDED, result.reason
     assert all(s.state == StepState.SUCCEEDED for s in result.steps)
     assert len(_applied(control.calls(t0), "ssm:PutParameter", "us-east-1")) == 1

@@ -118,3 +118,24 @@ def test_cancelling_the_workflow_rolls_back(fresh: SandboxEnv) -> None:
     assert result.reason == "aborted by temporal: the workflow was cancelled"
     assert result.step("freeze-writes").state == StepState.UNDONE
     assert observe(fresh) == before
+
+
+def test_runs_survive_eviction_after_every_workflow_task(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    """No workflow cache: each task replays the history, through a gate and a rollback."""
+    before = observe(fresh)
+    control.add_fault(SSM_WEST)
+
+    async def scenario() -> object:
+        async with in_process_worker(sandbox_config(fresh), cache=0) as (client, queue):
+            h = await start(client, queue, plan("maintenance-drill.yaml"))
+            await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+            await switch.approve(h, Decision(approver="bob"))
+            return await h.result()
+
+    result = run(scenario())
+    assert result.state == RunState.ROLLED_BACK
+    assert result.step("target-maintenance-flag").error is not None
+    assert result.step("freeze-writes").state == StepState.UNDONE
+    assert observe(fresh) == before

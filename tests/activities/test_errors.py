@@ -1,0 +1,48 @@
+"""Error classification: what retrying can fix, and what it cannot."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
+from kubernetes.client.exceptions import ApiException
+
+from activities.errors import classify
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutParameter",
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "retryable"),
+    [
+        (client_error("ThrottlingException", 400), "Throttling", True),
+        (client_error("Throttling", 400), "Throttling", True),
+        (client_error("RequestLimitExceeded", 503), "Throttling", True),
+        (client_error("ServiceUnavailable", 503), "ServiceUnavailable", True),
+        (client_error("InternalFailure", 500), "ServiceUnavailable", True),
+        (client_error("AccessDeniedException", 400), "AccessDenied", False),
+        (client_error("AccessDenied", 403), "AccessDenied", False),
+        (client_error("ParameterNotFound", 400), "NotFound", False),
+        (client_error("DBClusterNotFoundFault", 404), "NotFound", False),
+        (client_error("InvalidDBClusterStateFault", 400), "InvalidState", False),
+        (client_error("ValidationException", 400), "Validation", False),
+        (ParamValidationError(report="Missing required parameter"), "Validation", False),
+        (EndpointConnectionError(endpoint_url="http://x"), "ConnectionError", True),
+        (ApiException(status=429, reason="TooManyRequests"), "Throttling", True),
+        (ApiException(status=503, reason="ServiceUnavailable"), "ServiceUnavailable", True),
+        (ApiException(status=409, reason="Conflict"), "Conflict", True),
+        (ApiException(status=403, reason="Forbidden"), "AccessDenied", False),
+        (ApiException(status=404, reason="NotFound"), "NotFound", False),
+        (ApiException(status=422, reason="Invalid"), "Validation", False),
+        (TimeoutError("read"), "Timeout", True),
+        (ConnectionRefusedError("refused"), "ConnectionError", True),
+        (KeyError("bug"), "InternalError", False),
+    ],
+)
+def test_classification(exc: BaseException, kind: str, retryable: bool) -> None:
+    err = classify(exc)
+    assert (err.kind, err.retryable) == (kind, retryable)

@@ -1,0 +1,120 @@
+"""Step types against the sandbox with the real clients, without Temporal: the contract itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from activities import registry
+from activities.base import StateStep, StepContext, StepParams
+from activities.clients import Clients
+from activities.errors import StepError
+from orchestrator.config import from_sandbox
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.manager import SandboxEnv
+from tests.sandbox.helpers import aws
+
+
+def ctx(env: SandboxEnv, region: str | None = None) -> StepContext:
+    return StepContext(
+        run_id="test",
+        step_id="s",
+        from_region="us-east-1",
+        to_region="us-west-2",
+        region=region,
+        mode="drill",
+        clients=Clients(from_sandbox(env)),
+    )
+
+
+def params(type_name: str, **values: object) -> tuple[StateStep, StepParams]:
+    stype = registry.get(type_name)
+    assert isinstance(stype, StateStep)
+    return stype, stype.Params.model_validate(values)
+
+
+MUTATING_CASES = [
+    ("ssm_parameter", {"name": "/shop/flags/maintenance", "value": "true", "region": "us-east-1"}),
+    ("ssm_parameter", {"name": "/shop/flags/brand-new", "value": "on", "region": "us-west-2"}),
+    (
+        "k8s_configmap_flag",
+        {"namespace": "shop", "name": "shop-flags", "key": "writes-frozen", "value": "true"},
+    ),
+    (
+        "k8s_configmap_flag",
+        {"namespace": "shop", "name": "shop-flags", "key": "new-key", "value": "x"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("type_name", "values"), MUTATING_CASES)
+def test_apply_then_undo_restores_the_snapshot_exactly(
+    fresh: SandboxEnv, control: SandboxControl, type_name: str, values: dict[str, object]
+) -> None:
+    stype, p = params(type_name, **values)
+    c = ctx(fresh, "us-east-1")
+    stype.preflight(c, p)
+    snap = stype.snapshot(c, p)
+    assert stype.dry_run(c, p), "a change is planned"
+    t0 = time.time()
+    stype.apply(c, p, snap)
+    assert stype.verify(c, p, snap).ok
+    assert stype.observe(c, p) != snap
+    stype.apply(c, p, snap)  # idempotent: the second apply changes nothing
+    writes = [x for x in control.calls(t0) if x.status < 400]
+    assert len(writes) == 1, writes
+    assert stype.dry_run(c, p) == [], "nothing left to change"
+    stype.undo(c, p, snap)
+    assert stype.verify_undo(c, p, snap).ok
+    assert stype.observe(c, p) == snap
+    stype.undo(c, p, snap)  # idempotent too
+    assert len([x for x in control.calls(t0) if x.status < 400]) == 2
+
+
+def test_ssm_parameter_refuses_to_snapshot_a_secure_string(fresh: SandboxEnv) -> None:
+    aws(fresh, "ssm").put_parameter(Name="/shop/secret", Value="hunter2", Type="SecureString")
+    stype, p = params("ssm_parameter", name="/shop/secret", value="x", region="us-east-1")
+    with pytest.raises(StepError) as exc:
+        stype.preflight(ctx(fresh), p)
+    assert exc.value.kind == "PreflightFailed" and not exc.value.retryable
+    assert "hunter2" not in str(exc.value)
+
+
+def test_configmap_flag_on_a_missing_configmap_is_not_found(fresh: SandboxEnv) -> None:
+    stype, p = params("k8s_configmap_flag", namespace="shop", name="nope", key="k", value="v")
+    with pytest.raises(StepError) as exc:
+        stype.snapshot(ctx(fresh, "us-east-1"), p)
+    assert exc.value.kind == "NotFound" and not exc.value.retryable
+
+
+def _http(env: SandboxEnv, **values: object) -> tuple[bool, str]:
+    stype = registry.get("http_check")
+    assert stype is not None
+    p = stype.Params.model_validate({"endpoint": "app", **values})
+    result = stype.verify(ctx(env, "us-east-1"), p, {})
+    return result.ok, result.detail
+
+
+def test_http_check_status_body_rate_and_latency(env: SandboxEnv, control: SandboxControl) -> None:
+    assert _http(env, path="/health", body_contains='"status": "ok"')[0]
+    ok, detail = _http(env, path="/health", body_contains="nope", requests=2)
+    assert not ok and "success 0%" in detail
+    control.set_region_health("us-east-1", False)
+    ok, detail = _http(env, path="/health", requests=2)
+    assert not ok and "got 503" in detail
+    assert _http(env, path="/health", expect_status=[503], requests=2)[0]
+    control.set_region_health("us-east-1", True)
+    control.set_app_fault("us-east-1", error_rate=0.5, latency_ms=0)
+    ok, detail = _http(env, path="/api/request", requests=40, min_success_rate=0.95)
+    assert not ok and "< 95%" in detail
+    assert _http(env, path="/api/request", requests=40, min_success_rate=0.1)[0]
+    control.set_app_fault("us-east-1", error_rate=0.0, latency_ms=120)
+    ok, detail = _http(env, path="/api/request", requests=3, max_latency_ms=50)
+    assert not ok and "p95" in detail and "> 50 ms" in detail
+
+
+def test_unknown_endpoint_is_a_non_retryable_error(env: SandboxEnv) -> None:
+    with pytest.raises(StepError) as exc:
+        _http(env, endpoint="payments")
+    assert exc.value.kind == "Validation" and not exc.value.retryable

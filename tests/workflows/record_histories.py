@@ -1,0 +1,112 @@
+"""Record workflow histories as replay fixtures (tests/workflows/histories/*.json).
+
+    failover sandbox up && python -m tests.workflows.record_histories [--home .failover/sandbox]
+
+Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
+(they prove old histories still replay). Each scenario resets the sandbox first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from orchestrator import switch
+from orchestrator.runs import Decision, OperatorAction, RunState
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.manager import DEFAULT_HOME, Sandbox
+from tests.workflows.helpers import RUNBOOKS, drive, plan, sandbox_config, start, wait_for, worker
+
+HISTORIES = Path(__file__).parent / "histories"
+Scenario = Callable[[switch.Handle, SandboxControl], Awaitable[None]]
+
+
+async def succeeded(h: switch.Handle, control: SandboxControl) -> None:
+    await drive(h)
+
+
+async def rolled_back(h: switch.Handle, control: SandboxControl) -> None:
+    await drive(h)
+
+
+async def rollback_failed_then_retried(h: switch.Handle, control: SandboxControl) -> None:
+    await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+    control.add_fault(
+        FaultRule(target="k8s:us-east-1:patch:configmaps", error="AccessDenied", count=None)
+    )
+    await switch.reject(h, Decision(approver="bob", comment="no"))
+    await wait_for(h, lambda p: p.state == RunState.ROLLBACK_FAILED)
+    control.clear_faults()
+    await switch.operator(h, OperatorAction(action="retry", by="carol"))
+    await h.result()
+
+
+async def paused_then_skipped(h: switch.Handle, control: SandboxControl) -> None:
+    await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+    await switch.approve(h, Decision(approver="bob"))
+    await wait_for(h, lambda p: p.state == RunState.PAUSED)
+    await switch.operator(h, OperatorAction(action="skip", by="carol", reason="known issue"))
+    await h.result()
+
+
+async def cancelled(h: switch.Handle, control: SandboxControl) -> None:
+    await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+    await h.cancel()
+    await h.result()
+
+
+PAUSE_TEXT = (
+    (RUNBOOKS / "maintenance-drill.yaml")
+    .read_text()
+    .replace(
+        'region: "${{ to_region }}"}\n    timeout: 30s\n  - id: settle',
+        'region: "${{ to_region }}"}\n    timeout: 30s\n    on_failure: pause\n  - id: settle',
+    )
+)
+SSM_WEST = FaultRule(target="aws:ssm:PutParameter", region="us-west-2", error="AccessDenied")
+
+SCENARIOS: dict[str, tuple[Scenario, dict[str, object], FaultRule | None]] = {
+    "succeeded": (succeeded, {}, None),
+    "rolled-back": (rolled_back, {}, SSM_WEST),
+    "rollback-failed-then-retried": (rollback_failed_then_retried, {}, None),
+    "paused-then-skipped": (paused_then_skipped, {"text": PAUSE_TEXT}, SSM_WEST),
+    "cancelled": (cancelled, {}, None),
+    "dry-run": (succeeded, {"mode": "dry-run"}, None),
+}
+
+
+async def record(home: Path, version: str) -> None:
+    box = Sandbox(home)
+    HISTORIES.mkdir(exist_ok=True)
+    for name, (scenario, options, fault) in SCENARIOS.items():
+        env = box.reset()
+        control = SandboxControl(env)
+        if fault is not None:
+            control.add_fault(fault)
+        async with worker(sandbox_config(env)) as (client, queue):
+            h = await start(client, queue, plan("maintenance-drill.yaml", **options))  # type: ignore[arg-type]
+            try:
+                await scenario(h, control)
+            finally:
+                with contextlib.suppress(Exception):
+                    control.clear_faults()
+            history = await h.fetch_history()
+        out = HISTORIES / f"{version}-{name}.json"
+        out.write_text(history.to_json())
+        print(f"{out}: {len(history.events)} events")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
+    parser.add_argument("--version", default="v1", help="prefix of the fixture files")
+    args = parser.parse_args()
+    asyncio.run(record(args.home, args.version))
+
+
+if __name__ == "__main__":
+    main()
