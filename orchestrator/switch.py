@@ -81,7 +81,9 @@ async def start(
         running: Handle = client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid)
         who = ""
         try:
-            progress = await running.query(RegionSwitchWorkflow.progress)
+            progress = await running.query(
+                RegionSwitchWorkflow.progress, rpc_timeout=timedelta(seconds=3)
+            )
             who = (
                 f", {progress.mode} {progress.from_region} -> {progress.to_region} "
                 f"requested by {progress.requester} at {progress.started_at:%Y-%m-%d %H:%M:%S}Z, "

@@ -6,6 +6,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli import runbook, sandbox, worker
+from orchestrator.cli import switch as switch_cli
 
 app = typer.Typer(
     name="failover",
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(sandbox.app, name="sandbox")
 runbook.register(app)
 app.command()(worker.worker)
+switch_cli.register(app)
 
 
 @app.command()

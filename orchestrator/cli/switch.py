@@ -1,0 +1,491 @@
+"""`failover drill | run | status | watch | list | approve | reject | abort | resolve`: region
+switches as the on-call engineer drives them.
+
+`drill` and `run` start the workflow and follow it with a live table; Ctrl-C detaches (the switch
+goes on in Temporal). On the sandbox, `drill`, `run` and `watch` also host a worker in their own
+process while they follow the run, so one command is enough (more workers on one task queue share
+the work; a detached run goes on when any worker polls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from orchestrator import config as configuration
+from orchestrator import switch
+from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.output import (
+    OutputFormat,
+    OutputOption,
+    console,
+    err_console,
+    fail,
+    info,
+    print_json,
+    print_table,
+)
+from orchestrator.cli.worker import ConfigOption, load_config
+from orchestrator.client import UnreachableError, connect
+from orchestrator.logs import configure
+from orchestrator.runbook import RunbookError, load_file
+from orchestrator.runbook.resolve import ResolveError, resolve
+from orchestrator.runs import (
+    Abort,
+    Decision,
+    Mode,
+    OperatorAction,
+    RunProgress,
+    RunState,
+    StepState,
+)
+from orchestrator.worker import build_worker, executor
+
+T = TypeVar("T")
+
+FINAL_CODES = {
+    RunState.SUCCEEDED: ExitCode.OK,
+    RunState.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    RunState.ROLLBACK_FAILED: ExitCode.ROLLBACK_FAILED,
+}
+STATE_STYLE = {
+    StepState.SUCCEEDED: "green",
+    StepState.RUNNING: "cyan",
+    StepState.WAITING_APPROVAL: "yellow",
+    StepState.PAUSED: "yellow",
+    StepState.FAILED: "red",
+    StepState.UNDOING: "magenta",
+    StepState.UNDONE: "magenta",
+    StepState.UNDO_FAILED: "bold red",
+    StepState.NOT_RUN: "dim",
+    StepState.PENDING: "dim",
+}
+
+IdArg = Annotated[str, typer.Argument(help="Run id (switch-RUNBOOK) or the runbook's name.")]
+AsOption = Annotated[
+    str | None, typer.Option("--as", help="Who you are (default: $FAILOVER_USER or $USER).")
+]
+
+
+def identity(name: str | None) -> str:
+    """The operator's name: --as, else $FAILOVER_USER, else the login name."""
+    who = name or os.environ.get("FAILOVER_USER") or getpass.getuser()
+    if not who.strip():
+        fail("--as: who you are is required")
+    return who.strip()
+
+
+def run_id(ref: str) -> str:
+    """Accept a workflow id or a runbook name."""
+    return ref if ref.startswith(("switch-", "test-")) else switch.workflow_id(ref)
+
+
+def _call(cfg: configuration.Config, body: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect and run body; Temporal unreachable or a refused request become one-line errors."""
+
+    async def main() -> T:
+        return await body(await connect(cfg.temporal))
+
+    try:
+        return asyncio.run(main())
+    except UnreachableError as exc:
+        fail(str(exc), ExitCode.UNREACHABLE)
+    except switch.RefusedError as exc:
+        fail(f"refused: {exc}")
+    except RPCError as exc:
+        if "not found" in exc.message.lower():
+            fail(f"no such run: {exc.message}")
+        fail(f"Temporal refused the request: {exc.message}", ExitCode.UNREACHABLE)
+
+
+# --------------------------------------------------------------------------------- tables
+def progress_table(p: RunProgress) -> Group:
+    """The step table and, when a gate or the operator is awaited, what to do."""
+    elapsed = ((p.ended_at or _now(p)) - p.started_at).total_seconds()
+    title = (
+        f"{p.mode} {p.runbook}: {p.from_region} -> {p.to_region}  ·  {p.state.value}  ·  "
+        f"{elapsed:.1f}s"
+    )
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for col in ("step", "type", "state", "attempts", "elapsed", "detail"):
+        table.add_column(col, overflow="fold")
+    for s in p.steps:
+        took = ""
+        if s.started_at is not None:
+            end = (
+                s.undo_ended_at or s.ended_at or (_now(p) if s.state != StepState.PENDING else None)
+            )
+            took = f"{(end - s.started_at).total_seconds():.1f}s" if end else ""
+        err = s.undo_error or s.error
+        detail = f"{err.kind}: {err.message}" if err else (s.undo_note or s.detail or s.phase)
+        style = STATE_STYLE.get(s.state, "")
+        table.add_row(s.id, s.type, Text(s.state.value, style=style), str(s.attempts), took, detail)
+    parts: list[Any] = [table]
+    if p.reason:
+        parts.append(Text(f"rolling back because: {p.reason}", style="red"))
+    for gate in p.open_gates:
+        parts.append(
+            Text(
+                f"gate '{gate}' is open: failover approve {p.runbook} --gate {gate} --as NAME "
+                "(or approve it in the Temporal UI: Update 'approve' with "
+                '{"approver": "NAME", "comment": "..."})',
+                style="yellow",
+            )
+        )
+    if p.state in (RunState.PAUSED, RunState.ROLLBACK_FAILED):
+        parts.append(
+            Text(
+                f"waiting for the operator: failover resolve {p.runbook} --action "
+                "retry|skip|end|rollback --as NAME --reason '...'",
+                style="bold yellow",
+            )
+        )
+    return Group(*parts)
+
+
+def _now(p: RunProgress) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------ start
+async def _recent_pollers(client: Client, queue: str) -> int:
+    """Workers seen polling the queue lately (the server remembers dead ones for a while)."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(resp.pollers)
+
+
+@contextlib.asynccontextmanager
+async def _hosted_worker(client: Client, cfg: configuration.Config) -> AsyncIterator[None]:
+    """On the sandbox, a worker in this process while it follows a run."""
+    if not cfg.sandbox:
+        yield
+        return
+    with executor() as pool:
+        async with build_worker(client, cfg, pool):
+            yield
+
+
+def _parse_params(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key:
+            fail(f"--param {v!r}: expected NAME=VALUE")
+        out[key] = val
+    return out
+
+
+def _start(
+    mode: Mode,
+    runbook: Path,
+    from_region: str,
+    to_region: str,
+    params: list[str],
+    as_: str | None,
+    auto_approve: str | None,
+    detach: bool,
+    config: Path | None,
+    output: OutputFormat,
+) -> None:
+    # The live table is the progress; a worker hosted here only reports problems.
+    configure("console", level=logging.WARNING)
+    requester = identity(as_)
+    try:
+        rb = load_file(runbook)
+        inp = resolve(
+            rb, from_region, to_region, mode=mode, requester=requester,
+            params=_parse_params(params),
+        )  # fmt: skip
+    except RunbookError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+    except ResolveError as exc:
+        fail(str(exc))
+    cfg = load_config(config)
+    if auto_approve is not None:
+        if not cfg.sandbox:
+            fail("--auto-approve is for sandbox demos only: approvals need a second person")
+        if auto_approve.strip() == requester:
+            fail(f"--auto-approve {auto_approve}: the requester cannot approve (two-person rule)")
+
+    async def body(client: Client) -> RunProgress | None:
+        async with _hosted_worker(client, cfg) if not detach else contextlib.nullcontext():
+            try:
+                h = await switch.start(client, inp, cfg.temporal.task_queue)
+            except switch.AlreadyRunningError as exc:
+                fail(str(exc))
+            desc = await h.describe()
+            link = _ui_link(cfg, h.id, desc.run_id)
+            if detach:
+                if not await _recent_pollers(client, cfg.temporal.task_queue):
+                    info(
+                        f"no worker polls '{cfg.temporal.task_queue}' now: the run starts when "
+                        "one does (failover worker, or failover watch on the sandbox)"
+                    )
+                if output == OutputFormat.json:
+                    print_json({"workflow_id": h.id, "run_id": desc.run_id, "ui": link})
+                else:
+                    info(f"started {h.id} (run {desc.run_id})" + (f"\n  {link}" if link else ""))
+                return None
+            info(f"started {h.id}" + (f": {link}" if link else ""))
+            return await _follow(h, auto_approve, quiet=output == OutputFormat.json)
+
+    result = _call(cfg, body)
+    if result is not None:
+        _finish(result, output)
+
+
+def _ui_link(cfg: configuration.Config, wid: str, rid: str | None) -> str:
+    if not cfg.temporal.ui_url:
+        return ""
+    return f"{cfg.temporal.ui_url}/namespaces/{cfg.temporal.namespace}/workflows/{wid}/{rid}"
+
+
+async def _follow(h: switch.Handle, auto_approve: str | None, quiet: bool = False) -> RunProgress:
+    """Refresh the live table until the run ends; approve gates as `auto_approve` if given."""
+    approved: set[str] = set()
+    live = Live(console=err_console, refresh_per_second=4, transient=False)
+    if not quiet:
+        live.start()
+    try:
+        while True:
+            p = await switch.progress(h)
+            if not quiet:
+                live.update(progress_table(p))
+            if p.state.final:
+                return p
+            for gate in p.open_gates:
+                if auto_approve and gate not in approved:
+                    approved.add(gate)
+                    msg = await switch.approve(
+                        h, Decision(approver=auto_approve, gate=gate, comment="--auto-approve")
+                    )
+                    info(f"{auto_approve}: {msg}")
+            await asyncio.sleep(0.5)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        live.stop()
+        info(f"detached: the switch goes on. Follow it with: failover watch {h.id}")
+        raise typer.Exit(int(ExitCode.OK)) from None
+    finally:
+        live.stop()
+
+
+def _finish(p: RunProgress, output: OutputFormat) -> NoReturn:
+    if output == OutputFormat.json:
+        print_json(p)
+    else:
+        took = ((p.ended_at or _now(p)) - p.started_at).total_seconds()
+        style = "green" if p.state == RunState.SUCCEEDED else "bold red"
+        err_console.print()
+        err_console.print(f"[{style}]{p.state.value}[/] in {took:.1f}s", highlight=False)
+    raise typer.Exit(int(FINAL_CODES.get(p.state, ExitCode.OK)))
+
+
+FromOption = Annotated[str, typer.Option("--from", help="Region to switch away from.")]
+ToOption = Annotated[str, typer.Option("--to", help="Region to switch to.")]
+ParamOption = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")]
+AutoApproveOption = Annotated[
+    str | None, typer.Option(help="Approve every gate as this person (sandbox demos only).")
+]
+DetachOption = Annotated[bool, typer.Option(help="Return the run id at once.")]
+RunbookArg = Annotated[Path, typer.Argument(help="Runbook YAML file.")]
+
+
+def drill(
+    runbook: RunbookArg,
+    from_region: FromOption,
+    to_region: ToOption,
+    param: ParamOption = [],  # noqa: B006 - Typer's way to spell a repeatable option
+    as_: AsOption = None,
+    auto_approve: AutoApproveOption = None,
+    detach: DetachOption = False,
+    config: ConfigOption = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Practise a switch (mode drill) and follow it live; exit 0/3/4 = succeeded/rolled back/
+    rollback failed."""
+    _start("drill", runbook, from_region, to_region, param, as_, auto_approve, detach, config,
+           output)  # fmt: skip
+
+
+def run(
+    runbook: RunbookArg,
+    from_region: FromOption,
+    to_region: ToOption,
+    param: ParamOption = [],  # noqa: B006
+    as_: AsOption = None,
+    auto_approve: AutoApproveOption = None,
+    detach: DetachOption = False,
+    dry_run: Annotated[bool, typer.Option(help="Preflight and dry-run every step.")] = False,
+    config: ConfigOption = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Switch for real (mode failover), or --dry-run to see what would change."""
+    mode: Mode = "dry-run" if dry_run else "failover"
+    _start(mode, runbook, from_region, to_region, param, as_, auto_approve, detach, config, output)
+
+
+# ------------------------------------------------------------------------------ inspect
+def status(ref: IdArg, config: ConfigOption = None, output: OutputFormat = OutputOption) -> None:
+    """The step table of a run (running or ended)."""
+    cfg = load_config(config)
+    p = _call(cfg, lambda c: switch.progress(switch.handle(c, run_id(ref))))
+    if output == OutputFormat.json:
+        print_json(p)
+    else:
+        console.print(progress_table(p))
+
+
+def watch(ref: IdArg, config: ConfigOption = None, output: OutputFormat = OutputOption) -> None:
+    """Follow a run live until it ends; exits with its outcome's code."""
+    cfg = load_config(config)
+    configure("console", level=logging.WARNING)
+
+    async def body(client: Client) -> RunProgress:
+        async with _hosted_worker(client, cfg):
+            h = switch.handle(client, run_id(ref))
+            return await _follow(h, None, output == OutputFormat.json)
+
+    _finish(_call(cfg, body), output)
+
+
+def list_runs(
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    runbook: Annotated[str | None, typer.Option(help="Only runs of this runbook.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 20,
+    config: ConfigOption = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Recent runs, newest first (from the search attributes)."""
+    if state is not None and state.upper() not in RunState.__members__:
+        fail(f"--state: expected one of {', '.join(RunState.__members__)}")
+    query = ["WorkflowType = 'RegionSwitch'"]
+    if state:
+        query.append(f"FailoverState = '{state.upper()}'")
+    if runbook:
+        query.append(f"FailoverRunbook = '{runbook.replace(chr(39), '')}'")
+    cfg = load_config(config)
+
+    async def body(client: Client) -> list[dict[str, Any]]:
+        rows = []
+        async for wf in client.list_workflows(" AND ".join(query), limit=limit):
+            attrs = wf.typed_search_attributes
+            from orchestrator import search_attributes as sa
+
+            rows.append(
+                {
+                    "workflow_id": wf.id,
+                    "run_id": wf.run_id,
+                    "runbook": attrs.get(sa.RUNBOOK),
+                    "from": attrs.get(sa.FROM_REGION),
+                    "to": attrs.get(sa.TO_REGION),
+                    "mode": attrs.get(sa.MODE),
+                    "state": attrs.get(sa.STATE),
+                    "requester": attrs.get(sa.REQUESTER),
+                    "started": wf.start_time.isoformat(),
+                }
+            )
+        return rows
+
+    rows = _call(cfg, body)
+    if output == OutputFormat.json:
+        print_json(rows)
+        return
+    print_table(
+        f"{len(rows)} run(s)",
+        ["workflow", "runbook", "from -> to", "mode", "state", "requester", "started"],
+        [
+            [r["workflow_id"], r["runbook"], f"{r['from']} -> {r['to']}", r["mode"], r["state"],
+             r["requester"], r["started"][:19]]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ decide
+def approve(
+    ref: IdArg,
+    as_: AsOption = None,
+    gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Approve an open gate (never your own switch: two-person rule)."""
+    decision = Decision(approver=identity(as_), gate=gate, comment=comment)
+    cfg = load_config(config)
+    info(_call(cfg, lambda c: switch.approve(switch.handle(c, run_id(ref)), decision)))
+
+
+def reject(
+    ref: IdArg,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the report).")],
+    as_: AsOption = None,
+    gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Reject an open gate: the switch rolls back."""
+    decision = Decision(approver=identity(as_), gate=gate, comment=reason)
+    cfg = load_config(config)
+    info(_call(cfg, lambda c: switch.reject(switch.handle(c, run_id(ref)), decision)))
+
+
+def abort(
+    ref: IdArg,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the report).")],
+    as_: AsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Stop the switch and undo every step it applied."""
+    req = Abort(by=identity(as_), reason=reason)
+    cfg = load_config(config)
+    info(_call(cfg, lambda c: switch.abort(switch.handle(c, run_id(ref)), req)))
+
+
+def resolve_cmd(
+    ref: IdArg,
+    action: Annotated[str, typer.Option(help="retry | skip | rollback (paused) | end (undo)")],
+    reason: Annotated[str, typer.Option(help="Why (required to skip).")] = "",
+    step: Annotated[str | None, typer.Option(help="Step id (if several wait).")] = None,
+    as_: AsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Decide for a paused step or a failed undo (ROLLBACK_FAILED)."""
+    if action not in ("retry", "skip", "rollback", "end"):
+        fail(f"--action: expected retry, skip, rollback or end, got {action!r}")
+    req = OperatorAction(action=action, by=identity(as_), reason=reason, step=step)  # type: ignore[arg-type]
+    cfg = load_config(config)
+    info(_call(cfg, lambda c: switch.operator(switch.handle(c, run_id(ref)), req)))
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the top-level app."""
+    for fn in (drill, run, status, watch, approve, reject, abort):
+        app.command()(fn)
+    app.command("list")(list_runs)
+    app.command("resolve")(resolve_cmd)

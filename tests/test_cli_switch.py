@@ -1,0 +1,126 @@
+"""The switch commands as a user runs them: drill, status, list, approve, reject, watch, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.manager import SandboxEnv
+from tests.workflows.helpers import ROOT, observe
+
+RUNBOOK = str(ROOT / "runbooks/maintenance-drill.yaml")
+
+
+def failover(env: SandboxEnv, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, FAILOVER_USER="alice",
+                 PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def worker_process(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "worker"],
+        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_drill_with_auto_approve_succeeds_and_reports_json(fresh: SandboxEnv) -> None:
+    proc = failover(fresh, "drill", RUNBOOK, "--from", "us-east-1", "--to", "us-west-2",
+                    "--auto-approve", "bob", "-o", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["state"] == "SUCCEEDED" and result["requester"] == "alice"
+    assert [a["approver"] for a in result["approvals"]] == ["bob"]
+    assert observe(fresh)["us-west-2:configmap"]["maintenance"] == "true"
+    listed = json.loads(
+        failover(fresh, "list", "--runbook", "maintenance-drill", "-o", "json").stdout
+    )
+    assert listed[0]["state"] == "SUCCEEDED" and listed[0]["from"] == "us-east-1"
+
+
+def test_drill_that_rolls_back_exits_3(fresh: SandboxEnv, control: SandboxControl) -> None:
+    control.add_fault(FaultRule(target="aws:ssm:PutParameter", region="us-west-2",
+                                error="AccessDenied"))  # fmt: skip
+    before = observe(fresh)
+    proc = failover(fresh, "drill", RUNBOOK, "--from", "us-east-1", "--to", "us-west-2",
+                    "--auto-approve", "bob")  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "ROLLED_BACK" in proc.stderr and "AccessDenied" in proc.stderr
+    assert observe(fresh) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "eu-west-9", "--to", "us-west-2"],
+         "error: --from: unknown region 'eu-west-9' (runbook 'maintenance-drill' switches "
+         "between us-east-1, us-west-2)"),
+        (["--from", "us-east-1", "--to", "us-east-1"],
+         "error: --from and --to are both 'us-east-1': nothing to switch"),
+        (["--from", "us-east-1", "--to", "us-west-2", "--param", "nope=1"],
+         "error: --param nope: unknown parameter (runbook has: settle)"),
+        (["--from", "us-east-1", "--to", "us-west-2", "--auto-approve", "alice"],
+         "error: --auto-approve alice: the requester cannot approve (two-person rule)"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_exit_2_and_starts_nothing(
+    env: SandboxEnv, args: list[str], message: str
+) -> None:
+    proc = failover(env, "drill", RUNBOOK, *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == message
+    assert "Traceback" not in proc.stderr
+
+
+def test_approve_and_reject_from_the_cli(fresh: SandboxEnv, worker_process: None) -> None:
+    started = failover(fresh, "drill", RUNBOOK, "--from", "us-east-1", "--to", "us-west-2",
+                       "--detach", "-o", "json")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    wid = json.loads(started.stdout)["workflow_id"]
+    assert wid == "switch-maintenance-drill"
+    for _ in range(100):
+        st = json.loads(failover(fresh, "status", "maintenance-drill", "-o", "json").stdout)
+        if st["state"] == "WAITING_APPROVAL":
+            break
+    assert st["open_gates"] == ["approve"]
+    own = failover(fresh, "approve", wid)  # FAILOVER_USER=alice requested it
+    assert own.returncode == 2
+    assert "alice requested this switch and cannot approve it (two-person rule)" in own.stderr
+    stranger = failover(fresh, "approve", wid, "--as", "mallory")
+    assert stranger.returncode == 2 and "mallory may not decide gate approve" in stranger.stderr
+    rejected = failover(fresh, "reject", wid, "--as", "bob", "--reason", "not today")
+    assert rejected.returncode == 0, rejected.stderr
+    watched = failover(fresh, "watch", wid, "-o", "json")
+    assert watched.returncode == 3
+    assert (
+        json.loads(watched.stdout)["reason"]
+        == "step approve failed: Rejected: rejected by bob: not today"
+    )
+    late = failover(fresh, "abort", wid, "--reason", "late")
+    assert late.returncode == 2 and "has already ended" in late.stderr
+
+
+def test_status_of_an_unknown_run(env: SandboxEnv) -> None:
+    proc = failover(env, "status", "no-such-runbook")
+    assert proc.returncode == 2 and "no such run" in proc.stderr and "Traceback" not in proc.stderr
