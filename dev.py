@@ -2,6 +2,7 @@
 """Bootstrap and run: the two commands of the README.
 
     python3 dev.py drill   # venv + install if needed, sandbox up, run the example drill
+    python3 dev.py drill RUNBOOK --from R1 --to R2 [...]   # the same, with other drill arguments
     python3 dev.py test    # venv + install if needed, then ruff, mypy and the whole pytest suite
 
 Only the standard library is used here, so it runs on a fresh machine with Python 3.11 and pip.
@@ -62,12 +63,16 @@ def _run(*args: str) -> int:
     return subprocess.run(list(args), cwd=ROOT, env=env).returncode
 
 
+DRILL = ["runbooks/maintenance-drill.yaml", "--from", "us-east-1", "--to", "us-west-2"]
+
+
 def cmd_drill(extra: list[str]) -> int:
-    """Bring the sandbox up and run the example drill (for now: sandbox up + status)."""
+    """Bring the sandbox up and run the example drill, its gate approved by a second person."""
     rc = _run(str(BIN / "failover"), "sandbox", "up")
     if rc != 0:
         return rc
-    return _run(str(BIN / "failover"), "sandbox", "status", *extra)
+    args = extra or [*DRILL, "--as", "alice", "--auto-approve", "bob"]
+    return _run(str(BIN / "failover"), "drill", *args)
 
 
 def cmd_test(extra: list[str]) -> int:

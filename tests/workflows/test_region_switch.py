@@ -247,3 +247,34 @@ def test_second_switch_of_a_runbook_is_refused_naming_the_running_one(
             assert (await again.result()).state == RunState.ROLLED_BACK
 
     run(scenario())
+
+
+def test_a_failed_guard_stops_the_step_before_it_mutates(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    before = observe(fresh)
+    t0 = time.time()
+
+    async def scenario() -> object:
+        async with worker(sandbox_config(fresh)) as (client, queue):
+            h = await start(client, queue, plan("maintenance-drill.yaml"))
+            await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
+            control.set_region_health("us-west-2", False)  # the guard's health check fails
+            return await drive(h)
+
+    result = run(scenario())
+    assert result.state == RunState.ROLLED_BACK
+    banner = result.step("target-maintenance-banner")
+    assert banner.error is not None and banner.error.kind == "GuardFailed"
+    assert "the target region answers" in banner.error.message
+    assert not banner.applied and banner.attempts == 0
+    assert _west_configmap_patches(control, t0) == 0
+    assert observe(fresh) == before
+
+
+def _west_configmap_patches(control: SandboxControl, since: float) -> int:
+    return sum(
+        1
+        for c in control.calls(since)
+        if c.operation == "patch:configmaps" and c.region == "us-west-2"
+    )
