@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import State, StateStep, StepContext, StepParams
+from activities.base import Check, State, StateStep, StepContext, StepParams
 from activities.errors import classify
 
 
@@ -62,3 +62,180 @@ class ConfigMapFlag(StateStep):
             self._core(ctx, p).patch_namespaced_config_map(p.name, p.namespace, body)
         except Exception as exc:
             raise classify(exc) from exc
+
+
+class K8sScaleParams(StepParams):
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    names: list[str] = Field(min_length=1, description="Workloads to scale (same namespace).")
+    namespace: str
+    replicas: int = Field(ge=0)
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+class K8sScale(StateStep):
+    """Scales Deployments/StatefulSets and waits until they are ready (observedGeneration,
+    readyReplicas, Available); undo restores each one's replicas and waits again."""
+
+    name = "k8s_scale"
+    Params = K8sScaleParams
+    poll_interval = 0.5
+    verbs = (
+        ("apps", "deployments", "get"),
+        ("apps", "deployments/scale", "get"),
+        ("apps", "deployments/scale", "patch"),
+        ("apps", "statefulsets", "get"),
+        ("apps", "statefulsets/scale", "get"),
+        ("apps", "statefulsets/scale", "patch"),
+    )
+
+    def _p(self, params: StepParams) -> K8sScaleParams:
+        assert isinstance(params, K8sScaleParams)
+        return params
+
+    def _apps(self, ctx: StepContext, p: K8sScaleParams) -> Any:
+        from kubernetes import client
+
+        return client.AppsV1Api(ctx.clients.kube(p.region or ctx.scope))
+
+    def _kind(self, p: K8sScaleParams) -> str:
+        return "deployment" if p.kind == "Deployment" else "stateful_set"
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        where = f" in {p.region}" if p.region else ""
+        return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){where} to {p.replicas}"
+
+    def resource(self, ctx: StepContext, params: StepParams) -> str:
+        p = self._p(params)
+        return f"k8s:{p.region or ctx.scope}:{p.kind.lower()}/{p.namespace}/{','.join(p.names)}"
+
+    def observe(self, ctx: StepContext, params: StepParams) -> State:
+        p = self._p(params)
+        read = getattr(self._apps(ctx, p), f"read_namespaced_{self._kind(p)}_scale")
+        replicas: dict[str, int] = {}
+        for name in p.names:
+            try:
+                replicas[name] = int(read(name, p.namespace).spec.replicas or 0)
+            except Exception as exc:
+                raise classify(exc) from exc
+        return {"replicas": replicas}
+
+    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
+        p = self._p(params)
+        return {"replicas": dict.fromkeys(p.names, p.replicas)}
+
+    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+        p = self._p(params)
+        patch = getattr(self._apps(ctx, p), f"patch_namespaced_{self._kind(p)}_scale")
+        for name, replicas in state["replicas"].items():
+            if (current.get("replicas") or {}).get(name) == replicas:
+                continue
+            try:
+                patch(name, p.namespace, {"spec": {"replicas": replicas}})
+            except Exception as exc:
+                raise classify(exc) from exc
+
+    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
+        check = super()._check(ctx, params, wanted)
+        if not check.ok:
+            return check
+        p = self._p(params)
+        read = getattr(self._apps(ctx, p), f"read_namespaced_{self._kind(p)}")
+        waiting = []
+        for name, replicas in wanted["replicas"].items():
+            try:
+                obj = read(name, p.namespace)
+            except Exception as exc:
+                raise classify(exc) from exc
+            status = obj.status
+            ready = int(status.ready_replicas or 0)
+            fresh = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+            available = replicas == 0 or any(
+                c.type == "Available" and c.status == "True" for c in status.conditions or []
+            )
+            if p.kind == "StatefulSet":
+                available = True
+            if not (fresh and ready == replicas and available):
+                waiting.append(f"{name} {ready}/{replicas} ready")
+        if waiting:
+            return Check(ok=False, detail=", ".join(waiting))
+        return Check(ok=True, detail="ready", observed=check.observed)
+
+
+class CnpgRoleParams(StepParams):
+    namespace: str
+    name: str = Field(description="The CloudNativePG Cluster.")
+    role: Literal["primary", "replica"] = Field(
+        description="primary: promote this cluster; replica: demote it (its old primary "
+        "publishes a demotion token)."
+    )
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+class CnpgRole(StateStep):
+    """Promotes or demotes a CloudNativePG replica cluster and waits for a healthy status."""
+
+    name = "cnpg_role"
+    Params = CnpgRoleParams
+    poll_interval = 0.5
+    verbs = (("postgresql.cnpg.io", "clusters", "get"), ("postgresql.cnpg.io", "clusters", "patch"))
+    GROUP, VERSION, PLURAL = "postgresql.cnpg.io", "v1", "clusters"
+    HEALTHY = "Cluster in healthy state"
+
+    def _p(self, params: StepParams) -> CnpgRoleParams:
+        assert isinstance(params, CnpgRoleParams)
+        return params
+
+    def _api(self, ctx: StepContext, p: CnpgRoleParams) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(ctx.clients.kube(p.region or ctx.scope))
+
+    def _get(self, ctx: StepContext, p: CnpgRoleParams) -> dict[str, Any]:
+        try:
+            return dict(
+                self._api(ctx, p).get_namespaced_custom_object(
+                    self.GROUP, self.VERSION, p.namespace, self.PLURAL, p.name
+                )
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        where = f" in {p.region}" if p.region else ""
+        verb = "promote" if p.role == "primary" else "demote"
+        return f"{verb} CloudNativePG cluster {p.namespace}/{p.name}{where}"
+
+    def resource(self, ctx: StepContext, params: StepParams) -> str:
+        p = self._p(params)
+        return f"k8s:{p.region or ctx.scope}:clusters.postgresql.cnpg.io/{p.namespace}/{p.name}"
+
+    def observe(self, ctx: StepContext, params: StepParams) -> State:
+        obj = self._get(ctx, self._p(params))
+        return {"replica": bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled"))}
+
+    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
+        return {"replica": self._p(params).role == "replica"}
+
+    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+        p = self._p(params)
+        try:
+            self._api(ctx, p).patch_namespaced_custom_object(
+                self.GROUP, self.VERSION, p.namespace, self.PLURAL, p.name,
+                {"spec": {"replica": {"enabled": state["replica"]}}},
+            )  # fmt: skip
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
+        obj = self._get(ctx, self._p(params))
+        spec_replica = bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled"))
+        status = obj.get("status") or {}
+        ok = (
+            spec_replica == wanted["replica"]
+            and status.get("replicaCluster") == wanted["replica"]
+            and status.get("phase") == self.HEALTHY
+        )
+        detail = f"replica={status.get('replicaCluster')}, phase {status.get('phase')!r}"
+        return Check(ok=ok, detail=detail, observed={"replica": spec_replica} if ok else {})

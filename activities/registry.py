@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from activities.aws import SsmParameter
+from activities.aws.autoscaling import AsgCapacity
+from activities.aws.cloudwatch import ReplicaLag
+from activities.aws.elbv2 import ElbWeights
+from activities.aws.rds import AuroraGlobalSwitchover
+from activities.aws.route53 import Route53Failover, Route53Weighted
+from activities.aws.ssm import SsmParameter
 from activities.base import StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.http import HttpCheck
-from activities.kubernetes import ConfigMapFlag
+from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sScale
 
 STEP_TYPES: dict[str, StepType] = {
-    t.name: t() for t in (Noop, Wait, Approval, HttpCheck, SsmParameter, ConfigMapFlag)
+    t.name: t()
+    for t in (
+        Noop,
+        Wait,
+        Approval,
+        HttpCheck,
+        SsmParameter,
+        ConfigMapFlag,
+        K8sScale,
+        CnpgRole,
+        Route53Weighted,
+        Route53Failover,
+        ElbWeights,
+        AsgCapacity,
+        AuroraGlobalSwitchover,
+        ReplicaLag,
+    )
 }
 
 

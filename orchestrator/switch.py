@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -32,6 +38,10 @@ class AlreadyRunningError(RuntimeError):
 
 class RefusedError(RuntimeError):
     """The workflow refused an Update (the validator's message, one line)."""
+
+
+class NoWorkerError(RuntimeError):
+    """The run needs a worker to answer and none polls its task queue."""
 
 
 def workflow_id(runbook: str) -> str:
@@ -148,5 +158,21 @@ async def operator(h: Handle, action: OperatorAction) -> str:
 
 
 async def progress(h: Handle) -> RunProgress:
-    """The run's step table (works for running and ended runs)."""
-    return await h.query(RegionSwitchWorkflow.progress)
+    """The run's step table: a query while it runs, its recorded result once it ended (so an
+    ended run can be read with no worker up)."""
+    desc = await h.describe()
+    if desc.status is not None and desc.status != WorkflowExecutionStatus.RUNNING:
+        try:
+            return await h.result()
+        except WorkflowFailureError as exc:
+            raise RefusedError(
+                f"run {h.id} ended as {desc.status.name} with no result: {exc.cause}"
+            ) from None
+    try:
+        return await h.query(RegionSwitchWorkflow.progress)
+    except RPCError as exc:
+        if "no poller" in exc.message:
+            raise NoWorkerError(
+                f"run {h.id} is running but no worker answers: start 'failover worker'"
+            ) from None
+        raise

@@ -98,6 +98,13 @@ def test_approve_and_reject_from_the_cli(fresh: SandboxEnv, worker_process: None
                        "--detach", "-o", "json")  # fmt: skip
     assert started.returncode == 0, started.stderr
     wid = json.loads(started.stdout)["workflow_id"]
+    try:
+        _approve_and_reject(fresh, wid)
+    finally:  # never leave the runbook's switch running for the next test
+        failover(fresh, "abort", wid, "--reason", "test cleanup")
+
+
+def _approve_and_reject(fresh: SandboxEnv, wid: str) -> None:
     assert wid == "switch-maintenance-drill"
     for _ in range(100):
         st = json.loads(failover(fresh, "status", "maintenance-drill", "-o", "json").stdout)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from orchestrator import __version__
@@ -27,5 +30,21 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Ends with os._exit: once a Temporal client or worker has run in the process, the SDK's native
+    threads can outlive interpreter finalization and crash it (SIGSEGV or abort after the
+    command's work is done: temporalio/sdk-python#300). Output is flushed first.
+    """
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = int(exc.code or 0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -109,6 +109,8 @@ def _call(cfg: configuration.Config, body: Callable[[Client], Awaitable[T]]) -> 
         fail(str(exc), ExitCode.UNREACHABLE)
     except switch.RefusedError as exc:
         fail(f"refused: {exc}")
+    except switch.NoWorkerError as exc:
+        fail(str(exc), ExitCode.UNREACHABLE)
     except RPCError as exc:
         if "not found" in exc.message.lower():
             fail(f"no such run: {exc.message}")

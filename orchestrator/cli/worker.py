@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,11 +49,6 @@ def worker(
         asyncio.run(_run(cfg, queue))
     except UnreachableError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
-    # The worker has shut down cleanly. Skip interpreter finalization: the Temporal bridge's
-    # native threads can outlive it and abort the process (temporalio/sdk-python#300).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 async def _run(cfg: configuration.Config, queue: str) -> None:

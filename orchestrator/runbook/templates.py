@@ -2,6 +2,7 @@
 
 Substitution only: no expressions, no function calls, no attribute access beyond `params.NAME`.
 A string that is exactly one reference keeps the value's type (a parameter can be a number).
+Mapping keys are rendered too (as strings), so params can be keyed by region.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def references(value: Any) -> list[str]:
                 )
             found.append(ref)
     elif isinstance(value, dict):
-        for v in value.values():
-            found += references(v)
+        for k, v in value.items():
+            found += references(k) + references(v)
     elif isinstance(value, list):
         for v in value:
             found += references(v)
@@ -44,8 +45,8 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         if whole:
             return _lookup(whole.group(1), context)
         return REFERENCE.sub(lambda m: str(_lookup(m.group(1), context)), value)
-    if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: {"${{ to_region }}": 100}
+        return {str(render(k, context)): render(v, context) for k, v in value.items()}
     if isinstance(value, list):
         return [render(v, context) for v in value]
     return value

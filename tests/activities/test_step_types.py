@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 from activities import registry
-from activities.base import StateStep, StepContext, StepParams
+from activities.base import Check, StateStep, StepContext, StepParams
 from activities.clients import Clients
 from activities.errors import StepError
 from orchestrator.config import from_sandbox
@@ -45,10 +46,37 @@ MUTATING_CASES = [
         "k8s_configmap_flag",
         {"namespace": "shop", "name": "shop-flags", "key": "new-key", "value": "x"},
     ),
-]
+    (
+        "route53_weighted",
+        {"zone": "shop.example.", "record": "api.shop.example.", "increments": 2,
+         "weights": {"us-east-1": 0, "us-west-2": 100}},
+    ),
+    ("route53_failover", {"zone": "shop.example.", "record": "www.shop.example",
+                          "primary": "us-west-2"}),
+    ("elbv2_weights", {"load_balancer": "shop-alb", "region": "us-east-1",
+                       "weights": {"shop-local": 0, "shop-peer": 100}}),
+    ("asg_capacity", {"name": "shop-asg", "region": "us-west-2", "desired": 3}),
+    ("aurora_global_switchover", {"global_cluster": "shop-global", "target_region": "us-west-2"}),
+    ("k8s_scale", {"names": ["checkout", "cart", "catalog"], "namespace": "shop", "replicas": 3,
+                   "region": "us-west-2"}),
+    ("cnpg_role", {"namespace": "shop", "name": "shop-db", "role": "primary",
+                   "region": "us-west-2"}),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("type_name", "values"), MUTATING_CASES)
+def until(fn: Callable[[], Check], timeout: float = 30.0) -> Check:
+    """Poll a verification as the engine does."""
+    deadline = time.monotonic() + timeout
+    while not (result := fn()).ok:
+        assert time.monotonic() < deadline, result.detail
+        time.sleep(0.1)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("type_name", "values"), MUTATING_CASES, ids=[f"{t}-{i}" for i, (t, _) in
+                                                  enumerate(MUTATING_CASES)]
+)  # fmt: skip
 def test_apply_then_undo_restores_the_snapshot_exactly(
     fresh: SandboxEnv, control: SandboxControl, type_name: str, values: dict[str, object]
 ) -> None:
@@ -56,20 +84,29 @@ def test_apply_then_undo_restores_the_snapshot_exactly(
     c = ctx(fresh, "us-east-1")
     stype.preflight(c, p)
     snap = stype.snapshot(c, p)
-    assert stype.dry_run(c, p), "a change is planned"
+    planned = stype.dry_run(c, p)
+    assert planned, "a change is planned"
     t0 = time.time()
+
+    def writes() -> int:
+        return len([x for x in control.calls(t0) if x.status < 400])
+
     stype.apply(c, p, snap)
-    assert stype.verify(c, p, snap).ok
-    assert stype.observe(c, p) != snap
-    stype.apply(c, p, snap)  # idempotent: the second apply changes nothing
-    writes = [x for x in control.calls(t0) if x.status < 400]
-    assert len(writes) == 1, writes
+    until(lambda: stype.verify(c, p, snap))
+    applied = writes()
+    assert applied >= 1
+    observed = stype.observe(c, p)
+    assert {k: observed[k] for k in snap} != snap
+    stype.apply(c, p, snap)  # idempotent: a second apply changes nothing
+    assert writes() == applied
     assert stype.dry_run(c, p) == [], "nothing left to change"
     stype.undo(c, p, snap)
-    assert stype.verify_undo(c, p, snap).ok
-    assert stype.observe(c, p) == snap
+    until(lambda: stype.verify_undo(c, p, snap))
+    observed = stype.observe(c, p)
+    assert {k: observed[k] for k in snap} == snap
+    undone = writes()
     stype.undo(c, p, snap)  # idempotent too
-    assert len([x for x in control.calls(t0) if x.status < 400]) == 2
+    assert writes() == undone > applied
 
 
 def test_ssm_parameter_refuses_to_snapshot_a_secure_string(fresh: SandboxEnv) -> None:

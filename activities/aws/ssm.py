@@ -1,4 +1,4 @@
-"""AWS step types, on real boto3 clients (one per service and region, from `Clients`)."""
+"""SSM Parameter Store: flags (feature flags, write freezes) the application reads."""
 
 from __future__ import annotations
 
