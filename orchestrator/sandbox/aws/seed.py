@@ -61,8 +61,15 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
                     "Type": "forward",
                     "ForwardConfig": {
                         "TargetGroups": [
-                            {"TargetGroupArn": tgs["shop-local"], "Weight": 100},
-                            {"TargetGroupArn": tgs["shop-peer"], "Weight": 0},
+                            # A standby has no serving capacity: its ALB forwards to the peer.
+                            {
+                                "TargetGroupArn": tgs["shop-local"],
+                                "Weight": 100 if region == active else 0,
+                            },
+                            {
+                                "TargetGroupArn": tgs["shop-peer"],
+                                "Weight": 0 if region == active else 100,
+                            },
                         ]
                     },
                 }
