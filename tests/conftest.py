@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,16 @@ from orchestrator.sandbox.manager import Sandbox, SandboxEnv
 
 WATCH_HISTORY = 1000  # events a region keeps for watches (small, so compaction is testable)
 ARTIFACTS = Path(os.environ.get("FAILOVER_TEST_ARTIFACTS", "test-artifacts"))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI or `timeout` kill) interrupts like Ctrl-C, so the session's teardown still
+    stops every process the tests started."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

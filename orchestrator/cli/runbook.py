@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from activities import registry
+from orchestrator import permissions
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.output import (
     OutputFormat,
     OutputOption,
     err_console,
+    fail,
     info,
     print_json,
     print_table,
@@ -72,8 +75,35 @@ def steps(output: OutputFormat = OutputOption) -> None:
     )
 
 
+def iam(
+    runbook: Annotated[
+        Path | None, typer.Argument(help="Runbook YAML file (default: every step type).")
+    ] = None,
+) -> None:
+    """The minimal IAM policy (JSON) for the AWS actions the runbook's step types use."""
+    typer.echo(json.dumps(permissions.iam_policy(permissions.step_types(_load(runbook))), indent=2))
+
+
+def rbac(
+    runbook: Annotated[
+        Path | None, typer.Argument(help="Runbook YAML file (default: every step type).")
+    ] = None,
+) -> None:
+    """The Kubernetes ClusterRole (YAML) for the verbs the runbook's step types use."""
+    role = permissions.rbac_role(permissions.step_types(_load(runbook)))
+    typer.echo(yaml.safe_dump(role, sort_keys=False), nl=False)
+
+
+def _load(path: Path | None) -> Runbook | None:
+    if path is None:
+        return None
+    try:
+        return load_file(path)
+    except RunbookError as exc:
+        fail(str(exc))
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the top-level app."""
-    app.command()(validate)
-    app.command()(schema)
-    app.command()(steps)
+    for fn in (validate, schema, steps, iam, rbac):
+        app.command()(fn)

@@ -43,6 +43,7 @@ DEFAULT_PORTS: dict[str, int | None] = {
 TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
 START_ATTEMPTS = 3
 KUBE_PORT_BASE, APP_PORT_BASE = 16443, 18081
+EMPTY_LOG = "(empty log)"
 MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
 
 Progress = Callable[[str], None]
@@ -235,7 +236,7 @@ class Sandbox:
             except PortTaken as clash:
                 if attempt == START_ATTEMPTS:
                     raise
-                progress(f"{clash.component}: a port was taken meanwhile; retrying on free ports")
+                progress(f"{clash.component}: {clash}; retrying on free ports")
                 taken = set(ports.values())
                 for key in components.pop(clash.component).ports:
                     ports[key] = _pick(None, taken)
@@ -390,7 +391,9 @@ class Sandbox:
                     log = env.components[st.name].log
                     tail = _tail(log)
                     message = f"{st.name} exited while starting: {tail} (log: {log})"
-                    if "address already in use" in tail.lower():
+                    # A port taken meanwhile, or a death before the first line of output (a
+                    # signal): both are worth another start, on fresh ports.
+                    if "address already in use" in tail.lower() or tail == EMPTY_LOG:
                         raise PortTaken(st.name, message)
                     raise SandboxError(message)
             if not pending:
@@ -538,4 +541,4 @@ def _tail(path: str, lines: int = 3) -> str:
         text = Path(path).read_text(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
+    return " | ".join(text[-lines:]) or EMPTY_LOG

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,30 @@ from activities.clients import Clients
 from activities.errors import StepError
 from orchestrator.config import from_sandbox
 from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.sandbox.helpers import aws
+
+IAM_PREFIX = {"monitoring": "cloudwatch"}  # botocore signing name -> IAM service prefix
+
+
+class RecordingClients(Clients):
+    """Clients that record every AWS operation called, as IAM actions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.actions: set[str] = set()
+
+    def _new_aws(self, service: str, region: str) -> Any:
+        client = super()._new_aws(service, region)
+        signing = client.meta.service_model.signing_name
+        prefix = IAM_PREFIX.get(signing, signing)
+
+        def record(model: Any, **_: Any) -> None:
+            self.actions.add(f"{prefix}:{model.name}")
+
+        client.meta.events.register("before-call", record)
+        return client
 
 
 def ctx(env: SandboxEnv, region: str | None = None) -> StepContext:
@@ -25,7 +48,7 @@ def ctx(env: SandboxEnv, region: str | None = None) -> StepContext:
         to_region="us-west-2",
         region=region,
         mode="drill",
-        clients=Clients(from_sandbox(env)),
+        clients=RecordingClients(from_sandbox(env)),
     )
 
 
@@ -107,6 +130,13 @@ def test_apply_then_undo_restores_the_snapshot_exactly(
     undone = writes()
     stype.undo(c, p, snap)  # idempotent too
     assert writes() == undone > applied
+    # Least privilege: every AWS call made is in the type's declared actions (so in
+    # `failover iam`), and every Kubernetes write in its declared RBAC verbs.
+    assert isinstance(c.clients, RecordingClients)
+    assert c.clients.actions <= set(stype.actions), c.clients.actions - set(stype.actions)
+    k8s_writes = {tuple(x.operation.split(":")[::-1]) for x in control.calls(t0)
+                  if x.source == "k8s"}  # fmt: skip
+    assert k8s_writes <= {(r, v) for _, r, v in stype.verbs}, k8s_writes
 
 
 def test_ssm_parameter_refuses_to_snapshot_a_secure_string(fresh: SandboxEnv) -> None:
@@ -155,3 +185,47 @@ def test_unknown_endpoint_is_a_non_retryable_error(env: SandboxEnv) -> None:
     with pytest.raises(StepError) as exc:
         _http(env, endpoint="payments")
     assert exc.value.kind == "Validation" and not exc.value.retryable
+
+
+WRITE_FAULTS = {
+    "ssm_parameter": "aws:ssm:PutParameter",
+    "k8s_configmap_flag": "k8s:us-east-1:patch:configmaps",
+    "route53_weighted": "aws:route53:ChangeResourceRecordSets",
+    "route53_failover": "aws:route53:ChangeResourceRecordSets",
+    "elbv2_weights": "aws:elbv2:ModifyListener",
+    "asg_capacity": "aws:autoscaling:UpdateAutoScalingGroup",
+    "aurora_global_switchover": "aws:rds:SwitchoverGlobalCluster",
+    "k8s_scale": "k8s:us-west-2:patch:deployments/scale",
+    "cnpg_role": "k8s:us-west-2:patch:clusters",
+}
+ONE_PER_TYPE = {t: v for t, v in MUTATING_CASES}
+
+
+def test_every_mutating_type_has_a_write_fault_case() -> None:
+    mutating = {n for n, t in registry.STEP_TYPES.items() if t.mutating}
+    assert mutating == set(WRITE_FAULTS) == set(ONE_PER_TYPE)
+
+
+@pytest.mark.parametrize("type_name", sorted(WRITE_FAULTS))
+def test_access_denied_is_final_and_changes_nothing_throttling_is_retryable(
+    fresh: SandboxEnv, control: SandboxControl, type_name: str
+) -> None:
+    stype, p = params(type_name, **ONE_PER_TYPE[type_name])
+    c = ctx(fresh, "us-east-1")
+    snap = stype.snapshot(c, p)
+    control.add_fault(FaultRule(target=WRITE_FAULTS[type_name], error="AccessDenied", count=None))
+    with pytest.raises(StepError) as denied:
+        stype.apply(c, p, snap)
+    assert (denied.value.kind, denied.value.retryable) == ("AccessDenied", False)
+    control.clear_faults()
+    observed = stype.observe(c, p)
+    assert {k: observed[k] for k in snap} == snap, "a refused write changed nothing"
+    t0 = time.time()
+    control.add_fault(FaultRule(target=WRITE_FAULTS[type_name], error="Throttling", count=1))
+    try:
+        stype.apply(c, p, snap)  # boto3 retries throttling itself (adaptive mode) ...
+        throttled = [x for x in control.calls(t0) if x.fault]
+        assert throttled, "the throttled call was made and retried"
+    except StepError as exc:  # ... the Kubernetes client leaves it to the engine
+        assert (exc.kind, exc.retryable) == ("Throttling", True)
+        assert WRITE_FAULTS[type_name].startswith("k8s:")

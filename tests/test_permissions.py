@@ -1,0 +1,37 @@
+"""`failover iam` / `failover rbac`, and the ClusterRole shipped in deploy/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from activities import registry
+from orchestrator import permissions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_iam_policy_of_the_shop_runbook_has_every_action_of_its_step_types() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "iam", str(ROOT / "runbooks/shop-region-switch.yaml")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    policy = json.loads(out.stdout)
+    allowed = {a for st in policy["Statement"] for a in st["Action"]}
+    for name in ("route53_weighted", "aurora_global_switchover", "asg_capacity", "replica_lag"):
+        assert set(registry.STEP_TYPES[name].actions) <= allowed
+    assert "ssm:PutParameter" not in allowed, "the shop runbook uses no SSM step"
+    assert all(st["Effect"] == "Allow" for st in policy["Statement"])
+
+
+def test_deploy_clusterrole_is_the_generated_one() -> None:
+    shipped = yaml.safe_load((ROOT / "deploy/kubernetes/clusterrole.yaml").read_text())
+    assert shipped == permissions.rbac_role(permissions.step_types(None)), (
+        "regenerate: failover rbac > deploy/kubernetes/clusterrole.yaml"
+    )
+    verbs = {(r["resources"][0], v) for r in shipped["rules"] for v in r["verbs"]}
+    assert ("deployments/scale", "patch") in verbs and ("configmaps", "patch") in verbs
