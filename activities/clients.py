@@ -35,7 +35,15 @@ class Clients:
                 self._aws[key] = self._new_aws(service, region)
             return self._aws[key]
 
-    def _new_aws(self, service: str, region: str) -> Any:
+    def aws_at(self, service: str, region: str, endpoint_url: str) -> Any:
+        """A boto3 client for a given endpoint (Route 53 ARC cluster endpoints are per cluster)."""
+        key = (service, f"{region}@{endpoint_url}")
+        with self._lock:
+            if key not in self._aws:
+                self._aws[key] = self._new_aws(service, region, endpoint_url)
+            return self._aws[key]
+
+    def _new_aws(self, service: str, region: str, endpoint_url: str | None = None) -> Any:
         import boto3
         from botocore.config import Config as BotoConfig
 
@@ -51,7 +59,7 @@ class Clients:
         return self._session.client(
             service,
             region_name=region,
-            endpoint_url=cfg.endpoint(region),
+            endpoint_url=endpoint_url or cfg.endpoint(region),
             config=BotoConfig(
                 retries={"max_attempts": cfg.max_attempts, "mode": "adaptive"},
                 parameter_validation=True,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import Check, State, StateStep, StepContext, StepParams
-from activities.errors import classify
+from activities.base import Change, Check, State, StateStep, StepContext, StepParams, StepType
+from activities.errors import StepError, classify
 
 
 class ConfigMapFlagParams(StepParams):
@@ -239,3 +240,112 @@ class CnpgRole(StateStep):
         )
         detail = f"replica={status.get('replicaCluster')}, phase {status.get('phase')!r}"
         return Check(ok=ok, detail=detail, observed={"replica": spec_replica} if ok else {})
+
+
+class K8sJobParams(StepParams):
+    namespace: str
+    name: str = Field(description="Job name prefix; the run's step gets its own Job.")
+    image: str
+    command: list[str] = Field(default_factory=list)
+    backoff_limit: int = Field(default=0, ge=0)
+    annotations: dict[str, str] = Field(default_factory=dict, description="Pod annotations.")
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+class K8sJob(StepType):
+    """Runs a Job (a smoke test) and waits for it to succeed; a failed Job fails the step with
+    its reason. Undo deletes the Job."""
+
+    name = "k8s_job"
+    Params = K8sJobParams
+    mutating = True
+    poll_interval = 0.5
+    verbs = (("batch", "jobs", "get"), ("batch", "jobs", "create"), ("batch", "jobs", "delete"))
+
+    def _p(self, params: StepParams) -> K8sJobParams:
+        assert isinstance(params, K8sJobParams)
+        return params
+
+    def _batch(self, ctx: StepContext, p: K8sJobParams) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(ctx.clients.kube(p.region or ctx.scope))
+
+    def job_name(self, ctx: StepContext, p: K8sJobParams) -> str:
+        """One Job per run and step: a retried apply finds it instead of starting another."""
+        digest = hashlib.sha1(f"{ctx.run_id}/{ctx.step_id}".encode()).hexdigest()[:8]
+        return f"{p.name}-{digest}"[:63]
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        return f"run Job {p.namespace}/{p.name} ({p.image}) and wait for success"
+
+    def _read(self, ctx: StepContext, p: K8sJobParams) -> Any:
+        try:
+            return self._batch(ctx, p).read_namespaced_job(self.job_name(ctx, p), p.namespace)
+        except Exception as exc:
+            err = classify(exc)
+            if err.kind == "NotFound":
+                return None
+            raise err from exc
+
+    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+        p = self._p(params)
+        if self._read(ctx, p) is not None:
+            return
+        body = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": self.job_name(ctx, p), "labels": {"failover/step": ctx.step_id}},
+            "spec": {
+                "backoffLimit": p.backoff_limit,
+                "template": {
+                    "metadata": {"annotations": p.annotations},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "job", "image": p.image, "command": p.command}],
+                    },
+                },
+            },
+        }
+        try:
+            self._batch(ctx, p).create_namespaced_job(p.namespace, body)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
+        p = self._p(params)
+        job = self._read(ctx, p)
+        if job is None:
+            return Check(ok=False, detail="job not found")
+        status = job.status
+        for cond in status.conditions or []:
+            if cond.type == "Failed" and cond.status == "True":
+                raise StepError(
+                    "CheckFailed", f"Job {job.metadata.name} failed: {cond.reason}: {cond.message}"
+                )
+        if status.succeeded:
+            return Check(ok=True, detail=f"Job {job.metadata.name} succeeded")
+        return Check(ok=False, detail=f"Job {job.metadata.name} running")
+
+    def undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+        p = self._p(params)
+        if self._read(ctx, p) is None:
+            return
+        try:
+            self._batch(ctx, p).delete_namespaced_job(
+                self.job_name(ctx, p), p.namespace, propagation_policy="Background"
+            )
+        except Exception as exc:
+            err = classify(exc)
+            if err.kind != "NotFound":
+                raise err from exc
+
+    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
+        gone = self._read(ctx, self._p(params)) is None
+        return Check(ok=gone, detail="job deleted" if gone else "job still there")
+
+    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
+        p = self._p(params)
+        return [Change(resource=f"k8s:job/{p.namespace}/{self.job_name(ctx, p)}",
+                       before=None, after={"image": p.image})]  # fmt: skip

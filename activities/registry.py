@@ -5,13 +5,15 @@ from __future__ import annotations
 from activities.aws.autoscaling import AsgCapacity
 from activities.aws.cloudwatch import ReplicaLag
 from activities.aws.elbv2 import ElbWeights
+from activities.aws.promote import RdsPromoteReplica
 from activities.aws.rds import AuroraGlobalSwitchover
-from activities.aws.route53 import Route53Failover, Route53Weighted
+from activities.aws.route53 import DnsView, Route53Failover, Route53Weighted
 from activities.aws.ssm import SsmParameter
+from activities.aws.traffic import ArcRoutingControls, GaTrafficDial, Route53HealthCheck
 from activities.base import StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.http import HttpCheck
-from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sScale
+from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sScale
 
 STEP_TYPES: dict[str, StepType] = {
     t.name: t()
@@ -24,11 +26,17 @@ STEP_TYPES: dict[str, StepType] = {
         ConfigMapFlag,
         K8sScale,
         CnpgRole,
+        K8sJob,
         Route53Weighted,
         Route53Failover,
+        Route53HealthCheck,
+        DnsView,
+        GaTrafficDial,
+        ArcRoutingControls,
         ElbWeights,
         AsgCapacity,
         AuroraGlobalSwitchover,
+        RdsPromoteReplica,
         ReplicaLag,
     )
 }

@@ -6,12 +6,20 @@ that follows sees the traffic where it was sent.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from activities.aws.common import call, wait_until
-from activities.base import State, StateStep, StepContext, StepParams, require
+from activities.base import (
+    Change,
+    Check,
+    State,
+    StateStep,
+    StepContext,
+    StepParams,
+    require,
+)
 
 GLOBAL = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 
@@ -29,7 +37,7 @@ class _RecordParams(StepParams):
 
 
 class _Route53Step(StateStep):
-    actions = (
+    actions: ClassVar[tuple[str, ...]] = (
         "route53:ListHostedZonesByName",
         "route53:ListResourceRecordSets",
         "route53:ChangeResourceRecordSets",
@@ -199,3 +207,60 @@ class Route53Failover(_Route53Step):
             if "Failover" in r
         ]
         self._change(ctx, p, records)
+
+
+class DnsViewParams(_RecordParams):
+    expect: list[str] = Field(
+        min_length=1, description="Set identifiers clients must get (e.g. [${{ to_region }}])."
+    )
+
+
+class DnsView(_Route53Step):
+    """Read-only: the record sets Route 53 would answer for a name (weights > 0, failover PRIMARY
+    unless its health check fails) are exactly `expect`."""
+
+    name = "dns_view"
+    Params = DnsViewParams
+    mutating = False
+    actions = (
+        "route53:ListHostedZonesByName",
+        "route53:ListResourceRecordSets",
+        "route53:GetHealthCheckStatus",
+    )
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, DnsViewParams)
+        return f"DNS view of {params.record}: answers from {', '.join(params.expect)}"
+
+    def _healthy(self, ctx: StepContext, hc_id: str | None) -> bool:
+        if not hc_id:
+            return True
+        obs = call(self._r53(ctx).get_health_check_status, HealthCheckId=hc_id)
+        reports = [o["StatusReport"]["Status"] for o in obs["HealthCheckObservations"]]
+        return sum(r.startswith("Success") for r in reports) * 2 > len(reports)
+
+    def answer(self, ctx: StepContext, p: _RecordParams) -> list[str]:
+        """Set identifiers a resolver would be answered from."""
+        records = self._records(ctx, p)
+        weighted = [r for r in records if "Weight" in r]
+        if weighted:
+            live = [r for r in weighted if r["Weight"] > 0 and
+                    self._healthy(ctx, r.get("HealthCheckId"))]  # fmt: skip
+            return sorted(r["SetIdentifier"] for r in live)
+        primary = [r for r in records if r.get("Failover") == "PRIMARY"]
+        secondary = [r for r in records if r.get("Failover") == "SECONDARY"]
+        if primary and self._healthy(ctx, primary[0].get("HealthCheckId")):
+            return [primary[0]["SetIdentifier"]]
+        return [r["SetIdentifier"] for r in secondary[:1]]
+
+    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+        """Read-only: nothing to apply (the check is verify)."""
+
+    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
+        return []
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
+        assert isinstance(params, DnsViewParams)
+        got = self.answer(ctx, params)
+        ok = got == sorted(params.expect)
+        return Check(ok=ok, detail=f"{params.record} answers from {', '.join(got) or 'nothing'}")

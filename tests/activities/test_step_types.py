@@ -28,8 +28,8 @@ class RecordingClients(Clients):
         super().__init__(*args, **kwargs)
         self.actions: set[str] = set()
 
-    def _new_aws(self, service: str, region: str) -> Any:
-        client = super()._new_aws(service, region)
+    def _new_aws(self, service: str, region: str, endpoint_url: str | None = None) -> Any:
+        client = super()._new_aws(service, region, endpoint_url)
         signing = client.meta.service_model.signing_name
         prefix = IAM_PREFIX.get(signing, signing)
 
@@ -84,6 +84,10 @@ MUTATING_CASES = [
                    "region": "us-west-2"}),
     ("cnpg_role", {"namespace": "shop", "name": "shop-db", "role": "primary",
                    "region": "us-west-2"}),
+    ("ga_traffic_dial", {"accelerator": "shop-ga", "region": "us-west-2", "dial": 100}),
+    ("arc_routing_controls", {"cluster": "shop-arc", "control_panel": "shop",
+                              "states": {"shop-us-west-2": "On"}}),
+    ("route53_health_check", {"name": "us-east-1", "inverted": True}),
 ]  # fmt: skip
 
 
@@ -197,16 +201,25 @@ WRITE_FAULTS = {
     "aurora_global_switchover": "aws:rds:SwitchoverGlobalCluster",
     "k8s_scale": "k8s:us-west-2:patch:deployments/scale",
     "cnpg_role": "k8s:us-west-2:patch:clusters",
+    "ga_traffic_dial": "aws:globalaccelerator:UpdateEndpointGroup",
+    "arc_routing_controls": "aws:route53-recovery-cluster:UpdateRoutingControlStates",
+    "route53_health_check": "aws:route53:UpdateHealthCheck",
+    "k8s_job": "k8s:us-east-1:create:jobs",
+    "rds_promote_replica": "aws:rds:PromoteReadReplica",
 }
 ONE_PER_TYPE = {t: v for t, v in MUTATING_CASES}
 
 
-def test_every_mutating_type_has_a_write_fault_case() -> None:
-    mutating = {n for n, t in registry.STEP_TYPES.items() if t.mutating}
-    assert mutating == set(WRITE_FAULTS) == set(ONE_PER_TYPE)
+def test_every_mutating_type_has_its_tests() -> None:
+    types = registry.STEP_TYPES
+    assert {n for n, t in types.items() if t.mutating} == set(WRITE_FAULTS)
+    state_steps = {n for n, t in types.items() if isinstance(t, StateStep) and t.mutating}
+    assert state_steps == set(ONE_PER_TYPE)
+    # The others have tests of their own below.
+    assert set(WRITE_FAULTS) - set(ONE_PER_TYPE) == {"k8s_job", "rds_promote_replica"}
 
 
-@pytest.mark.parametrize("type_name", sorted(WRITE_FAULTS))
+@pytest.mark.parametrize("type_name", sorted(ONE_PER_TYPE))
 def test_access_denied_is_final_and_changes_nothing_throttling_is_retryable(
     fresh: SandboxEnv, control: SandboxControl, type_name: str
 ) -> None:
@@ -229,3 +242,106 @@ def test_access_denied_is_final_and_changes_nothing_throttling_is_retryable(
     except StepError as exc:  # ... the Kubernetes client leaves it to the engine
         assert (exc.kind, exc.retryable) == ("Throttling", True)
         assert WRITE_FAULTS[type_name].startswith("k8s:")
+
+
+def _run_job(env: SandboxEnv, **values: object) -> tuple[Any, StepParams, StepContext]:
+    stype = registry.get("k8s_job")
+    assert stype is not None
+    p = stype.Params.model_validate(
+        {"namespace": "shop", "name": "smoke", "image": "registry.example/smoke:1", **values}
+    )
+    c = ctx(env, "us-east-1")
+    stype.preflight(c, p)
+    stype.apply(c, p, {})
+    return stype, p, c
+
+
+def test_k8s_job_succeeds_once_and_undo_deletes_it(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    t0 = time.time()
+    stype, p, c = _run_job(fresh)
+    assert until(lambda: stype.verify(c, p, {})).detail.endswith("succeeded")
+    stype.apply(c, p, {})  # a retried apply finds the run's Job: no second one
+    creates = [x for x in control.calls(t0) if x.operation == "create:jobs" and x.status < 400]
+    assert len(creates) == 1
+    stype.undo(c, p, {})
+    until(lambda: stype.verify_undo(c, p, {}))
+
+
+def test_k8s_job_failure_fails_the_step_with_its_reason(fresh: SandboxEnv) -> None:
+    stype, p, c = _run_job(
+        fresh,
+        annotations={"sandbox.failover.dev/outcome": "fail",
+                     "sandbox.failover.dev/reason": "checkout smoke test: 3 of 5 orders failed"},
+    )  # fmt: skip
+    with pytest.raises(StepError) as exc:
+        until(lambda: stype.verify(c, p, {}))
+    assert exc.value.kind == "CheckFailed" and not exc.value.retryable
+    assert "3 of 5 orders failed" in exc.value.message
+
+
+def test_rds_promote_replica_detaches_it_once_and_cannot_be_undone(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    stype = registry.get("rds_promote_replica")
+    assert stype is not None and stype.mutating and not stype.reversible
+    p = stype.Params.model_validate({"db_instance": "shop-db-replica", "region": "us-west-2"})
+    c = ctx(fresh)
+    snap = stype.snapshot(c, p)
+    assert snap["source"], "a replica before"
+    assert stype.dry_run(c, p)
+    t0 = time.time()
+    stype.apply(c, p, snap)
+    until(lambda: stype.verify(c, p, snap))
+    stype.apply(c, p, snap)
+    promotes = [x for x in control.calls(t0) if x.operation == "rds:PromoteReadReplica"]
+    assert len(promotes) == 1 and stype.dry_run(c, p) == []
+
+
+def test_dns_view_follows_weights_and_health(fresh: SandboxEnv, control: SandboxControl) -> None:
+    view = registry.get("dns_view")
+    assert view is not None and not view.mutating
+    c = ctx(fresh)
+
+    def answers(record: str, expect: list[str]) -> Check:
+        p = view.Params.model_validate(
+            {"zone": "shop.example.", "record": record, "expect": expect}
+        )
+        return view.verify(c, p, {})
+
+    assert answers("api.shop.example.", ["us-east-1"]).ok
+    assert answers("www.shop.example.", ["us-east-1"]).ok
+    weights, wp = params("route53_weighted", zone="shop.example.", record="api.shop.example.",
+                         weights={"us-east-1": 50, "us-west-2": 50})  # fmt: skip
+    weights.apply(c, wp, weights.snapshot(c, wp))
+    assert answers("api.shop.example.", ["us-east-1", "us-west-2"]).ok
+    control.set_region_health("us-east-1", False)  # its health check fails: failover answers
+    check = until(lambda: answers("www.shop.example.", ["us-west-2"]))
+    assert "answers from us-west-2" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("type_name", "values", "region"),
+    [
+        ("k8s_job", {"namespace": "shop", "name": "smoke", "image": "x:1"}, "us-east-1"),
+        ("rds_promote_replica", {"db_instance": "shop-db-replica"}, "us-west-2"),
+    ],
+)
+def test_access_denied_is_final_throttling_retryable_for_the_other_types(
+    fresh: SandboxEnv, control: SandboxControl, type_name: str, values: dict[str, Any], region: str
+) -> None:
+    stype = registry.get(type_name)
+    assert stype is not None
+    p = stype.Params.model_validate(values)
+    c = ctx(fresh, region)
+    control.add_fault(FaultRule(target=WRITE_FAULTS[type_name], error="AccessDenied", count=None))
+    with pytest.raises(StepError) as denied:
+        stype.apply(c, p, stype.snapshot(c, p))
+    assert (denied.value.kind, denied.value.retryable) == ("AccessDenied", False)
+    control.clear_faults()
+    control.add_fault(FaultRule(target=WRITE_FAULTS[type_name], error="Throttling", count=1))
+    try:
+        stype.apply(c, p, stype.snapshot(c, p))
+    except StepError as exc:
+        assert (exc.kind, exc.retryable) == ("Throttling", True)
