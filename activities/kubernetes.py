@@ -349,3 +349,93 @@ class K8sJob(StepType):
         p = self._p(params)
         return [Change(resource=f"k8s:job/{p.namespace}/{self.job_name(ctx, p)}",
                        before=None, after={"image": p.image})]  # fmt: skip
+
+
+class K8sPatchParams(StepParams):
+    api_version: str = Field(description="e.g. v1, apps/v1, postgresql.cnpg.io/v1")
+    kind: str = Field(description="e.g. Deployment")
+    namespace: str
+    name: str
+    patch: dict[str, Any] = Field(description="A JSON merge patch (RFC 7386); null removes.")
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+def _leaves(value: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """The leaf paths a merge patch sets (lists and nulls are leaves: a merge patch replaces)."""
+    out: dict[tuple[str, ...], Any] = {}
+    for key, v in value.items():
+        if isinstance(v, dict) and v:
+            out |= _leaves(v, (*prefix, key))
+        else:
+            out[(*prefix, key)] = v
+    return out
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    """A JSON-pointer-like key (annotation keys contain '/')."""
+    return "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
+
+
+class K8sPatch(StateStep):
+    """Patches any object (JSON merge patch); the snapshot is exactly the fields it touches, so
+    undo puts them back (and removes the ones that were absent)."""
+
+    name = "k8s_patch"
+    Params = K8sPatchParams
+    verbs = (("*", "*", "get"), ("*", "*", "patch"))
+
+    def _p(self, params: StepParams) -> K8sPatchParams:
+        assert isinstance(params, K8sPatchParams)
+        return params
+
+    def _api(self, ctx: StepContext, p: K8sPatchParams) -> tuple[Any, Any]:
+        from kubernetes import dynamic
+
+        try:
+            dyn = dynamic.DynamicClient(ctx.clients.kube(p.region or ctx.scope))
+            return dyn, dyn.resources.get(api_version=p.api_version, kind=p.kind)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        fields = ", ".join(".".join(k) for k in _leaves(p.patch))
+        return f"patch {p.kind} {p.namespace}/{p.name}: {fields}"
+
+    def resource(self, ctx: StepContext, params: StepParams) -> str:
+        p = self._p(params)
+        return f"k8s:{p.region or ctx.scope}:{p.kind.lower()}/{p.namespace}/{p.name}"
+
+    def observe(self, ctx: StepContext, params: StepParams) -> State:
+        p = self._p(params)
+        dyn, res = self._api(ctx, p)
+        try:
+            obj = dyn.get(resource=res, name=p.name, namespace=p.namespace).to_dict()
+        except Exception as exc:
+            raise classify(exc) from exc
+        state: State = {}
+        for path in _leaves(p.patch):
+            cur: Any = obj
+            for key in path:
+                cur = cur.get(key) if isinstance(cur, dict) else None
+            state[_pointer(path)] = cur
+        return state
+
+    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
+        return {_pointer(k): v for k, v in _leaves(self._p(params).patch).items()}
+
+    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+        p = self._p(params)
+        body: dict[str, Any] = {}
+        for path, value in state.items():
+            node = body
+            *parents, last = [k.replace("~1", "/").replace("~0", "~") for k in path.split("/")]
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        dyn, res = self._api(ctx, p)
+        try:
+            dyn.patch(resource=res, name=p.name, namespace=p.namespace, body=body,
+                      content_type="application/merge-patch+json")  # fmt: skip
+        except Exception as exc:
+            raise classify(exc) from exc

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from activities.aws.autoscaling import AsgCapacity
-from activities.aws.cloudwatch import ReplicaLag
+from activities.aws.cloudwatch import MetricBelow, ReplicaLag
+from activities.aws.ecs import EcsService
 from activities.aws.elbv2 import ElbWeights
 from activities.aws.promote import RdsPromoteReplica
-from activities.aws.rds import AuroraGlobalSwitchover
+from activities.aws.rds import AuroraGlobalFailover, AuroraGlobalSwitchover
 from activities.aws.route53 import DnsView, Route53Failover, Route53Weighted
 from activities.aws.ssm import SsmParameter
 from activities.aws.traffic import ArcRoutingControls, GaTrafficDial, Route53HealthCheck
 from activities.base import StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.http import HttpCheck
-from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sScale
+from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sPatch, K8sScale
 
 STEP_TYPES: dict[str, StepType] = {
     t.name: t()
@@ -27,6 +28,7 @@ STEP_TYPES: dict[str, StepType] = {
         K8sScale,
         CnpgRole,
         K8sJob,
+        K8sPatch,
         Route53Weighted,
         Route53Failover,
         Route53HealthCheck,
@@ -36,8 +38,11 @@ STEP_TYPES: dict[str, StepType] = {
         ElbWeights,
         AsgCapacity,
         AuroraGlobalSwitchover,
+        AuroraGlobalFailover,
         RdsPromoteReplica,
+        EcsService,
         ReplicaLag,
+        MetricBelow,
     )
 }
 

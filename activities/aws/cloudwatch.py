@@ -71,3 +71,58 @@ class ReplicaLag(StepType):
         limit = params.max_lag.total_seconds()
         detail = f"{params.identifier} lag {lag:.3g}s (max {limit:g}s)"
         return Check(ok=lag <= limit, detail=detail, observed={"lag_seconds": lag})
+
+
+class MetricParams(StepParams):
+    namespace: str = Field(description="e.g. AWS/ApplicationELB")
+    metric: str
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    stat: Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"] = "Maximum"
+    max: float = Field(description="Highest acceptable value over the window.")
+    window: Duration = Field(default=timedelta(minutes=5))
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+class MetricBelow(StepType):
+    """Read-only: a CloudWatch metric stayed at or under a threshold over a window."""
+
+    name = "cloudwatch_metric"
+    Params = MetricParams
+    poll_interval = 2.0
+    actions = ("cloudwatch:GetMetricData",)
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, MetricParams)
+        return f"{params.namespace} {params.metric} {params.stat} <= {params.max:g}"
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
+        assert isinstance(params, MetricParams)
+        now = datetime.now(UTC)
+        cw = ctx.clients.aws("cloudwatch", params.region or ctx.scope)
+        data = call(
+            cw.get_metric_data,
+            MetricDataQueries=[{
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": params.namespace,
+                        "MetricName": params.metric,
+                        "Dimensions": [{"Name": k, "Value": v}
+                                       for k, v in params.dimensions.items()],
+                    },
+                    "Period": 60,
+                    "Stat": params.stat,
+                },
+            }],
+            StartTime=now - params.window,
+            EndTime=now + timedelta(minutes=1),
+        )["MetricDataResults"][0]  # fmt: skip
+        values = [float(v) for v in data.get("Values", [])]
+        if not values:
+            return Check(ok=False, detail=f"no {params.metric} datapoint in the window")
+        worst = max(values)
+        return Check(
+            ok=worst <= params.max,
+            detail=f"{params.metric} {params.stat} {worst:g} (max {params.max:g})",
+            observed={"value": worst},
+        )

@@ -110,3 +110,35 @@ class AuroraGlobalSwitchover(StateStep):
 
     def snapshot(self, ctx: StepContext, params: StepParams) -> State:
         return {"writer_region": self.observe(ctx, params)["writer_region"]}
+
+
+class AuroraGlobalFailover(AuroraGlobalSwitchover):
+    """UNPLANNED failover of an Aurora global database's writer (AllowDataLoss): for a region
+    that is down. Writes not yet replicated are lost, so it cannot be undone: the runbook must
+    mark it irreversible, behind an approval gate."""
+
+    name = "aurora_global_failover"
+    reversible = False
+    actions = ("rds:DescribeGlobalClusters", "rds:FailoverGlobalCluster")
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        return (
+            f"Aurora global {p.global_cluster}: FAIL OVER the writer to {p.target_region} "
+            "(data loss allowed, IRREVERSIBLE)"
+        )
+
+    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+        if current.get("moving_to") == state["writer_region"]:
+            return
+        p = self._p(params)
+        members = self._global(ctx, p).get("GlobalClusterMembers", [])
+        target = [m["DBClusterArn"] for m in members
+                  if region_of_arn(m["DBClusterArn"]) == state["writer_region"]]  # fmt: skip
+        require(bool(target), "NotFound", f"no member in {state['writer_region']}")
+        call(
+            self._rds(ctx, p).failover_global_cluster,
+            GlobalClusterIdentifier=p.global_cluster,
+            TargetDbClusterIdentifier=target[0],
+            AllowDataLoss=True,
+        )

@@ -88,7 +88,26 @@ MUTATING_CASES = [
     ("arc_routing_controls", {"cluster": "shop-arc", "control_panel": "shop",
                               "states": {"shop-us-west-2": "On"}}),
     ("route53_health_check", {"name": "us-east-1", "inverted": True}),
+    ("ecs_service", {"cluster": "shop", "service": "web", "desired": 4, "region": "us-east-1"}),
+    ("k8s_patch", {"api_version": "apps/v1", "kind": "Deployment", "namespace": "shop",
+                   "name": "cart", "region": "us-east-1",
+                   "patch": {"metadata": {"annotations": {"failover.dev/drained": "true"}},
+                             "spec": {"paused": True, "replicas": 2}}}),
 ]  # fmt: skip
+
+
+def _ecs_service(env: SandboxEnv) -> None:
+    """The sandbox seeds no ECS: a cluster with one service (2 tasks) for the ECS step."""
+    ecs = aws(env, "ecs", "us-east-1")
+    ecs.create_cluster(clusterName="shop")
+    ecs.register_task_definition(
+        family="web", containerDefinitions=[{"name": "web", "image": "web:1", "memory": 128}]
+    )
+    ecs.create_service(cluster="shop", serviceName="web", taskDefinition="web", desiredCount=2)
+    ecs.update_service(cluster="shop", service="web", desiredCount=2)  # moto: tasks "run" now
+
+
+SETUP = {"ecs_service": _ecs_service}
 
 
 def until(fn: Callable[[], Check], timeout: float = 30.0) -> Check:
@@ -107,6 +126,7 @@ def until(fn: Callable[[], Check], timeout: float = 30.0) -> Check:
 def test_apply_then_undo_restores_the_snapshot_exactly(
     fresh: SandboxEnv, control: SandboxControl, type_name: str, values: dict[str, object]
 ) -> None:
+    SETUP.get(type_name, lambda _: None)(fresh)
     stype, p = params(type_name, **values)
     c = ctx(fresh, "us-east-1")
     stype.preflight(c, p)
@@ -140,7 +160,8 @@ def test_apply_then_undo_restores_the_snapshot_exactly(
     assert c.clients.actions <= set(stype.actions), c.clients.actions - set(stype.actions)
     k8s_writes = {tuple(x.operation.split(":")[::-1]) for x in control.calls(t0)
                   if x.source == "k8s"}  # fmt: skip
-    assert k8s_writes <= {(r, v) for _, r, v in stype.verbs}, k8s_writes
+    declared = {(r, v) for _, r, v in stype.verbs}
+    assert all((r, v) in declared or ("*", v) in declared for r, v in k8s_writes), k8s_writes
 
 
 def test_ssm_parameter_refuses_to_snapshot_a_secure_string(fresh: SandboxEnv) -> None:
@@ -206,6 +227,9 @@ WRITE_FAULTS = {
     "route53_health_check": "aws:route53:UpdateHealthCheck",
     "k8s_job": "k8s:us-east-1:create:jobs",
     "rds_promote_replica": "aws:rds:PromoteReadReplica",
+    "aurora_global_failover": "aws:rds:FailoverGlobalCluster",
+    "ecs_service": "aws:ecs:UpdateService",
+    "k8s_patch": "k8s:us-east-1:patch:deployments",
 }
 ONE_PER_TYPE = {t: v for t, v in MUTATING_CASES}
 
@@ -213,16 +237,21 @@ ONE_PER_TYPE = {t: v for t, v in MUTATING_CASES}
 def test_every_mutating_type_has_its_tests() -> None:
     types = registry.STEP_TYPES
     assert {n for n, t in types.items() if t.mutating} == set(WRITE_FAULTS)
-    state_steps = {n for n, t in types.items() if isinstance(t, StateStep) and t.mutating}
-    assert state_steps == set(ONE_PER_TYPE)
+    undoable = {n for n, t in types.items() if isinstance(t, StateStep) and t.reversible}
+    assert {n for n in undoable if types[n].mutating} == set(ONE_PER_TYPE)
     # The others have tests of their own below.
-    assert set(WRITE_FAULTS) - set(ONE_PER_TYPE) == {"k8s_job", "rds_promote_replica"}
+    assert set(WRITE_FAULTS) - set(ONE_PER_TYPE) == {
+        "k8s_job",
+        "rds_promote_replica",
+        "aurora_global_failover",
+    }
 
 
 @pytest.mark.parametrize("type_name", sorted(ONE_PER_TYPE))
 def test_access_denied_is_final_and_changes_nothing_throttling_is_retryable(
     fresh: SandboxEnv, control: SandboxControl, type_name: str
 ) -> None:
+    SETUP.get(type_name, lambda _: None)(fresh)
     stype, p = params(type_name, **ONE_PER_TYPE[type_name])
     c = ctx(fresh, "us-east-1")
     snap = stype.snapshot(c, p)
@@ -345,3 +374,42 @@ def test_access_denied_is_final_throttling_retryable_for_the_other_types(
         stype.apply(c, p, stype.snapshot(c, p))
     except StepError as exc:
         assert (exc.kind, exc.retryable) == ("Throttling", True)
+
+
+def test_aurora_global_failover_moves_the_writer_and_is_irreversible(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    stype = registry.get("aurora_global_failover")
+    assert isinstance(stype, StateStep) and stype.mutating and not stype.reversible
+    p = stype.Params.model_validate({"global_cluster": "shop-global", "target_region": "us-west-2"})
+    c = ctx(fresh)
+    snap = stype.snapshot(c, p)
+    assert snap == {"writer_region": "us-east-1"}
+    t0 = time.time()
+    stype.apply(c, p, snap)
+    until(lambda: stype.verify(c, p, snap))
+    stype.apply(c, p, snap)
+    calls = [x for x in control.calls(t0) if x.operation == "rds:FailoverGlobalCluster"]
+    assert len(calls) == 1 and calls[0].params.get("AllowDataLoss") in (True, "true")
+
+
+def test_cloudwatch_metric_threshold(env: SandboxEnv) -> None:
+    cw = aws(env, "cloudwatch", "us-east-1")
+    dims = {"LoadBalancer": "app/shop-alb/test"}
+    cw.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[{"MetricName": "HTTPCode_Target_5XX_Count", "Value": 7.0,
+                     "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}],
+    )  # fmt: skip
+    stype = registry.get("cloudwatch_metric")
+    assert stype is not None and not stype.mutating
+    c = ctx(env, "us-east-1")
+
+    def check(limit: float) -> Check:
+        p = stype.Params.model_validate({"namespace": "AWS/ApplicationELB", "dimensions": dims,
+                                         "metric": "HTTPCode_Target_5XX_Count", "max": limit})  # fmt: skip
+        return stype.verify(c, p, {})
+
+    assert until(lambda: check(10)).ok
+    low = check(5)
+    assert not low.ok and "7 (max 5)" in low.detail
