@@ -50,10 +50,12 @@ class StepActivities:
         with self._running(call, "prepare") as (stype, params, ctx, beat):
             beat("preflight")
             stype.preflight(ctx, params)
-            self._guards(call, ctx, beat)
+            measured = self._guards(call, ctx, beat)
             beat("snapshot")
             snap = stype.snapshot(ctx, params)
-            return StepOutcome(snapshot=snap, detail="snapshot taken", attempt=_attempt())
+            return StepOutcome(
+                snapshot=snap, detail="snapshot taken", attempt=_attempt(), observed=measured
+            )
 
     @activity.defn(name="step.apply")
     def apply(self, call: StepCall) -> StepOutcome:
@@ -75,11 +77,13 @@ class StepActivities:
         with self._running(call, "check") as (stype, params, ctx, beat):
             beat("preflight")
             stype.preflight(ctx, params)
-            self._guards(call, ctx, beat)
+            measured = self._guards(call, ctx, beat)
             beat("apply")
             stype.apply(ctx, params, {})
             check = self._poll(call, stype, lambda: stype.verify(ctx, params, {}), beat)
-            return StepOutcome(detail=check.detail, attempt=_attempt())
+            return StepOutcome(
+                detail=check.detail, attempt=_attempt(), observed={**measured, **check.observed}
+            )
 
     @activity.defn(name="step.undo")
     def undo(self, call: StepCall) -> StepOutcome:
@@ -120,7 +124,11 @@ class StepActivities:
             heartbeat=beat,
         )
 
-    def _guards(self, call: StepCall, ctx: StepContext, beat: Callable[..., None]) -> None:
+    def _guards(
+        self, call: StepCall, ctx: StepContext, beat: Callable[..., None]
+    ) -> dict[str, Any]:
+        """Check every guard (GuardFailed if one is not met); what they measured."""
+        measured: dict[str, Any] = {}
         for guard in call.step.guards:
             beat(f"guard {guard.type}")
             gtype = _type(guard.type)
@@ -131,6 +139,8 @@ class StepActivities:
             if not result.ok:
                 what = guard.description or gtype.describe(gparams)
                 raise StepError("GuardFailed", f"guard {what!r} not met: {result.detail}")
+            measured.update(result.observed)
+        return measured
 
     def _poll(
         self,

@@ -115,6 +115,8 @@ class StepOutcome(_Model):
     detail: str = ""
     changes: list[dict[str, Any]] = Field(default_factory=list)
     attempt: int = 1
+    #: What the step (or its guards) measured, e.g. {"lag_seconds": 0.4}.
+    observed: dict[str, Any] = Field(default_factory=dict)
 
 
 # -------------------------------------------------------------------------- operator input
@@ -202,6 +204,7 @@ class StepRecord(_Model):
     detail: str = ""
     error: ErrorInfo | None = None
     changes: list[dict[str, Any]] = Field(default_factory=list)
+    observed: dict[str, Any] = Field(default_factory=dict)
     irreversible: bool = False
     #: apply was started: the step is undone on rollback (even if apply then failed).
     applied: bool = False
@@ -228,6 +231,8 @@ class RunProgress(_Model):
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     open_gates: list[str] = Field(default_factory=list)
     objectives: Objectives = Field(default_factory=Objectives)
+    #: Replication lag measured last before a promotion (a lag check or guard): the run's RPO.
+    rpo_seconds: float | None = None
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

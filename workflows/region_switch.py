@@ -231,11 +231,12 @@ class RegionSwitchWorkflow:
             rec.changes, rec.detail = out.changes, out.detail
         elif step.kind == StepKind.CHECK:
             out = await self._activity("step.check", step, rec)
-            rec.detail = out.detail
+            rec.detail, rec.observed = out.detail, out.observed
         else:
             if step.id not in self.snapshots:  # a retried step keeps its first snapshot
                 out = await self._activity("step.prepare", step, rec)
                 self.snapshots[step.id] = out.snapshot or {}
+                rec.observed = out.observed  # what its guards measured
             rec.applied = True
             out = await self._activity("step.apply", step, rec, self.snapshots[step.id])
             rec.changes, rec.detail = out.changes, out.detail
@@ -596,7 +597,16 @@ class RegionSwitchWorkflow:
             approvals=list(self.approvals),
             open_gates=list(self.open_gates),
             objectives=self.inp.objectives,
+            rpo_seconds=self._rpo(),
         )
+
+    def _rpo(self) -> float | None:
+        """The lag measured last (by end time) among steps and guards that measured one."""
+        measured = [r for r in self.records.values() if "lag_seconds" in r.observed and r.ended_at]
+        if not measured:
+            return None
+        last = max(measured, key=lambda r: r.ended_at or self.started_at)
+        return float(last.observed["lag_seconds"])
 
     def _publish(self) -> None:
         """Keep the FailoverState search attribute and the UI's current details up to date."""

@@ -67,10 +67,14 @@ async def _switch(env: SandboxEnv, frm: str, to: str) -> Any:
         return await drive(await start(client, queue, plan(RUNBOOK, frm, to)), timeout=120)
 
 
-def test_switch_to_us_west_2_then_fail_back(fresh: SandboxEnv) -> None:
+def test_switch_to_us_west_2_then_fail_back(fresh: SandboxEnv, control: SandboxControl) -> None:
     before = world(fresh)
+    control.set_lag(0.75)  # seconds of replication lag the sandbox publishes
     result = run(_switch(fresh, "us-east-1", "us-west-2"))
     assert result.state == RunState.SUCCEEDED, result.reason
+    # The lag measured right before the writer moved (the switchover's guard) is the RPO.
+    assert result.rpo_seconds == pytest.approx(0.75)
+    assert result.step("aurora-switchover").observed["lag_seconds"] == pytest.approx(0.75)
     after = world(fresh)
     assert after["aurora_writer"] == "us-west-2"
     assert after["api_weights"] == {"us-east-1": 0, "us-west-2": 100}
