@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from activities.aws.autoscaling import AsgCapacity
-from activities.aws.cloudwatch import MetricBelow, ReplicaLag
+from activities.aws.cloudwatch import AlarmState, MetricBelow, ReplicaLag
 from activities.aws.ecs import EcsService
 from activities.aws.elbv2 import ElbWeights
 from activities.aws.promote import RdsPromoteReplica
@@ -43,6 +43,7 @@ STEP_TYPES: dict[str, StepType] = {
         EcsService,
         ReplicaLag,
         MetricBelow,
+        AlarmState,
     )
 }
 

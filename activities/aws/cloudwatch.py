@@ -9,6 +9,7 @@ from pydantic import Field
 
 from activities.aws.common import call
 from activities.base import Check, StepContext, StepParams, StepType
+from activities.errors import StepError
 from orchestrator.runbook.durations import Duration, format_duration
 
 METRICS = {
@@ -126,3 +127,49 @@ class MetricBelow(StepType):
             detail=f"{params.metric} {params.stat} {worst:g} (max {params.max:g})",
             observed={"value": worst},
         )
+
+
+class AlarmParams(StepParams):
+    alarms: list[str] = Field(min_length=1, description="Alarm names.")
+    state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"] = "OK"
+    steady_for: Duration = Field(
+        default=timedelta(0), description="Each alarm has been in that state at least this long."
+    )
+    region: str | None = Field(default=None, description="Region (default: the step's).")
+
+
+class AlarmState(StepType):
+    """Read-only: CloudWatch alarms are in a state (OK by default), and have been for a while."""
+
+    name = "cloudwatch_alarm"
+    Params = AlarmParams
+    poll_interval = 2.0
+    actions = ("cloudwatch:DescribeAlarms",)
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, AlarmParams)
+        steady = format_duration(params.steady_for)
+        return f"alarms {', '.join(params.alarms)} {params.state} for {steady}"
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
+        assert isinstance(params, AlarmParams)
+        cw = ctx.clients.aws("cloudwatch", params.region or ctx.scope)
+        found = call(cw.describe_alarms, AlarmNames=params.alarms)["MetricAlarms"]
+        by_name = {a["AlarmName"]: a for a in found}
+        missing = sorted(set(params.alarms) - set(by_name))
+        if missing:
+            raise StepError("NotFound", f"no alarm {', '.join(missing)}")
+        now = datetime.now(UTC)
+        waiting = []
+        for name in params.alarms:
+            alarm = by_name[name]
+            since = alarm.get("StateUpdatedTimestamp") or now
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            if alarm["StateValue"] != params.state:
+                waiting.append(f"{name} is {alarm['StateValue']}")
+            elif now - since < params.steady_for:
+                waiting.append(f"{name} {params.state} for {(now - since).total_seconds():.0f}s")
+        if waiting:
+            return Check(ok=False, detail="; ".join(waiting))
+        return Check(ok=True, detail=f"{len(params.alarms)} alarm(s) {params.state}")

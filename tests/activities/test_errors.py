@@ -46,3 +46,23 @@ def client_error(code: str, status: int) -> ClientError:
 def test_classification(exc: BaseException, kind: str, retryable: bool) -> None:
     err = classify(exc)
     assert (err.kind, err.retryable) == (kind, retryable)
+
+
+def test_boto3_calls_are_validated_against_botocore_models_before_sending() -> None:
+    """A call that would be wrong for AWS fails here, classified, with nothing sent (port 9)."""
+    from pydantic import SecretStr
+
+    from activities.aws.common import call
+    from activities.clients import Clients
+    from activities.errors import StepError
+    from orchestrator.config import AWSConfig, Config
+
+    clients = Clients(
+        Config(aws=AWSConfig(endpoint_url="http://127.0.0.1:9", access_key_id=SecretStr("k"),
+                             secret_access_key=SecretStr("s")))
+    )  # fmt: skip
+    ssm = clients.aws("ssm", "us-east-1")
+    with pytest.raises(StepError) as exc:
+        call(ssm.put_parameter, Name="/shop/flags/x")  # Value is required by the model
+    assert (exc.value.kind, exc.value.retryable) == ("Validation", False)
+    assert "Value" in exc.value.message

@@ -413,3 +413,30 @@ def test_cloudwatch_metric_threshold(env: SandboxEnv) -> None:
     assert until(lambda: check(10)).ok
     low = check(5)
     assert not low.ok and "7 (max 5)" in low.detail
+
+
+def test_cloudwatch_alarm_state(env: SandboxEnv) -> None:
+    """The sandbox never evaluates alarms; SetAlarmState (AWS's own way to test them) moves them."""
+    cw = aws(env, "cloudwatch", "us-east-1")
+    cw.put_metric_alarm(
+        AlarmName="shop-5xx", Namespace="AWS/ApplicationELB", MetricName="HTTPCode_Target_5XX_Count",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=10.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    stype = registry.get("cloudwatch_alarm")
+    assert stype is not None and not stype.mutating
+    c = ctx(env, "us-east-1")
+
+    def check(**values: Any) -> Check:
+        return stype.verify(c, stype.Params.model_validate({"alarms": ["shop-5xx"], **values}), {})
+
+    cw.set_alarm_state(AlarmName="shop-5xx", StateValue="ALARM", StateReason="test")
+    result = check()
+    assert not result.ok and "shop-5xx is ALARM" in result.detail
+    cw.set_alarm_state(AlarmName="shop-5xx", StateValue="OK", StateReason="test")
+    assert check().ok
+    steady = check(steady_for="1h")
+    assert not steady.ok and "OK for" in steady.detail
+    with pytest.raises(StepError) as exc:
+        check(alarms=["nope"])
+    assert exc.value.kind == "NotFound"
