@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bootstrap and run: the two commands of the README.
 
-    python3 dev.py drill   # venv + install if needed, sandbox up, run the example drill
+    python3 dev.py drill   # venv + install if needed, sandbox up, drill a full region switch
     python3 dev.py drill RUNBOOK --from R1 --to R2 [...]   # the same, with other drill arguments
     python3 dev.py test    # venv + install if needed, then ruff, mypy and the whole pytest suite
 
@@ -13,6 +13,7 @@ the lock file changed since the last install.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -63,16 +64,29 @@ def _run(*args: str) -> int:
     return subprocess.run(list(args), cwd=ROOT, env=env).returncode
 
 
-DRILL = ["runbooks/maintenance-drill.yaml", "--from", "us-east-1", "--to", "us-west-2"]
+DRILL = "runbooks/shop-region-switch.yaml"
 
 
 def cmd_drill(extra: list[str]) -> int:
-    """Bring the sandbox up and run the example drill, its gate approved by a second person."""
+    """Bring the sandbox up and switch shop to its other region (the gate approved by a second
+    person); run it again to switch back. Extra arguments replace the drill's arguments."""
     rc = _run(str(BIN / "failover"), "sandbox", "up")
     if rc != 0:
         return rc
-    args = extra or [*DRILL, "--as", "alice", "--auto-approve", "bob"]
-    return _run(str(BIN / "failover"), "drill", *args)
+    if extra:
+        return _run(str(BIN / "failover"), "drill", *extra)
+    out = subprocess.run(
+        [str(BIN / "failover"), "sandbox", "active", "-o", "json"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        return out.returncode
+    where = json.loads(out.stdout)
+    frm, to = where["active"], where["standby"][0]
+    _log(f"shop is active in {frm}: drilling a switch to {to}")
+    return _run(str(BIN / "failover"), "drill", DRILL, "--from", frm, "--to", to,
+                "--as", "alice", "--auto-approve", "bob")  # fmt: skip
 
 
 def cmd_test(extra: list[str]) -> int:

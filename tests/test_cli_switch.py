@@ -131,3 +131,13 @@ def _approve_and_reject(fresh: SandboxEnv, wid: str) -> None:
 def test_status_of_an_unknown_run(env: SandboxEnv) -> None:
     proc = failover(env, "status", "no-such-runbook")
     assert proc.returncode == 2 and "no such run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sandbox_active_follows_the_aurora_writer(fresh: SandboxEnv) -> None:
+    before = json.loads(failover(fresh, "sandbox", "active", "-o", "json").stdout)
+    assert before == {"active": "us-east-1", "standby": ["us-west-2"]}
+    proc = failover(fresh, "drill", str(ROOT / "runbooks/aurora-only.yaml"), "--from", "us-east-1",
+                    "--to", "us-west-2", "--auto-approve", "bob")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(failover(fresh, "sandbox", "active", "-o", "json").stdout)
+    assert after == {"active": "us-west-2", "standby": ["us-east-1"]}

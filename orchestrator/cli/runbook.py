@@ -60,7 +60,7 @@ def steps(output: OutputFormat = OutputOption) -> None:
             "mutating": t.mutating,
             "reversible": t.reversible,
             "gate": t.gate,
-            "description": (type(t).__doc__ or "").strip().splitlines()[0],
+            "description": " ".join((type(t).__doc__ or "").strip().split("\n\n")[0].split()),
             "params_schema": t.Params.model_json_schema(),
         }
         for name, t in sorted(registry.STEP_TYPES.items())

@@ -158,6 +158,19 @@ def calls(
     )
 
 
+@app.command()
+def active(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+    """Which region is active now (holds the Aurora writer) and which are standby."""
+    with _answering():
+        env = _env(home)
+        region = SandboxControl(env).active_region()
+    standby = [r for r in env.regions if r != region]
+    if output == OutputFormat.json:
+        print_json({"active": region, "standby": standby})
+    else:
+        typer.echo(f"active {region}, standby {', '.join(standby)}")
+
+
 @fault_app.command("add")
 def fault_add(
     target: Annotated[

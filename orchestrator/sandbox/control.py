@@ -89,3 +89,15 @@ class SandboxControl:
     def set_latency(self, **values: float) -> None:
         for c in self._components():
             http_json(self._url(c, "latency"), "PUT", values)
+
+    # ---------------------------------------------------------------------------- topology
+    def active_region(self) -> str:
+        """The region that holds the shop's Aurora global writer now."""
+        from orchestrator.sandbox.aws.seed import client
+
+        gc = client(self.env.aws_endpoint_url, "rds", next(iter(self.env.regions)))
+        members = gc.describe_global_clusters(GlobalClusterIdentifier="shop-global")[
+            "GlobalClusters"
+        ][0]["GlobalClusterMembers"]
+        writer = next(m for m in members if m["IsWriter"])
+        return str(writer["DBClusterArn"].split(":")[3])
