@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from activities.errors import StepError
 
@@ -37,6 +37,13 @@ class StepParams(BaseModel):
     """Base of every step type's params: unknown fields are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegionalParams(StepParams):
+    """Params of a step that acts in one region: `region` (a template such as
+    ${{ from_region }}), else the step's own region."""
+
+    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class Change(BaseModel):
@@ -72,6 +79,10 @@ class StepContext:
     def scope(self) -> str:
         """The step's region: its `region:`, else the target region."""
         return self.region or self.to_region
+
+    def region_for(self, params: StepParams) -> str:
+        """Where a regional step acts: its params' region, else the step's."""
+        return getattr(params, "region", None) or self.scope
 
 
 class StepType:

@@ -55,7 +55,7 @@ class HttpCheck(StepType):
         if params.url:
             return params.url
         assert params.endpoint is not None
-        base = ctx.clients.endpoint(params.endpoint, params.region or ctx.scope)
+        base = ctx.clients.endpoint(params.endpoint, ctx.region_for(params))
         return base.rstrip("/") + "/" + params.path.lstrip("/")
 
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:

@@ -7,16 +7,24 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import Change, Check, State, StateStep, StepContext, StepParams, StepType
+from activities.base import (
+    Change,
+    Check,
+    RegionalParams,
+    State,
+    StateStep,
+    StepContext,
+    StepParams,
+    StepType,
+)
 from activities.errors import StepError, classify
 
 
-class ConfigMapFlagParams(StepParams):
+class ConfigMapFlagParams(RegionalParams):
     namespace: str = Field(description="Namespace of the ConfigMap.")
     name: str = Field(description="ConfigMap name.")
     key: str = Field(description="Key in the ConfigMap's data.")
     value: str = Field(description="Value to set.")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class ConfigMapFlag(StateStep):
@@ -33,7 +41,7 @@ class ConfigMapFlag(StateStep):
     def _core(self, ctx: StepContext, p: ConfigMapFlagParams) -> Any:
         from kubernetes import client
 
-        return client.CoreV1Api(ctx.clients.kube(p.region or ctx.scope))
+        return client.CoreV1Api(ctx.clients.kube(ctx.region_for(p)))
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
@@ -42,7 +50,7 @@ class ConfigMapFlag(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"k8s:{p.region or ctx.scope}:configmap/{p.namespace}/{p.name}#{p.key}"
+        return f"k8s:{ctx.region_for(p)}:configmap/{p.namespace}/{p.name}#{p.key}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         p = self._p(params)
@@ -65,12 +73,11 @@ class ConfigMapFlag(StateStep):
             raise classify(exc) from exc
 
 
-class K8sScaleParams(StepParams):
+class K8sScaleParams(RegionalParams):
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
     names: list[str] = Field(min_length=1, description="Workloads to scale (same namespace).")
     namespace: str
     replicas: int = Field(ge=0)
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class K8sScale(StateStep):
@@ -96,7 +103,7 @@ class K8sScale(StateStep):
     def _apps(self, ctx: StepContext, p: K8sScaleParams) -> Any:
         from kubernetes import client
 
-        return client.AppsV1Api(ctx.clients.kube(p.region or ctx.scope))
+        return client.AppsV1Api(ctx.clients.kube(ctx.region_for(p)))
 
     def _kind(self, p: K8sScaleParams) -> str:
         return "deployment" if p.kind == "Deployment" else "stateful_set"
@@ -108,7 +115,7 @@ class K8sScale(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"k8s:{p.region or ctx.scope}:{p.kind.lower()}/{p.namespace}/{','.join(p.names)}"
+        return f"k8s:{ctx.region_for(p)}:{p.kind.lower()}/{p.namespace}/{','.join(p.names)}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         p = self._p(params)
@@ -163,14 +170,13 @@ class K8sScale(StateStep):
         return Check(ok=True, detail="ready", observed=check.observed)
 
 
-class CnpgRoleParams(StepParams):
+class CnpgRoleParams(RegionalParams):
     namespace: str
     name: str = Field(description="The CloudNativePG Cluster.")
     role: Literal["primary", "replica"] = Field(
         description="primary: promote this cluster; replica: demote it (its old primary "
         "publishes a demotion token)."
     )
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class CnpgRole(StateStep):
@@ -190,7 +196,7 @@ class CnpgRole(StateStep):
     def _api(self, ctx: StepContext, p: CnpgRoleParams) -> Any:
         from kubernetes import client
 
-        return client.CustomObjectsApi(ctx.clients.kube(p.region or ctx.scope))
+        return client.CustomObjectsApi(ctx.clients.kube(ctx.region_for(p)))
 
     def _get(self, ctx: StepContext, p: CnpgRoleParams) -> dict[str, Any]:
         try:
@@ -210,7 +216,7 @@ class CnpgRole(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"k8s:{p.region or ctx.scope}:clusters.postgresql.cnpg.io/{p.namespace}/{p.name}"
+        return f"k8s:{ctx.region_for(p)}:clusters.postgresql.cnpg.io/{p.namespace}/{p.name}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         obj = self._get(ctx, self._p(params))
@@ -242,14 +248,13 @@ class CnpgRole(StateStep):
         return Check(ok=ok, detail=detail, observed={"replica": spec_replica} if ok else {})
 
 
-class K8sJobParams(StepParams):
+class K8sJobParams(RegionalParams):
     namespace: str
     name: str = Field(description="Job name prefix; the run's step gets its own Job.")
     image: str
     command: list[str] = Field(default_factory=list)
     backoff_limit: int = Field(default=0, ge=0)
     annotations: dict[str, str] = Field(default_factory=dict, description="Pod annotations.")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class K8sJob(StepType):
@@ -269,7 +274,7 @@ class K8sJob(StepType):
     def _batch(self, ctx: StepContext, p: K8sJobParams) -> Any:
         from kubernetes import client
 
-        return client.BatchV1Api(ctx.clients.kube(p.region or ctx.scope))
+        return client.BatchV1Api(ctx.clients.kube(ctx.region_for(p)))
 
     def job_name(self, ctx: StepContext, p: K8sJobParams) -> str:
         """One Job per run and step: a retried apply finds it instead of starting another."""
@@ -351,13 +356,12 @@ class K8sJob(StepType):
                        before=None, after={"image": p.image})]  # fmt: skip
 
 
-class K8sPatchParams(StepParams):
+class K8sPatchParams(RegionalParams):
     api_version: str = Field(description="e.g. v1, apps/v1, postgresql.cnpg.io/v1")
     kind: str = Field(description="e.g. Deployment")
     namespace: str
     name: str
     patch: dict[str, Any] = Field(description="A JSON merge patch (RFC 7386); null removes.")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 def _leaves(value: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -392,7 +396,7 @@ class K8sPatch(StateStep):
         from kubernetes import dynamic
 
         try:
-            dyn = dynamic.DynamicClient(ctx.clients.kube(p.region or ctx.scope))
+            dyn = dynamic.DynamicClient(ctx.clients.kube(ctx.region_for(p)))
             return dyn, dyn.resources.get(api_version=p.api_version, kind=p.kind)
         except Exception as exc:
             raise classify(exc) from exc
@@ -404,7 +408,7 @@ class K8sPatch(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"k8s:{p.region or ctx.scope}:{p.kind.lower()}/{p.namespace}/{p.name}"
+        return f"k8s:{ctx.region_for(p)}:{p.kind.lower()}/{p.namespace}/{p.name}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         p = self._p(params)

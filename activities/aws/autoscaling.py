@@ -7,12 +7,19 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from activities.aws.common import call
-from activities.base import Check, State, StateStep, StepContext, StepParams, require
+from activities.base import (
+    Check,
+    RegionalParams,
+    State,
+    StateStep,
+    StepContext,
+    StepParams,
+    require,
+)
 
 
-class AsgCapacityParams(StepParams):
+class AsgCapacityParams(RegionalParams):
     name: str = Field(description="Auto Scaling group name.")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
     desired: int = Field(ge=0, description="Desired capacity.")
     min: int | None = Field(default=None, ge=0, description="Minimum size (default: kept).")
     max: int | None = Field(default=None, ge=0, description="Maximum size (default: kept).")
@@ -39,7 +46,7 @@ class AsgCapacity(StateStep):
         return params
 
     def _asg(self, ctx: StepContext, p: AsgCapacityParams) -> Any:
-        return ctx.clients.aws("autoscaling", p.region or ctx.scope)
+        return ctx.clients.aws("autoscaling", ctx.region_for(p))
 
     def _group(self, ctx: StepContext, p: AsgCapacityParams) -> dict[str, Any]:
         groups = call(
@@ -55,7 +62,7 @@ class AsgCapacity(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"autoscaling:{p.region or ctx.scope}:{p.name}"
+        return f"autoscaling:{ctx.region_for(p)}:{p.name}"
 
     def preflight(self, ctx: StepContext, params: StepParams) -> None:
         p = self._p(params)

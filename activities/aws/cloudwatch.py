@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from activities.aws.common import call
-from activities.base import Check, StepContext, StepParams, StepType
+from activities.base import Check, RegionalParams, StepContext, StepParams, StepType
 from activities.errors import StepError
 from orchestrator.runbook.durations import Duration, format_duration
 
@@ -19,10 +19,9 @@ METRICS = {
 }
 
 
-class ReplicaLagParams(StepParams):
+class ReplicaLagParams(RegionalParams):
     kind: Literal["aurora_global", "rds_replica"] = "aurora_global"
     identifier: str = Field(description="The secondary cluster (Aurora) or the read replica (RDS).")
-    region: str | None = Field(default=None, description="Its region (default: the step's).")
     max_lag: Duration = Field(description="Highest acceptable lag, usually the runbook's RPO.")
     window: Duration = Field(default=timedelta(minutes=2), description="Look back this long.")
 
@@ -44,7 +43,7 @@ class ReplicaLag(StepType):
         assert isinstance(params, ReplicaLagParams)
         metric, dimension, to_seconds = METRICS[params.kind]
         now = datetime.now(UTC)
-        cw = ctx.clients.aws("cloudwatch", params.region or ctx.scope)
+        cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
         data = call(
             cw.get_metric_data,
             MetricDataQueries=[
@@ -74,14 +73,13 @@ class ReplicaLag(StepType):
         return Check(ok=lag <= limit, detail=detail, observed={"lag_seconds": lag})
 
 
-class MetricParams(StepParams):
+class MetricParams(RegionalParams):
     namespace: str = Field(description="e.g. AWS/ApplicationELB")
     metric: str
     dimensions: dict[str, str] = Field(default_factory=dict)
     stat: Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"] = "Maximum"
     max: float = Field(description="Highest acceptable value over the window.")
     window: Duration = Field(default=timedelta(minutes=5))
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class MetricBelow(StepType):
@@ -99,7 +97,7 @@ class MetricBelow(StepType):
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
         assert isinstance(params, MetricParams)
         now = datetime.now(UTC)
-        cw = ctx.clients.aws("cloudwatch", params.region or ctx.scope)
+        cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
         data = call(
             cw.get_metric_data,
             MetricDataQueries=[{
@@ -129,13 +127,12 @@ class MetricBelow(StepType):
         )
 
 
-class AlarmParams(StepParams):
+class AlarmParams(RegionalParams):
     alarms: list[str] = Field(min_length=1, description="Alarm names.")
     state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"] = "OK"
     steady_for: Duration = Field(
         default=timedelta(0), description="Each alarm has been in that state at least this long."
     )
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class AlarmState(StepType):
@@ -153,7 +150,7 @@ class AlarmState(StepType):
 
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
         assert isinstance(params, AlarmParams)
-        cw = ctx.clients.aws("cloudwatch", params.region or ctx.scope)
+        cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
         found = call(cw.describe_alarms, AlarmNames=params.alarms)["MetricAlarms"]
         by_name = {a["AlarmName"]: a for a in found}
         missing = sorted(set(params.alarms) - set(by_name))

@@ -7,14 +7,21 @@ from typing import Any
 from pydantic import Field
 
 from activities.aws.common import call
-from activities.base import Check, State, StateStep, StepContext, StepParams, require
+from activities.base import (
+    Check,
+    RegionalParams,
+    State,
+    StateStep,
+    StepContext,
+    StepParams,
+    require,
+)
 
 
-class EcsServiceParams(StepParams):
+class EcsServiceParams(RegionalParams):
     cluster: str
     service: str
     desired: int = Field(ge=0)
-    region: str | None = Field(default=None, description="Region (default: the step's).")
 
 
 class EcsService(StateStep):
@@ -29,7 +36,7 @@ class EcsService(StateStep):
         return params
 
     def _service(self, ctx: StepContext, p: EcsServiceParams) -> dict[str, Any]:
-        ecs = ctx.clients.aws("ecs", p.region or ctx.scope)
+        ecs = ctx.clients.aws("ecs", ctx.region_for(p))
         found = call(ecs.describe_services, cluster=p.cluster, services=[p.service])["services"]
         require(bool(found), "NotFound", f"ECS service {p.cluster}/{p.service} not found")
         return dict(found[0])
@@ -40,7 +47,7 @@ class EcsService(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"ecs:{p.region or ctx.scope}:{p.cluster}/{p.service}"
+        return f"ecs:{ctx.region_for(p)}:{p.cluster}/{p.service}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         return {"desired": self._service(ctx, self._p(params))["desiredCount"]}
@@ -50,7 +57,7 @@ class EcsService(StateStep):
 
     def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
         p = self._p(params)
-        ecs = ctx.clients.aws("ecs", p.region or ctx.scope)
+        ecs = ctx.clients.aws("ecs", ctx.region_for(p))
         call(ecs.update_service, cluster=p.cluster, service=p.service,
              desiredCount=state["desired"])  # fmt: skip
 

@@ -7,13 +7,12 @@ from typing import Any
 from pydantic import Field
 
 from activities.aws.common import call
-from activities.base import State, StateStep, StepContext, StepParams, require
+from activities.base import RegionalParams, State, StateStep, StepContext, StepParams, require
 
 
-class ElbWeightsParams(StepParams):
+class ElbWeightsParams(RegionalParams):
     load_balancer: str = Field(description="Load balancer name.")
     port: int = Field(default=80, description="Listener port.")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
     weights: dict[str, int] = Field(description="Target group name -> weight (0-999).")
 
 
@@ -34,7 +33,7 @@ class ElbWeights(StateStep):
         return params
 
     def _elb(self, ctx: StepContext, p: ElbWeightsParams) -> Any:
-        return ctx.clients.aws("elbv2", p.region or ctx.scope)
+        return ctx.clients.aws("elbv2", ctx.region_for(p))
 
     def _listener(self, ctx: StepContext, p: ElbWeightsParams) -> dict[str, Any]:
         elb = self._elb(ctx, p)
@@ -61,7 +60,7 @@ class ElbWeights(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"elbv2:{p.region or ctx.scope}:{p.load_balancer}:{p.port}"
+        return f"elbv2:{ctx.region_for(p)}:{p.load_balancer}:{p.port}"
 
     def observe(self, ctx: StepContext, params: StepParams) -> State:
         p = self._p(params)

@@ -7,12 +7,11 @@ from typing import Any
 from pydantic import Field
 
 from activities.aws.common import call
-from activities.base import Change, Check, StepContext, StepParams, StepType
+from activities.base import Change, Check, RegionalParams, StepContext, StepParams, StepType
 
 
-class PromoteReplicaParams(StepParams):
+class PromoteReplicaParams(RegionalParams):
     db_instance: str = Field(description="The read replica to promote.")
-    region: str | None = Field(default=None, description="Its region (default: the step's).")
 
 
 class RdsPromoteReplica(StepType):
@@ -31,7 +30,7 @@ class RdsPromoteReplica(StepType):
         return params
 
     def _db(self, ctx: StepContext, p: PromoteReplicaParams) -> dict[str, Any]:
-        rds = ctx.clients.aws("rds", p.region or ctx.scope)
+        rds = ctx.clients.aws("rds", ctx.region_for(p))
         dbs = call(rds.describe_db_instances, DBInstanceIdentifier=p.db_instance)["DBInstances"]
         return dict(dbs[0])
 
@@ -50,7 +49,7 @@ class RdsPromoteReplica(StepType):
         p = self._p(params)
         if self._promoted(self._db(ctx, p)):
             return  # already promoted (a retried apply)
-        rds = ctx.clients.aws("rds", p.region or ctx.scope)
+        rds = ctx.clients.aws("rds", ctx.region_for(p))
         call(rds.promote_read_replica, DBInstanceIdentifier=p.db_instance)
 
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:

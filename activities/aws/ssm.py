@@ -6,14 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import State, StateStep, StepContext, StepParams, require
+from activities.base import RegionalParams, State, StateStep, StepContext, StepParams, require
 from activities.errors import classify
 
 
-class SsmParameterParams(StepParams):
+class SsmParameterParams(RegionalParams):
     name: str = Field(pattern=r"^/?[A-Za-z0-9_.\-/]+$", description="Parameter name.")
     value: str = Field(description="The value to set (a String parameter).")
-    region: str | None = Field(default=None, description="Region (default: the step's).")
     type: Literal["String", "StringList"] = "String"
 
 
@@ -32,7 +31,7 @@ class SsmParameter(StateStep):
         return params
 
     def _ssm(self, ctx: StepContext, params: SsmParameterParams) -> Any:
-        return ctx.clients.aws("ssm", params.region or ctx.scope)
+        return ctx.clients.aws("ssm", ctx.region_for(params))
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
@@ -41,7 +40,7 @@ class SsmParameter(StateStep):
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
-        return f"ssm:{p.region or ctx.scope}:{p.name}"
+        return f"ssm:{ctx.region_for(p)}:{p.name}"
 
     def preflight(self, ctx: StepContext, params: StepParams) -> None:
         current = self.observe(ctx, params)
