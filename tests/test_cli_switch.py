@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,41 @@ def test_sandbox_active_follows_the_aurora_writer(fresh: SandboxEnv) -> None:
     assert proc.returncode == 0, proc.stderr
     after = json.loads(failover(fresh, "sandbox", "active", "-o", "json").stdout)
     assert after == {"active": "us-west-2", "standby": ["us-east-1"]}
+
+
+def test_plan_shows_groups_path_and_diff_and_mutates_nothing(
+    fresh: SandboxEnv, control: SandboxControl, tmp_path: Path
+) -> None:
+    t0 = time.time()
+    proc = failover(fresh, "plan", str(ROOT / "runbooks/shop-region-switch.yaml"),
+                    "--from", "us-east-1", "--to", "us-west-2", "-o", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["levels"][0] == ["freeze-writes", "scale-up-target-asg", "scale-up-target-pods",
+                                 "replication-lag"]  # fmt: skip
+    assert "approve" in plan["critical_path"] and plan["gates"] == ["approve"]
+    rows = {r["id"]: r for r in plan["steps"]}
+    assert rows["aurora-switchover"]["changes"] == [
+        {"resource": "rds:global-cluster/shop-global",
+         "before": {"writer_region": "us-east-1"}, "after": {"writer_region": "us-west-2"}}
+    ]  # fmt: skip
+    assert rows["approve"]["preflight"] == "skipped"
+    assert [c for c in control.calls(t0)] == [], "a plan makes no mutating call"
+    # A preflight that fails now fails the plan (exit 6), naming the step and why.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "runbooks/dns-only.yaml").read_text().replace(
+        "record: api.shop.example.,\n             weights: {\"${{ to_region }}\": 50",
+        "record: nope.shop.example.,\n             weights: {\"${{ to_region }}\": 50"))  # fmt: skip
+    proc = failover(fresh, "plan", str(bad), "--from", "us-east-1", "--to", "us-west-2",
+                    "-o", "json")  # fmt: skip
+    assert proc.returncode == 6
+    failed = [r for r in json.loads(proc.stdout)["steps"] if r["error_kind"]]
+    assert [r["id"] for r in failed] == ["api-half"]
+    assert "nope.shop.example. has no weighted CNAME record" in failed[0]["preflight"]
+
+
+def test_config_show_redacts_secrets(env: SandboxEnv) -> None:
+    proc = failover(env, "config", "show")
+    assert proc.returncode == 0, proc.stderr
+    assert "secret_access_key: '**********'" in proc.stdout
+    assert "sandbox" not in proc.stdout.split("secret_access_key")[1].splitlines()[0]

@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(sandbox.app, name="sandbox")
 runbook.register(app)
 app.command()(worker.worker)
+config_app = typer.Typer(help="The configuration: Temporal, AWS, Kubernetes, endpoints.")
+config_app.command("show")(worker.config_show)
+app.add_typer(config_app, name="config")
 switch_cli.register(app)
 
 

@@ -29,6 +29,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.clients import Clients
 from orchestrator import config as configuration
 from orchestrator import switch
 from orchestrator.cli.exit_codes import ExitCode
@@ -45,6 +46,7 @@ from orchestrator.cli.output import (
 from orchestrator.cli.worker import ConfigOption, load_config
 from orchestrator.client import UnreachableError, connect
 from orchestrator.logs import configure
+from orchestrator.plan import make_plan
 from orchestrator.runbook import RunbookError, load_file
 from orchestrator.runbook.resolve import ResolveError, resolve
 from orchestrator.runs import (
@@ -55,6 +57,7 @@ from orchestrator.runs import (
     RunProgress,
     RunState,
     StepState,
+    SwitchInput,
 )
 from orchestrator.worker import build_worker, executor
 
@@ -192,6 +195,61 @@ async def _hosted_worker(client: Client, cfg: configuration.Config) -> AsyncIter
             yield
 
 
+def _resolved(
+    runbook: Path, from_region: str, to_region: str, params: list[str], mode: Mode, requester: str
+) -> SwitchInput:
+    """The runbook loaded and resolved, or one-line errors and exit 2 (nothing started)."""
+    try:
+        return resolve(
+            load_file(runbook), from_region, to_region, mode=mode, requester=requester,
+            params=_parse_params(params),
+        )  # fmt: skip
+    except RunbookError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+    except ResolveError as exc:
+        fail(str(exc))
+
+
+def plan(
+    runbook: RunbookArg,
+    from_region: FromOption,
+    to_region: ToOption,
+    param: ParamOption = [],  # noqa: B006
+    config: ConfigOption = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """What a switch would do: parallel groups, critical path, gates, irreversible steps, and
+    every step's preflight and diff. Mutates nothing; exit 6 if a preflight fails."""
+    inp = _resolved(runbook, from_region, to_region, param, "dry-run", identity(None))
+    cfg = load_config(config)
+    result = make_plan(inp, Clients(cfg))
+    if output == OutputFormat.json:
+        print_json(result)
+    else:
+        table = Table(title=f"plan: {inp.runbook} {inp.from_region} -> {inp.to_region}",
+                      header_style="bold", title_justify="left")  # fmt: skip
+        for col in ("group", "step", "type", "preflight", "would change"):
+            table.add_column(col, overflow="fold")
+        for row in result.steps:
+            changes = "; ".join(
+                f"{c['resource']}: {c['before']} -> {c['after']}" for c in row.changes
+            ) or ("(nothing)" if row.preflight == "ok" else "")
+            flag = " IRREVERSIBLE" if row.irreversible else ""
+            style = "red" if row.error_kind else ""
+            table.add_row(str(row.level), row.id + flag, row.type,
+                          Text(row.preflight, style=style), changes)  # fmt: skip
+        console.print(table)
+        minutes = result.critical_path_timeout_s / 60
+        info(f"critical path ({minutes:.0f} min at most, by step timeouts and gate expiry): "
+             + " -> ".join(result.critical_path))  # fmt: skip
+        info(f"gates: {', '.join(result.gates) or 'none'}; irreversible: "
+             f"{', '.join(result.irreversible) or 'none'}")  # fmt: skip
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.NOT_HEALTHY))
+
+
 def _parse_params(values: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
@@ -217,18 +275,7 @@ def _start(
     # The live table is the progress; a worker hosted here only reports problems.
     configure("console", level=logging.WARNING)
     requester = identity(as_)
-    try:
-        rb = load_file(runbook)
-        inp = resolve(
-            rb, from_region, to_region, mode=mode, requester=requester,
-            params=_parse_params(params),
-        )  # fmt: skip
-    except RunbookError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
-    except ResolveError as exc:
-        fail(str(exc))
+    inp = _resolved(runbook, from_region, to_region, params, mode, requester)
     cfg = load_config(config)
     if auto_approve is not None:
         if not cfg.sandbox:
@@ -487,7 +534,7 @@ def resolve_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the top-level app."""
-    for fn in (drill, run, status, watch, approve, reject, abort):
+    for fn in (plan, drill, run, status, watch, approve, reject, abort):
         app.command()(fn)
     app.command("list")(list_runs)
     app.command("resolve")(resolve_cmd)

@@ -62,3 +62,10 @@ async def _run(cfg: configuration.Config, queue: str) -> None:
             info(f"worker on {cfg.temporal.address} ns={cfg.temporal.namespace} queue={queue}")
             await stop.wait()
             info("worker stopping: finishing in-flight tasks")
+
+
+def config_show(config: ConfigOption = None) -> None:
+    """The resolved configuration (YAML), secrets redacted."""
+    import yaml
+
+    typer.echo(yaml.safe_dump(load_config(config).redacted(), sort_keys=False), nl=False)

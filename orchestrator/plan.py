@@ -1,0 +1,124 @@
+"""The plan of a switch: what would run, in which order, and what it would change. Read-only.
+
+Every activity step's preflight and dry run are called in this process with the real clients
+(no Temporal, no worker): a preflight that fails now would fail the switch too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+
+from activities import registry
+from activities.base import StepContext
+from activities.clients import Clients
+from activities.errors import StepError, classify
+from orchestrator.runbook.graph import levels
+from orchestrator.runs import PlannedStep, StepKind, SwitchInput
+
+
+class PlannedRow(BaseModel):
+    """One step of the plan."""
+
+    id: str
+    type: str
+    kind: StepKind
+    level: int
+    description: str
+    irreversible: bool = False
+    timeout_s: float
+    changes: list[dict[str, object]] = Field(default_factory=list)
+    preflight: str = "ok"  # "ok", "skipped" (gates, timers) or the failure
+    error_kind: str | None = None
+
+
+class Plan(BaseModel):
+    """The whole plan (`failover plan -o json`)."""
+
+    runbook: str
+    from_region: str
+    to_region: str
+    levels: list[list[str]]
+    critical_path: list[str]
+    critical_path_timeout_s: float
+    gates: list[str]
+    irreversible: list[str]
+    steps: list[PlannedRow]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.error_kind is None for r in self.steps)
+
+
+def critical_path(steps: list[PlannedStep]) -> tuple[list[str], timedelta]:
+    """The chain of dependencies with the longest sum of step timeouts (an upper bound of RTO;
+    gates and timers count their expiry and duration)."""
+    by_id = {s.id: s for s in steps}
+    best: dict[str, tuple[timedelta, list[str]]] = {}
+
+    def cost(s: PlannedStep) -> timedelta:
+        if s.gate is not None:
+            return s.gate.expires
+        return s.wait if s.wait is not None else s.timeout
+
+    def longest(sid: str) -> tuple[timedelta, list[str]]:
+        if sid not in best:
+            s = by_id[sid]
+            before = max((longest(d) for d in s.depends_on), default=(timedelta(0), []))
+            best[sid] = (before[0] + cost(s), [*before[1], sid])
+        return best[sid]
+
+    total, path = max((longest(s.id) for s in steps), default=(timedelta(0), []))
+    return path, total
+
+
+def make_plan(inp: SwitchInput, clients: Clients) -> Plan:
+    """Preflight and dry-run every step of a resolved runbook; mutates nothing."""
+    groups = levels({s.id: s.depends_on for s in inp.steps})
+    level_of = {sid: i for i, group in enumerate(groups) for sid in group}
+    rows = []
+    for step in inp.steps:
+        row = PlannedRow(
+            id=step.id,
+            type=step.type,
+            kind=step.kind,
+            level=level_of[step.id],
+            description=step.description,
+            irreversible=step.irreversible,
+            timeout_s=step.timeout.total_seconds(),
+        )
+        if step.kind in (StepKind.GATE, StepKind.WAIT):
+            row.preflight = "skipped"
+        else:
+            stype = registry.get(step.type)
+            assert stype is not None  # resolve() checked it
+            ctx = StepContext(
+                run_id="plan",
+                step_id=step.id,
+                from_region=inp.from_region,
+                to_region=inp.to_region,
+                region=step.region,
+                mode="dry-run",
+                clients=clients,
+            )
+            try:
+                params = stype.Params.model_validate(step.params)
+                stype.preflight(ctx, params)
+                row.changes = [c.model_dump(mode="json") for c in stype.dry_run(ctx, params)]
+            except Exception as exc:
+                err = classify(exc) if not isinstance(exc, StepError) else exc
+                row.preflight, row.error_kind = err.message, err.kind
+        rows.append(row)
+    path, total = critical_path(inp.steps)
+    return Plan(
+        runbook=inp.runbook,
+        from_region=inp.from_region,
+        to_region=inp.to_region,
+        levels=groups,
+        critical_path=path,
+        critical_path_timeout_s=total.total_seconds(),
+        gates=[s.id for s in inp.steps if s.kind == StepKind.GATE],
+        irreversible=[s.id for s in inp.steps if s.irreversible],
+        steps=rows,
+    )
