@@ -98,6 +98,9 @@ class StepType:
     gate: ClassVar[bool] = False
     #: True for steps the engine runs itself (durable timers): no activity.
     engine_only: ClassVar[bool] = False
+    #: True if the step moves user traffic (DNS, load balancers, accelerators, routing controls):
+    #: the run's RTO to "traffic on the target" ends with the last such step.
+    traffic: ClassVar[bool] = False
     #: Seconds between two polls of verify.
     poll_interval: ClassVar[float] = 0.25
     #: The AWS IAM actions the type calls (for least-privilege policies).

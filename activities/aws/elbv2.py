@@ -20,6 +20,7 @@ class ElbWeights(StateStep):
     """Sets the weights of a listener's default forward action; undo restores them."""
 
     name = "elbv2_weights"
+    traffic = True
     Params = ElbWeightsParams
     actions = (
         "elasticloadbalancing:DescribeLoadBalancers",

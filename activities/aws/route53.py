@@ -111,6 +111,7 @@ class Route53Weighted(_Route53Step):
     """Sets Route 53 weighted-record weights (optionally in increments); waits for INSYNC."""
 
     name = "route53_weighted"
+    traffic = True
     Params = Route53WeightedParams
 
     def _p(self, params: StepParams) -> Route53WeightedParams:
@@ -170,6 +171,7 @@ class Route53Failover(_Route53Step):
     """Makes one failover record PRIMARY and the current primary SECONDARY; waits for INSYNC."""
 
     name = "route53_failover"
+    traffic = True
     Params = Route53FailoverParams
 
     def _p(self, params: StepParams) -> Route53FailoverParams:

@@ -25,6 +25,7 @@ class GaTrafficDial(StateStep):
     """Sets a Global Accelerator endpoint group's traffic dial; waits until DEPLOYED."""
 
     name = "ga_traffic_dial"
+    traffic = True
     Params = GaDialParams
     actions = (
         "globalaccelerator:ListAccelerators",
@@ -100,6 +101,7 @@ class ArcRoutingControls(StateStep):
     trying each endpoint in turn (as AWS advises); safety rules are enforced by ARC itself."""
 
     name = "arc_routing_controls"
+    traffic = True
     Params = ArcParams
     actions = (
         "route53-recovery-control-config:ListClusters",
@@ -204,6 +206,7 @@ class Route53HealthCheck(StateStep):
     """Inverts or disables a Route 53 health check (to force or stop a DNS failover)."""
 
     name = "route53_health_check"
+    traffic = True
     Params = HealthCheckParams
     actions = (
         "route53:ListHealthChecks",

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 
 from activities.clients import Clients
 from orchestrator import config as configuration
-from orchestrator import switch
+from orchestrator import report, switch
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.output import (
     OutputFormat,
@@ -283,7 +283,7 @@ def _start(
         if auto_approve.strip() == requester:
             fail(f"--auto-approve {auto_approve}: the requester cannot approve (two-person rule)")
 
-    async def body(client: Client) -> RunProgress | None:
+    async def body(client: Client) -> tuple[RunProgress, str, str | None] | None:
         async with _hosted_worker(client, cfg) if not detach else contextlib.nullcontext():
             try:
                 h = await switch.start(client, inp, cfg.temporal.task_queue)
@@ -303,11 +303,41 @@ def _start(
                     info(f"started {h.id} (run {desc.run_id})" + (f"\n  {link}" if link else ""))
                 return None
             info(f"started {h.id}" + (f": {link}" if link else ""))
-            return await _follow(h, auto_approve, quiet=output == OutputFormat.json)
+            return await _follow(h, auto_approve, output == OutputFormat.json), h.id, desc.run_id
 
     result = _call(cfg, body)
     if result is not None:
-        _finish(result, output)
+        progress, wid, rid = result
+        written = write_reports(report.build(progress, wid, rid))
+        if output != OutputFormat.json:
+            _summary(report.build(progress, wid, rid), written)
+        _finish(progress, output)
+
+
+REPORTS = Path(os.environ.get("FAILOVER_REPORTS", ".failover/reports"))
+
+
+def write_reports(r: report.Report, directory: Path | None = None) -> list[Path]:
+    """The run's report as Markdown, JSON and HTML files; returns their paths."""
+    out = directory or REPORTS
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{r.workflow_id}-{(r.run_id or 'run')[:13]}"
+    paths = [stem.with_suffix(".md"), stem.with_suffix(".json"), stem.with_suffix(".html")]
+    paths[0].write_text(report.markdown(r))
+    paths[1].write_text(r.model_dump_json(indent=2))
+    paths[2].write_text(report.html_page(r))
+    return paths
+
+
+def _summary(r: report.Report, written: list[Path]) -> None:
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}s"
+
+    info(
+        f"RTO: traffic on {r.to_region} after {s(r.rto_traffic_s)}, run {s(r.rto_total_s)}; "
+        f"RPO: {s(r.rpo_s)}"
+    )
+    info("report: " + ", ".join(str(p) for p in written))
 
 
 def _ui_link(cfg: configuration.Config, wid: str, rid: str | None) -> str:
@@ -424,6 +454,38 @@ def watch(ref: IdArg, config: ConfigOption = None, output: OutputFormat = Output
     _finish(_call(cfg, body), output)
 
 
+def report_cmd(
+    ref: IdArg,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, json or html")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The report of a run: outcome, RTO, RPO, objectives, steps (before -> after), approvals,
+    rollback, errors."""
+    if fmt not in ("md", "json", "html"):
+        fail(f"--format: expected md, json or html, got {fmt!r}")
+    cfg = load_config(config)
+
+    async def body(client: Client) -> report.Report:
+        h = switch.handle(client, run_id(ref))
+        desc = await h.describe()
+        return report.build(await switch.progress(h), h.id, desc.run_id)
+
+    r = _call(cfg, body)
+    text = (
+        r.model_dump_json(indent=2) + "\n"
+        if fmt == "json"
+        else report.markdown(r)
+        if fmt == "md"
+        else report.html_page(r)
+    )
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        info(f"wrote {out}")
+
+
 def list_runs(
     state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
     runbook: Annotated[str | None, typer.Option(help="Only runs of this runbook.")] = None,
@@ -537,4 +599,5 @@ def register(app: typer.Typer) -> None:
     for fn in (plan, drill, run, status, watch, approve, reject, abort):
         app.command()(fn)
     app.command("list")(list_runs)
+    app.command("report")(report_cmd)
     app.command("resolve")(resolve_cmd)

@@ -1,0 +1,264 @@
+"""The report of a run: what happened, how long it took, what it changed, who decided.
+
+Built from the run's own result (the workflow's progress table), so it needs no worker and is the
+same whenever it is made. Formats: JSON (schema: `Report.model_json_schema()`), Markdown, and one
+self-contained HTML page with a timeline of the steps.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from activities import registry
+from orchestrator.runs import ApprovalRecord, RunProgress, StepRecord, StepState
+
+
+class Objective(BaseModel):
+    target_s: float | None = None
+    measured_s: float | None = None
+    met: bool | None = None
+
+
+class ReportStep(BaseModel):
+    id: str
+    type: str
+    description: str
+    state: str
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+    undo: dict[str, Any] | None = None
+
+
+class Report(BaseModel):
+    """A run's report (`failover report --format json`)."""
+
+    schema_version: int = 1
+    workflow_id: str
+    run_id: str | None = None
+    runbook: str
+    mode: str
+    from_region: str
+    to_region: str
+    requester: str
+    outcome: str
+    reason: str = ""
+    started_at: datetime
+    ended_at: datetime | None
+    rto_traffic_s: float | None = Field(
+        description="Start to the last traffic step done (traffic fully on the target)."
+    )
+    rto_total_s: float | None = Field(description="Start to the end of the run.")
+    rpo_s: float | None = Field(description="Replication lag measured before the promotion.")
+    objectives: dict[str, Objective]
+    steps: list[ReportStep]
+    approvals: list[ApprovalRecord]
+    rolled_back: list[str] = Field(description="Steps undone, in the order they were undone.")
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    return round((b - a).total_seconds(), 3) if a and b else None
+
+
+def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report:
+    """The report of a run from its progress table."""
+    traffic = [
+        s
+        for s in p.steps
+        if (t := registry.get(s.type)) is not None and t.traffic and s.state == StepState.SUCCEEDED
+    ]
+    rto_traffic = None
+    if p.state.value == "SUCCEEDED" and traffic:
+        rto_traffic = _seconds(p.started_at, max(s.ended_at or p.started_at for s in traffic))
+    rto_total = _seconds(p.started_at, p.ended_at)
+    objectives = {
+        "rto": _objective(p.objectives.rto, rto_traffic if rto_traffic is not None else rto_total),
+        "rpo": _objective(p.objectives.rpo, p.rpo_seconds),
+    }
+    undone = sorted(
+        (s for s in p.steps if s.undo_started_at is not None),
+        key=lambda s: s.undo_started_at or p.started_at,
+    )
+    return Report(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        runbook=p.runbook,
+        mode=p.mode,
+        from_region=p.from_region,
+        to_region=p.to_region,
+        requester=p.requester,
+        outcome=p.state.value,
+        reason=p.reason,
+        started_at=p.started_at,
+        ended_at=p.ended_at,
+        rto_traffic_s=rto_traffic,
+        rto_total_s=rto_total,
+        rpo_s=p.rpo_seconds,
+        objectives=objectives,
+        steps=[_step(s) for s in p.steps],
+        approvals=p.approvals,
+        rolled_back=[s.id for s in undone],
+    )
+
+
+def _objective(target: Any, measured: float | None) -> Objective:
+    t = target.total_seconds() if target is not None else None
+    met = None if t is None or measured is None else measured <= t
+    return Objective(target_s=t, measured_s=measured, met=met)
+
+
+def _step(s: StepRecord) -> ReportStep:
+    undo = None
+    if s.undo_started_at is not None or s.undo_note:
+        undo = {
+            "state": s.state.value,
+            "started_at": s.undo_started_at,
+            "ended_at": s.undo_ended_at,
+            "attempts": s.undo_attempts,
+            "error": s.undo_error.model_dump() if s.undo_error else None,
+            "note": s.undo_note,
+        }
+    return ReportStep(
+        id=s.id,
+        type=s.type,
+        description=s.description,
+        state=s.state.value,
+        attempts=s.attempts,
+        started_at=s.started_at,
+        ended_at=s.ended_at,
+        duration_s=_seconds(s.started_at, s.ended_at),
+        changes=s.changes,
+        error=s.error.model_dump() if s.error else None,
+        undo=undo,
+    )
+
+
+# --------------------------------------------------------------------------- renderers
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}s"
+
+
+def _met(o: Objective) -> str:
+    if o.target_s is None:
+        return "no objective"
+    if o.met is None:
+        return f"objective {o.target_s:g}s, not measured"
+    return f"objective {o.target_s:g}s: {'met' if o.met else 'MISSED'}"
+
+
+def markdown(r: Report) -> str:
+    """The report as Markdown."""
+    lines = [
+        f"# {r.mode} of `{r.runbook}`: {r.from_region} → {r.to_region}: **{r.outcome}**",
+        "",
+        f"Requested by {r.requester}; started {r.started_at:%Y-%m-%d %H:%M:%S} UTC; "
+        f"workflow `{r.workflow_id}`" + (f" run `{r.run_id}`" if r.run_id else ""),
+        "",
+    ]
+    if r.reason:
+        lines += [f"Rolled back because: {r.reason}", ""]
+    lines += [
+        "| measure | value | objective |",
+        "|---|---|---|",
+        f"| RTO, traffic on the target | {_fmt(r.rto_traffic_s)} | {_met(r.objectives['rto'])} |",
+        f"| RTO, whole run | {_fmt(r.rto_total_s)} | |",
+        f"| RPO (lag at promotion) | {_fmt(r.rpo_s)} | {_met(r.objectives['rpo'])} |",
+        "",
+        "## Steps",
+        "",
+        "| step | state | attempts | took | changed | error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in r.steps:
+        changed = "; ".join(
+            f"{c['resource']}: {c['before']} → {c['after']}" for c in s.changes
+        ).replace("|", "/")
+        err = f"{s.error['kind']}: {s.error['message']}" if s.error else ""
+        lines.append(
+            f"| {s.id} | {s.state} | {s.attempts} | {_fmt(s.duration_s)} | {changed} | "
+            f"{err.replace('|', '/')} |"
+        )
+    if r.approvals:
+        lines += ["", "## Approvals", "", "| gate | who | decision | when | comment |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for a in r.approvals:
+            lines.append(
+                f"| {a.gate} | {a.approver or '-'} | {a.decision} | {a.at:%H:%M:%S} | "
+                f"{a.comment.replace('|', '/')} |"
+            )
+    if r.rolled_back:
+        lines += ["", "## Rollback", "", "| step | undo | attempts | note / error |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for s in r.steps:
+            if s.undo is not None:
+                err = s.undo["error"]
+                note = f"{err['kind']}: {err['message']}" if err else s.undo["note"]
+                lines.append(f"| {s.id} | {s.state} | {s.undo['attempts']} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+COLOURS = {"apply": "#2e7d32", "gate": "#f9a825", "undo": "#6a1b9a", "failed": "#c62828"}
+
+
+def html_page(r: Report) -> str:
+    """One self-contained HTML page: summary, an SVG timeline (apply, gate waits, undo and
+    failures in different colours), and the Markdown tables rendered as HTML tables."""
+    start = r.started_at
+    end = r.ended_at or max((s.ended_at for s in r.steps if s.ended_at), default=start)
+    for s in r.steps:
+        if s.undo and s.undo.get("ended_at"):
+            end = max(end, s.undo["ended_at"])
+    span = max((end - start).total_seconds(), 0.001)
+    width, row_h, left = 900, 22, 220
+    bars = []
+    for i, s in enumerate(r.steps):
+        y = 30 + i * row_h
+        bars.append(f'<text x="4" y="{y + 14}" font-size="12">{html.escape(s.id)}</text>')
+        segments = []
+        if s.started_at and s.ended_at:
+            kind = "gate" if s.type == "approval" else ("failed" if s.error else "apply")
+            segments.append((s.started_at, s.ended_at, kind))
+        if s.undo and s.undo.get("started_at") and s.undo.get("ended_at"):
+            segments.append((s.undo["started_at"], s.undo["ended_at"], "undo"))
+        for a, b, kind in segments:
+            x = left + (a - start).total_seconds() / span * (width - left)
+            w = max((b - a).total_seconds() / span * (width - left), 2)
+            bars.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 6}" '
+                f'fill="{COLOURS[kind]}"><title>{html.escape(s.id)} {kind} '
+                f"{(b - a).total_seconds():.2f}s</title></rect>"
+            )
+    height = 40 + len(r.steps) * row_h
+    legend = " ".join(
+        f'<span style="background:{c};color:#fff;padding:1px 6px">{k}</span>'
+        for k, c in COLOURS.items()
+    )
+    body = markdown(r)
+    rows = []
+    for line in body.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        elif line.startswith("#"):
+            rows.append(f"</table><h2>{html.escape(line.lstrip('# '))}</h2><table>")
+        elif line.strip():
+            rows.append(f"</table><p>{html.escape(line)}</p><table>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(r.runbook)} {html.escape(r.outcome)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{border:1px solid #ccc;"
+        "padding:2px 6px;font-size:13px}table{border-collapse:collapse;margin:1em 0}</style>"
+        f"</head><body><h2>Timeline ({span:.1f}s)</h2><p>{legend}</p>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        + "".join(bars)
+        + "</svg><table>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )
