@@ -101,7 +101,24 @@ def from_sandbox(env: SandboxEnv, source: str = "") -> Config:
 
 
 def load(path: str | Path | None = None) -> Config:
-    """The config file if given (or $FAILOVER_CONFIG), else the sandbox's connection file."""
+    """The config file if given (or $FAILOVER_CONFIG), else the sandbox's connection file;
+    Temporal's environment configuration (TEMPORAL_ADDRESS, ...) overrides its section."""
+    cfg = _load(path)
+    from orchestrator.client import env_config
+
+    env = env_config()
+    if env:
+        t = cfg.temporal
+        t.address = env.get("target_host", t.address)
+        t.namespace = env.get("namespace", t.namespace)
+        if env.get("api_key"):
+            t.api_key = SecretStr(env["api_key"])
+        t.tls = bool(env.get("tls", t.tls))
+        cfg.source += " + Temporal environment configuration"
+    return cfg
+
+
+def _load(path: str | Path | None) -> Config:
     path = path or os.environ.get("FAILOVER_CONFIG")
     if path:
         p = Path(path)

@@ -180,3 +180,20 @@ def test_config_show_redacts_secrets(env: SandboxEnv) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "secret_access_key: '**********'" in proc.stdout
     assert "sandbox" not in proc.stdout.split("secret_access_key")[1].splitlines()[0]
+
+
+def test_temporal_env_config_wins_and_unreachable_temporal_is_exit_5(env: SandboxEnv) -> None:
+    def run_with(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True,
+            timeout=60, cwd=ROOT,
+            env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT),
+                     TEMPORAL_ADDRESS="127.0.0.1:9", TEMPORAL_NAMESPACE="payments"),
+        )  # fmt: skip
+
+    shown = run_with("config", "show")
+    assert "address: 127.0.0.1:9" in shown.stdout and "namespace: payments" in shown.stdout
+    down = run_with("status", "shop-region-switch")
+    assert down.returncode == 5
+    assert down.stderr.startswith("error: could not reach Temporal at 127.0.0.1:9")
+    assert "Traceback" not in down.stderr
