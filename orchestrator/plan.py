@@ -11,7 +11,7 @@ from datetime import timedelta
 from pydantic import BaseModel, Field
 
 from activities import registry
-from activities.base import StepContext
+from activities.base import StateStep, StepContext
 from activities.clients import Clients
 from activities.errors import StepError, classify
 from orchestrator.runbook.graph import levels
@@ -122,3 +122,41 @@ def make_plan(inp: SwitchInput, clients: Clients) -> Plan:
         irreversible=[s.id for s in inp.steps if s.irreversible],
         steps=rows,
     )
+
+
+class ObservedRow(BaseModel):
+    """One resource a runbook touches, as it is now."""
+
+    step: str
+    type: str
+    resource: str
+    state: dict[str, object] = Field(default_factory=dict)
+    error: str | None = None
+
+
+def observe_state(inp: SwitchInput, clients: Clients) -> list[ObservedRow]:
+    """What each mutating step's snapshot would read now (read-only)."""
+    rows = []
+    for step in inp.steps:
+        stype = registry.get(step.type)
+        if stype is None or not stype.mutating:
+            continue
+        ctx = StepContext(
+            run_id="state",
+            step_id=step.id,
+            from_region=inp.from_region,
+            to_region=inp.to_region,
+            region=step.region,
+            mode="dry-run",
+            clients=clients,
+        )
+        params = stype.Params.model_validate(step.params)
+        resource = stype.resource(ctx, params) if isinstance(stype, StateStep) else stype.name
+        try:
+            rows.append(ObservedRow(step=step.id, type=step.type, resource=resource,
+                                    state=stype.snapshot(ctx, params)))  # fmt: skip
+        except Exception as exc:
+            err = classify(exc) if not isinstance(exc, StepError) else exc
+            rows.append(ObservedRow(step=step.id, type=step.type, resource=resource,
+                                    error=f"{err.kind}: {err.message}"))  # fmt: skip
+    return rows

@@ -197,3 +197,21 @@ def test_temporal_env_config_wins_and_unreachable_temporal_is_exit_5(env: Sandbo
     assert down.returncode == 5
     assert down.stderr.startswith("error: could not reach Temporal at 127.0.0.1:9")
     assert "Traceback" not in down.stderr
+
+
+def test_state_reads_every_touched_resource_and_changes_nothing(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    t0 = time.time()
+    proc = failover(fresh, "state", str(ROOT / "runbooks/shop-region-switch.yaml"),
+                    "--region", "us-east-1", "-o", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["step"]: r for r in json.loads(proc.stdout)}
+    assert rows["aurora-switchover"]["state"] == {"writer_region": "us-east-1"}
+    assert rows["dns-full"]["state"] == {"weights": {"us-east-1": 100, "us-west-2": 0}}
+    assert rows["scale-up-target-pods"]["resource"].startswith("k8s:us-west-2:deployment/shop/")
+    assert "approve" not in rows and "writes-fenced" not in rows  # read-only steps touch nothing
+    assert control.calls(t0) == []
+    bad = failover(fresh, "state", str(ROOT / "runbooks/shop-region-switch.yaml"),
+                   "--region", "eu-west-9")  # fmt: skip
+    assert bad.returncode == 2 and "unknown region 'eu-west-9'" in bad.stderr

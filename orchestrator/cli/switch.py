@@ -46,7 +46,7 @@ from orchestrator.cli.output import (
 from orchestrator.cli.worker import ConfigOption, load_config
 from orchestrator.client import UnreachableError, connect
 from orchestrator.logs import configure
-from orchestrator.plan import make_plan
+from orchestrator.plan import make_plan, observe_state
 from orchestrator.runbook import RunbookError, load_file
 from orchestrator.runbook.resolve import ResolveError, resolve
 from orchestrator.runs import (
@@ -248,6 +248,37 @@ def plan(
              f"{', '.join(result.irreversible) or 'none'}")  # fmt: skip
     if not result.ok:
         raise typer.Exit(int(ExitCode.NOT_HEALTHY))
+
+
+def state(
+    runbook: RunbookArg,
+    region: Annotated[str, typer.Option(help="The region a switch would start from.")],
+    param: ParamOption = [],  # noqa: B006
+    config: ConfigOption = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The observed state of every resource the runbook touches (what its snapshots read)."""
+    inp = _resolved(runbook, region, _other(runbook, region), param, "dry-run", "state")
+    rows = observe_state(inp, Clients(load_config(config)))
+    if output == OutputFormat.json:
+        print_json(rows)
+    else:
+        print_table(
+            f"{inp.runbook}: state seen from {region}",
+            ["step", "resource", "state"],
+            [[r.step, r.resource, r.error or r.state] for r in rows],
+        )
+    if any(r.error for r in rows):
+        raise typer.Exit(int(ExitCode.NOT_HEALTHY))
+
+
+def _other(runbook: Path, region: str) -> str:
+    try:
+        regions = load_file(runbook).regions
+    except RunbookError:
+        return region  # _resolved reports the runbook's problems
+    others = [r for r in regions if r != region]
+    return others[0] if others else region
 
 
 def _parse_params(values: list[str]) -> dict[str, str]:
@@ -596,7 +627,7 @@ def resolve_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the top-level app."""
-    for fn in (plan, drill, run, status, watch, approve, reject, abort):
+    for fn in (plan, state, drill, run, status, watch, approve, reject, abort):
         app.command()(fn)
     app.command("list")(list_runs)
     app.command("report")(report_cmd)
