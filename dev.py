@@ -89,8 +89,26 @@ def cmd_drill(extra: list[str]) -> int:
                 "--as", "alice", "--auto-approve", "bob")  # fmt: skip
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_browser() -> None:
+    """Debian's chromium, for the Temporal Web UI approval test (nothing is downloaded by
+    Playwright: it drives this binary)."""
+    if os.path.exists(CHROMIUM):
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"dev.py: the browser test needs Debian's chromium at {CHROMIUM}: "
+                 "sudo apt-get install -y chromium")  # fmt: skip
+    _log("installing Debian's chromium for the Temporal UI browser test")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+
+
 def cmd_test(extra: list[str]) -> int:
     """Lint, type-check and run the whole test suite; the first failure stops the run."""
+    ensure_browser()
     steps = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],

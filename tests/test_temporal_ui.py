@@ -1,0 +1,124 @@
+"""Approving a switch from the Temporal Web UI, in a real headless browser (Debian's chromium,
+driven by Playwright; nothing downloaded): the open gate is shown, a self-approval is refused
+with the validator's message, a second person's approval lets the run proceed. Screenshots are
+saved under test-artifacts/ (FAILOVER_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from orchestrator.sandbox.manager import SandboxEnv
+from tests.conftest import ARTIFACTS
+from tests.workflows.helpers import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def failover(env: SandboxEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True,
+        timeout=120, cwd=ROOT,
+        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, FAILOVER_USER="alice",
+                 PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def worker(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
+    with open(tmp_path / "worker.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "worker"], stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
+        )  # fmt: skip
+        yield
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _status(env: SandboxEnv) -> dict[str, Any]:
+    return dict(json.loads(failover(env, "status", "noop-drill", "-o", "json").stdout))
+
+
+def wait_for_text(page: Page, needles: list[str], timeout: float = 30.0) -> None:
+    """Wait until one frame of the page shows all the needles."""
+    deadline = time.monotonic() + timeout
+    while not any(all(n in f.content() for n in needles) for f in page.frames):
+        assert time.monotonic() < deadline, f"not shown: {needles}"
+        page.wait_for_timeout(250)
+
+
+def send_update(page: Page, name: str, payload: dict[str, str], shot: Path) -> str:
+    """Open 'Send an Update', pick the handler, type the JSON payload, submit; returns the
+    dialog's text afterwards ('' when it closed: the Update was accepted)."""
+    page.get_by_role("button", name="More Actions").click()
+    page.get_by_role("menuitem", name="Send an Update").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Select an Update").click()
+    page.get_by_role("option").filter(has_text=f"{name}\n").first.click()
+    editor = dialog.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(json.dumps(payload))
+    # UI 2.54 sends nothing without an Update ID, although the field says optional.
+    dialog.get_by_role("button", name="Random UUID").click()
+    dialog.get_by_role("button", name="Submit").click()
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(shot))
+    return dialog.inner_text() if dialog.is_visible() else ""
+
+
+def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (python3 dev.py test does)"
+    started = failover(env, "drill", str(ROOT / "runbooks/noop-drill.yaml"), "--from",
+                       "us-east-1", "--to", "us-west-2", "--detach", "-o", "json")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    try:
+        deadline = time.monotonic() + 60
+        while _status(env)["state"] != "WAITING_APPROVAL":
+            assert time.monotonic() < deadline, "the gate did not open"
+            time.sleep(0.3)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        url = f"{env.temporal_ui_url}/namespaces/default/workflows/{run['workflow_id']}/{run['run_id']}/history"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            page.get_by_text("User Metadata").first.click()  # summary and current details
+            page.get_by_text("Current Details").first.wait_for()
+            # The details are Markdown, rendered in a sandboxed iframe: the open gate, the
+            # Update to send and its JSON payload.
+            wait_for_text(page, ["Gate", "is open", "Send Update", "YOUR-NAME"])
+            page.screenshot(path=str(ARTIFACTS / "ui-open-gate.png"), full_page=True)
+            refused = send_update(page, "approve", {"approver": "alice", "comment": "mine"},
+                                  ARTIFACTS / "ui-self-approval-refused.png")  # fmt: skip
+            assert "alice requested this switch and cannot approve it (two-person rule)" in refused
+            page.goto(url, wait_until="load")
+            accepted = send_update(
+                page,
+                "approve",
+                {"approver": "bob", "comment": "approved from the Temporal UI"},
+                ARTIFACTS / "ui-approved.png",
+            )
+            assert "two-person" not in accepted
+            browser.close()
+        watched = failover(env, "watch", run["workflow_id"], "-o", "json")
+        assert watched.returncode == 0, watched.stderr
+        result = json.loads(watched.stdout)
+        assert [(a["approver"], a["comment"]) for a in result["approvals"]] == [
+            ("bob", "approved from the Temporal UI")
+        ]
+    finally:
+        failover(env, "abort", run["workflow_id"], "--reason", "test cleanup")
