@@ -45,6 +45,9 @@ class Plan(BaseModel):
     gates: list[str]
     irreversible: list[str]
     steps: list[PlannedRow]
+    #: Successful past runs of this runbook (from Temporal visibility) and their median duration.
+    past_runs: int = 0
+    past_median_s: float | None = None
 
     @property
     def ok(self) -> bool:

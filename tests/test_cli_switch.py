@@ -161,6 +161,7 @@ def test_plan_shows_groups_path_and_diff_and_mutates_nothing(
          "before": {"writer_region": "us-east-1"}, "after": {"writer_region": "us-west-2"}}
     ]  # fmt: skip
     assert rows["approve"]["preflight"] == "skipped"
+    assert plan["past_runs"] == 0 or plan["past_median_s"] > 0
     assert [c for c in control.calls(t0)] == [], "a plan makes no mutating call"
     # A preflight that fails now fails the plan (exit 6), naming the step and why.
     bad = tmp_path / "bad.yaml"

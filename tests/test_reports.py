@@ -52,6 +52,11 @@ def test_drill_writes_reports_with_rto_rpo_and_valid_json(
     assert json.loads(again.stdout)["steps"] == data["steps"]
     status = failover(fresh, tmp_path, "status", "shop-region-switch", "-o", "json")
     jsonschema.validate(json.loads(status.stdout), RunProgress.model_json_schema())
+    # The plan's expected RTO now has a past run to go by.
+    plan = failover(fresh, tmp_path, "plan", SHOP, "--from", "us-west-2", "--to", "us-east-1",
+                    "-o", "json")  # fmt: skip
+    past = json.loads(plan.stdout)
+    assert past["past_runs"] >= 1 and past["past_median_s"] > 0
 
 
 def test_rolled_back_drill_report_shows_the_failure_and_every_undo(

@@ -14,6 +14,7 @@ import contextlib
 import getpass
 import logging
 import os
+import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -225,6 +226,7 @@ def plan(
     inp = _resolved(runbook, from_region, to_region, param, "dry-run", identity(None))
     cfg = load_config(config)
     result = make_plan(inp, Clients(cfg))
+    result.past_runs, result.past_median_s = _past_durations(cfg, inp.runbook)
     if output == OutputFormat.json:
         print_json(result)
     else:
@@ -244,6 +246,12 @@ def plan(
         minutes = result.critical_path_timeout_s / 60
         info(f"critical path ({minutes:.0f} min at most, by step timeouts and gate expiry): "
              + " -> ".join(result.critical_path))  # fmt: skip
+        past = (
+            f"median of the last {result.past_runs} successful runs: {result.past_median_s:.1f}s"
+            if result.past_median_s is not None
+            else "no successful past run to compare with"
+        )
+        info(f"expected RTO: {past}")
         info(f"gates: {', '.join(result.gates) or 'none'}; irreversible: "
              f"{', '.join(result.irreversible) or 'none'}")  # fmt: skip
     if not result.ok:
@@ -279,6 +287,29 @@ def _other(runbook: Path, region: str) -> str:
         return region  # _resolved reports the runbook's problems
     others = [r for r in regions if r != region]
     return others[0] if others else region
+
+
+def _past_durations(cfg: configuration.Config, runbook: str) -> tuple[int, float | None]:
+    """How many recent successful runs of the runbook there are, and their median duration
+    (0, None when Temporal cannot be reached: the plan itself needs no Temporal)."""
+
+    async def body() -> list[float]:
+        client = await asyncio.wait_for(connect(cfg.temporal), 5)
+        query = (
+            f"WorkflowType = 'RegionSwitch' AND FailoverRunbook = '{runbook}' "
+            "AND FailoverState = 'SUCCEEDED' AND FailoverMode != 'dry-run'"
+        )
+        out = []
+        async for wf in client.list_workflows(query, limit=20):
+            if wf.close_time is not None:
+                out.append((wf.close_time - wf.start_time).total_seconds())
+        return out
+
+    try:
+        durations = asyncio.run(body())
+    except (UnreachableError, TimeoutError, RPCError):
+        return 0, None
+    return len(durations), (statistics.median(durations) if durations else None)
 
 
 def _parse_params(values: list[str]) -> dict[str, str]:

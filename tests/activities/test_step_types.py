@@ -440,3 +440,22 @@ def test_cloudwatch_alarm_state(env: SandboxEnv) -> None:
     with pytest.raises(StepError) as exc:
         check(alarms=["nope"])
     assert exc.value.kind == "NotFound"
+
+
+def test_arc_routing_controls_respect_safety_rules(fresh: SandboxEnv) -> None:
+    """Turning the only 'On' cell off violates the 'at least one on' rule: ARC refuses it, the
+    step fails without retrying, and nothing changed."""
+    stype, p = params("arc_routing_controls", cluster="shop-arc", control_panel="shop",
+                      states={"shop-us-east-1": "Off"})  # fmt: skip
+    c = ctx(fresh)
+    snap = stype.snapshot(c, p)
+    assert snap == {"states": {"shop-us-east-1": "On"}}
+    with pytest.raises(StepError) as exc:
+        stype.apply(c, p, snap)
+    assert not exc.value.retryable and "at-least-one-cell-on" in exc.value.message
+    assert stype.observe(c, p) == snap
+    # Both moves in one change (west on, east off) keep one cell on: allowed.
+    both, bp = params("arc_routing_controls", cluster="shop-arc", control_panel="shop",
+                      states={"shop-us-west-2": "On", "shop-us-east-1": "Off"})  # fmt: skip
+    both.apply(c, bp, both.snapshot(c, bp))
+    assert both.verify(c, bp, {}).ok
