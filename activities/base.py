@@ -45,6 +45,11 @@ class RegionalParams(StepParams):
 
     region: str | None = Field(default=None, description="Region (default: the step's).")
 
+    @property
+    def where(self) -> str:
+        """' in REGION' when the params name a region (for descriptions), else ''."""
+        return f" in {self.region}" if self.region else ""
+
 
 class Change(BaseModel):
     """One change a step makes (or would make): a resource and its before -> after."""

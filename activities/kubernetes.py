@@ -45,7 +45,7 @@ class ConfigMapFlag(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = f" in {p.region}" if p.region else ""
+        where = p.where
         return f"set {p.key}={p.value!r} in ConfigMap {p.namespace}/{p.name}{where}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
@@ -110,7 +110,7 @@ class K8sScale(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = f" in {p.region}" if p.region else ""
+        where = p.where
         return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){where} to {p.replicas}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
@@ -210,7 +210,7 @@ class CnpgRole(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = f" in {p.region}" if p.region else ""
+        where = p.where
         verb = "promote" if p.role == "primary" else "demote"
         return f"{verb} CloudNativePG cluster {p.namespace}/{p.name}{where}"
 

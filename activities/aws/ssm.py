@@ -35,7 +35,7 @@ class SsmParameter(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = f" in {p.region}" if p.region else ""
+        where = p.where
         return f"set SSM parameter {p.name}{where} to {p.value!r}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
