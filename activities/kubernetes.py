@@ -45,8 +45,7 @@ class ConfigMapFlag(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = p.where
-        return f"set {p.key}={p.value!r} in ConfigMap {p.namespace}/{p.name}{where}"
+        return f"set {p.key}={p.value!r} in ConfigMap {p.namespace}/{p.name}{p.where}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
@@ -110,8 +109,7 @@ class K8sScale(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = p.where
-        return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){where} to {p.replicas}"
+        return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){p.where} to {p.replicas}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
@@ -210,9 +208,8 @@ class CnpgRole(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = p.where
         verb = "promote" if p.role == "primary" else "demote"
-        return f"{verb} CloudNativePG cluster {p.namespace}/{p.name}{where}"
+        return f"{verb} CloudNativePG cluster {p.namespace}/{p.name}{p.where}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)

@@ -57,8 +57,7 @@ class AsgCapacity(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = p.where
-        return f"Auto Scaling group {p.name}{where}: desired {p.desired}"
+        return f"Auto Scaling group {p.name}{p.where}: desired {p.desired}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)

@@ -19,6 +19,41 @@ METRICS = {
 }
 
 
+def metric_values(
+    ctx: StepContext,
+    region: str,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    stat: str,
+    window: timedelta,
+) -> list[float]:
+    """One metric's 1-minute statistics over the window, newest first."""
+    now = datetime.now(UTC)
+    data = call(
+        ctx.clients.aws("cloudwatch", region).get_metric_data,
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    },
+                    "Period": 60,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+        ],
+        StartTime=now - window,
+        EndTime=now + timedelta(minutes=1),
+        ScanBy="TimestampDescending",
+    )["MetricDataResults"][0]
+    return [float(v) for v in data.get("Values", [])]
+
+
 class ReplicaLagParams(RegionalParams):
     kind: Literal["aurora_global", "rds_replica"] = "aurora_global"
     identifier: str = Field(description="The secondary cluster (Aurora) or the read replica (RDS).")
@@ -42,32 +77,13 @@ class ReplicaLag(StepType):
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
         assert isinstance(params, ReplicaLagParams)
         metric, dimension, to_seconds = METRICS[params.kind]
-        now = datetime.now(UTC)
-        cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
-        data = call(
-            cw.get_metric_data,
-            MetricDataQueries=[
-                {
-                    "Id": "lag",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/RDS",
-                            "MetricName": metric,
-                            "Dimensions": [{"Name": dimension, "Value": params.identifier}],
-                        },
-                        "Period": 60,
-                        "Stat": "Maximum",
-                    },
-                    "ReturnData": True,
-                }
-            ],
-            StartTime=now - params.window,
-            EndTime=now + timedelta(minutes=1),
-            ScanBy="TimestampDescending",
-        )["MetricDataResults"][0]
-        if not data.get("Values"):
+        values = metric_values(
+            ctx, ctx.region_for(params), "AWS/RDS", metric, {dimension: params.identifier},
+            "Maximum", params.window,
+        )  # fmt: skip
+        if not values:
             return Check(ok=False, detail=f"no {metric} datapoint for {params.identifier} yet")
-        lag = float(data["Values"][0]) * to_seconds
+        lag = values[0] * to_seconds  # the latest
         limit = params.max_lag.total_seconds()
         detail = f"{params.identifier} lag {lag:.3g}s (max {limit:g}s)"
         return Check(ok=lag <= limit, detail=detail, observed={"lag_seconds": lag})
@@ -96,27 +112,10 @@ class MetricBelow(StepType):
 
     def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
         assert isinstance(params, MetricParams)
-        now = datetime.now(UTC)
-        cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
-        data = call(
-            cw.get_metric_data,
-            MetricDataQueries=[{
-                "Id": "m",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": params.namespace,
-                        "MetricName": params.metric,
-                        "Dimensions": [{"Name": k, "Value": v}
-                                       for k, v in params.dimensions.items()],
-                    },
-                    "Period": 60,
-                    "Stat": params.stat,
-                },
-            }],
-            StartTime=now - params.window,
-            EndTime=now + timedelta(minutes=1),
-        )["MetricDataResults"][0]  # fmt: skip
-        values = [float(v) for v in data.get("Values", [])]
+        values = metric_values(
+            ctx, ctx.region_for(params), params.namespace, params.metric, params.dimensions,
+            params.stat, params.window,
+        )  # fmt: skip
         if not values:
             return Check(ok=False, detail=f"no {params.metric} datapoint in the window")
         worst = max(values)

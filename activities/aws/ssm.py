@@ -35,8 +35,7 @@ class SsmParameter(StateStep):
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
-        where = p.where
-        return f"set SSM parameter {p.name}{where} to {p.value!r}"
+        return f"set SSM parameter {p.name}{p.where} to {p.value!r}"
 
     def resource(self, ctx: StepContext, params: StepParams) -> str:
         p = self._p(params)
