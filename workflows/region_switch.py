@@ -338,6 +338,19 @@ class RegionSwitchWorkflow:
             raise ValueError("no gate is open")
         raise ValueError(f"several gates are open ({', '.join(self.open_gates)}): name one")
 
+    async def _accepted_gate(self, decision: Decision) -> str | None:
+        """The gate an accepted decision is for. Validators do the checking, but they do not
+        run on replay, where an accepted Update can be delivered before the activation that
+        opened its gate: wait for it (no command), never raise in the handler."""
+        await workflow.wait_condition(
+            lambda: (
+                _ok(self._gate_for, decision) is not None
+                or self.final is not None
+                or self.rolling_back
+            )
+        )
+        return _ok(self._gate_for, decision)
+
     def _check_decider(self, decision: Decision, approving: bool) -> str:
         if self.final is not None or self.rolling_back:
             raise ValueError("the run is no longer waiting for a decision")
@@ -360,12 +373,16 @@ class RegionSwitchWorkflow:
         description='Approve the open gate. Payload: {"approver": "NAME", "comment": "why", '
         '"gate": "GATE-ID (optional if one gate is open)"}'
     )
-    def approve(self, decision: Decision) -> str:
+    async def approve(self, decision: Decision) -> str:
         """Approve an open gate; it opens once enough distinct people approved."""
-        sid = self._check_decider(decision, approving=True)
+        sid = await self._accepted_gate(decision)
+        if sid is None:
+            return "the gate is no longer open"
         gate = self.steps[sid].gate
         assert gate is not None
         votes = self.votes.setdefault(sid, [])
+        if decision.approver.strip() in votes:
+            return f"{decision.approver.strip()} already approved gate {sid}"
         votes.append(decision.approver.strip())
         self.approvals.append(
             ApprovalRecord(
@@ -389,9 +406,11 @@ class RegionSwitchWorkflow:
         description='Reject the open gate: the switch rolls back. Payload: {"approver": "NAME", '
         '"comment": "why", "gate": "GATE-ID (optional)"}'
     )
-    def reject(self, decision: Decision) -> str:
+    async def reject(self, decision: Decision) -> str:
         """Reject an open gate: the switch rolls back."""
-        sid = self._check_decider(decision, approving=False)
+        sid = await self._accepted_gate(decision)
+        if sid is None:
+            return "the gate is no longer open"
         self.approvals.append(
             ApprovalRecord(
                 gate=sid,
@@ -431,9 +450,14 @@ class RegionSwitchWorkflow:
         description='Decide for a paused step or a failed undo. Payload: {"action": '
         '"retry|skip|rollback|end", "by": "NAME", "reason": "why", "step": "STEP-ID (optional)"}'
     )
-    def operator(self, action: OperatorAction) -> str:
+    async def operator(self, action: OperatorAction) -> str:
         """Retry, skip (with a reason), roll back (paused step) or end (failed undo)."""
-        sid = self._check_operator(action)
+        await workflow.wait_condition(
+            lambda: _ok(self._check_operator, action) is not None or self.final is not None
+        )
+        sid = _ok(self._check_operator, action)
+        if sid is None:
+            return "nothing waits for that decision any more"
         self.decisions[sid] = action
         return f"{action.action} {sid}"
 
@@ -659,6 +683,14 @@ class RegionSwitchWorkflow:
         if len(shown) > DETAIL_ROWS:
             lines.append(f"| … {len(shown) - DETAIL_ROWS} more | | | |")
         return "\n".join(lines)
+
+
+def _ok(check: Any, arg: Any) -> Any:
+    """check(arg), or None if it refuses (raises ValueError)."""
+    try:
+        return check(arg)
+    except ValueError:
+        return None
 
 
 def _nearest(children: dict[str, list[str]], start: str, among: set[str]) -> set[str]:
