@@ -106,6 +106,9 @@ class StepType:
     #: True if the step moves user traffic (DNS, load balancers, accelerators, routing controls):
     #: the run's RTO to "traffic on the target" ends with the last such step.
     traffic: ClassVar[bool] = False
+    #: True for fault injectors (game days): apply injects, verify sees it in effect, undo
+    #: removes it and verify_undo sees it gone. Only these may be a game day's `fault`.
+    fault: ClassVar[bool] = False
     #: Seconds between two polls of verify.
     poll_interval: ClassVar[float] = 0.25
     #: The AWS IAM actions the type calls (for least-privilege policies).

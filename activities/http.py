@@ -99,12 +99,23 @@ class HttpCheck(StepType):
 def _request(
     opener: urllib.request.OpenerDirector, url: str, params: HttpCheckParams
 ) -> tuple[int, str]:
-    data = b"{}" if params.method == "POST" else None
-    req = urllib.request.Request(url, data=data, method=params.method)
+    return send(opener, url, params.method, params.request_timeout)
+
+
+def send(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    method: str = "GET",
+    timeout: float = 5.0,
+    body: bytes | None = None,
+) -> tuple[int, str]:
+    """One request; (status, first 4 KiB of the body), status 0 when nothing answered."""
+    data = body if body is not None else (b"{}" if method in ("POST", "PUT") else None)
+    req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with opener.open(req, timeout=params.request_timeout) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             return int(resp.status), resp.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read(4096).decode(errors="replace")

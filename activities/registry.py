@@ -6,15 +6,22 @@ from activities.aws.autoscaling import AsgCapacity
 from activities.aws.cloudwatch import AlarmState, MetricBelow, ReplicaLag
 from activities.aws.ecs import EcsService
 from activities.aws.elbv2 import ElbWeights
+from activities.aws.fis import FisExperiment
 from activities.aws.promote import RdsPromoteReplica
 from activities.aws.rds import AuroraGlobalFailover, AuroraGlobalSwitchover
 from activities.aws.route53 import DnsView, Route53Failover, Route53Weighted
 from activities.aws.ssm import SsmParameter
-from activities.aws.traffic import ArcRoutingControls, GaTrafficDial, Route53HealthCheck
+from activities.aws.traffic import (
+    ArcRoutingControls,
+    GaTrafficDial,
+    Route53HealthCheck,
+    Route53HealthStatus,
+)
 from activities.base import StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.http import HttpCheck
 from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sPatch, K8sScale
+from activities.sandbox import SandboxFault
 
 STEP_TYPES: dict[str, StepType] = {
     t.name: t()
@@ -44,6 +51,9 @@ STEP_TYPES: dict[str, StepType] = {
         ReplicaLag,
         MetricBelow,
         AlarmState,
+        Route53HealthStatus,
+        SandboxFault,
+        FisExperiment,
     )
 }
 

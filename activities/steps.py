@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
 from activities.base import Change, Check, StateStep, StepContext, StepParams, StepType
@@ -199,7 +199,7 @@ class _Running:
         if exc is None:
             self.log.info("step activity done")
             return
-        if not isinstance(exc, Exception) or isinstance(exc, ApplicationError):
+        if not isinstance(exc, Exception) or isinstance(exc, ApplicationError | CancelledError):
             return  # cancellation and the like propagate as they are
         err = classify(exc)
         self.log.warning(

@@ -94,7 +94,10 @@ def from_sandbox(env: SandboxEnv, source: str = "") -> Config:
             kubeconfig=env.kubeconfig,
             contexts={r: e.kube_context for r, e in env.regions.items()},
         ),
-        endpoints={"app": {r: e.app_url for r, e in env.regions.items()}},
+        endpoints={
+            "app": {r: e.app_url for r, e in env.regions.items()},
+            "sandbox": {r: env.control_url(r) for r in env.regions},
+        },
         sandbox=True,
         source=source or f"{env.home}/env.json",
     )

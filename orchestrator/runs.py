@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["failover", "drill", "dry-run"]
+Mode = Literal["failover", "drill", "dry-run", "gameday"]
 
 
 class _Model(BaseModel):
@@ -52,6 +52,9 @@ class GateSpec(_Model):
     approvals: int = 1
     expires: timedelta = timedelta(hours=1)
     message: str = ""
+    #: Who approved this gate before the run started (a game day's own approval or its
+    #: schedule): the gate is recorded as approved by them and does not wait.
+    preapproved_by: str | None = None
 
 
 class PlannedStep(_Model):

@@ -18,8 +18,10 @@ TO_REGION = SearchAttributeKey.for_keyword("FailoverToRegion")
 MODE = SearchAttributeKey.for_keyword("FailoverMode")
 STATE = SearchAttributeKey.for_keyword("FailoverState")
 REQUESTER = SearchAttributeKey.for_keyword("FailoverRequester")
+#: The game day a run belongs to (its schedule's name): on the GameDay workflow and its switches.
+GAMEDAY = SearchAttributeKey.for_keyword("FailoverGameDay")
 
-ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER)
+ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY)
 
 
 def cli_flags() -> list[str]:

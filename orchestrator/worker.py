@@ -1,4 +1,5 @@
-"""The worker: RegionSwitchWorkflow plus the step activities, on one task queue.
+"""The worker: RegionSwitchWorkflow, GameDayWorkflow, the step and game-day activities, on one
+task queue.
 
 Step activities are synchronous (boto3 and the kubernetes client are), so they run in a thread
 pool sized to the worker's activity slots.
@@ -12,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.clients import Clients
+from activities.gameday import GameDayActivities
 from activities.steps import StepActivities
 from orchestrator.config import Config
 from workflows import WORKFLOWS
@@ -31,12 +33,14 @@ def build_worker(
     `max_cached_workflows=0` evicts a workflow after every activation (tests use it: every
     workflow task then replays the history from the start).
     """
-    steps = StepActivities(Clients(config))
+    clients = Clients(config)
+    steps = StepActivities(clients)
+    gameday = GameDayActivities(clients)
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=steps.all(),
+        activities=[*steps.all(), *gameday.all()],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,

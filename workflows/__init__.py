@@ -1,7 +1,8 @@
 """Temporal workflow code only: deterministic orchestration, no I/O, no cloud clients."""
 
+from workflows.gameday import GameDayWorkflow
 from workflows.region_switch import RegionSwitchWorkflow
 
-WORKFLOWS = [RegionSwitchWorkflow]
+WORKFLOWS = [RegionSwitchWorkflow, GameDayWorkflow]
 
-__all__ = ["WORKFLOWS", "RegionSwitchWorkflow"]
+__all__ = ["WORKFLOWS", "GameDayWorkflow", "RegionSwitchWorkflow"]

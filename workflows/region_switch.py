@@ -296,6 +296,18 @@ class RegionSwitchWorkflow:
         if self.inp.mode == "dry-run":
             rec.detail = "dry-run: gate not opened"
             return
+        if step.gate.preapproved_by:  # no command: histories without it replay unchanged
+            self.approvals.append(
+                ApprovalRecord(
+                    gate=step.id,
+                    approver=step.gate.preapproved_by,
+                    decision="approve",
+                    comment="approved before the run started",
+                    at=workflow.now(),
+                )
+            )
+            rec.detail = f"pre-approved by {step.gate.preapproved_by}"
+            return
         rec.state, rec.phase = StepState.WAITING_APPROVAL, "waiting for approval"
         self.open_gates.append(step.id)
         self._publish()
@@ -436,6 +448,13 @@ class RegionSwitchWorkflow:
         """Stop starting steps, let running ones finish, and undo every applied step."""
         self.abort_request = req
         return "aborting: completed steps will be undone"
+
+    @workflow.signal(name="stop")
+    def stop(self, req: Abort) -> None:
+        """Like abort, for a parent workflow (a game day), which can signal but not update its
+        child. Ignored once the run ended or is already rolling back."""
+        if self.final is None and not self.rolling_back and self.abort_request is None:
+            self.abort_request = req
 
     @abort.validator
     def _validate_abort(self, req: Abort) -> None:

@@ -266,3 +266,13 @@ class DnsView(_Route53Step):
         got = self.answer(ctx, params)
         ok = got == sorted(params.expect)
         return Check(ok=ok, detail=f"{params.record} answers from {', '.join(got) or 'nothing'}")
+
+
+def record_weights(ctx: StepContext, zone: str, record: str) -> dict[str, int]:
+    """Set identifier -> weight of a weighted CNAME record (what users' resolvers follow)."""
+    p = _RecordParams(zone=zone, record=record)
+    return {
+        str(r["SetIdentifier"]): int(r["Weight"])
+        for r in Route53Weighted()._records(ctx, p)
+        if "Weight" in r
+    }

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from activities.aws.common import call
 from activities.aws.route53 import GLOBAL
-from activities.base import Check, State, StateStep, StepContext, StepParams, require
+from activities.base import Check, State, StateStep, StepContext, StepParams, StepType, require
 from activities.errors import StepError
 
 GA_REGION = "us-west-2"  # Global Accelerator's API lives in us-west-2
@@ -220,16 +220,7 @@ class Route53HealthCheck(StateStep):
         return params
 
     def _id(self, ctx: StepContext, p: HealthCheckParams) -> str:
-        r53 = ctx.clients.aws("route53", GLOBAL)
-        ids = [h["Id"] for h in call(r53.list_health_checks)["HealthChecks"]]
-        if p.name in ids:
-            return p.name
-        if ids:
-            tags = call(r53.list_tags_for_resources, ResourceType="healthcheck", ResourceIds=ids)
-            for entry in tags["ResourceTagSets"]:
-                if {"Key": "Name", "Value": p.name} in entry.get("Tags", []):
-                    return str(entry["ResourceId"])
-        raise StepError("NotFound", f"no health check named {p.name}")
+        return health_check_id(ctx, p.name)
 
     def describe(self, params: StepParams) -> str:
         p = self._p(params)
@@ -261,3 +252,52 @@ class Route53HealthCheck(StateStep):
         if "disabled" in state:
             update["Disabled"] = state["disabled"]
         call(ctx.clients.aws("route53", GLOBAL).update_health_check, **update)
+
+
+def health_check_id(ctx: StepContext, name: str) -> str:
+    """A health check's id from its Name tag (or its id)."""
+    r53 = ctx.clients.aws("route53", GLOBAL)
+    ids = [h["Id"] for h in call(r53.list_health_checks)["HealthChecks"]]
+    if name in ids:
+        return name
+    if ids:
+        tags = call(r53.list_tags_for_resources, ResourceType="healthcheck", ResourceIds=ids)
+        for entry in tags["ResourceTagSets"]:
+            if {"Key": "Name", "Value": name} in entry.get("Tags", []):
+                return str(entry["ResourceId"])
+    raise StepError("NotFound", f"no health check named {name}")
+
+
+class HealthStatusParams(StepParams):
+    name: str = Field(description="The health check's Name tag (or its id).")
+    expect: Literal["healthy", "unhealthy"] = "healthy"
+
+
+class Route53HealthStatus(StepType):
+    """Read-only: what Route 53's checkers report for a health check (healthy when most of
+    them report success). A game day's detector: it fails once the check turns red."""
+
+    name = "route53_health_status"
+    Params = HealthStatusParams
+    poll_interval = 1.0
+    actions = (
+        "route53:ListHealthChecks",
+        "route53:ListTagsForResources",
+        "route53:GetHealthCheckStatus",
+    )
+
+    def describe(self, params: StepParams) -> str:
+        assert isinstance(params, HealthStatusParams)
+        return f"Route 53 health check {params.name} is {params.expect}"
+
+    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:
+        assert isinstance(params, HealthStatusParams)
+        r53 = ctx.clients.aws("route53", GLOBAL)
+        hc_id = health_check_id(ctx, params.name)
+        obs = call(r53.get_health_check_status, HealthCheckId=hc_id)["HealthCheckObservations"]
+        good = sum(1 for o in obs if o["StatusReport"]["Status"].startswith("Success"))
+        healthy = bool(obs) and good * 2 > len(obs)
+        status = "healthy" if healthy else "unhealthy"
+        detail = f"health check {params.name}: {status} ({good}/{len(obs)} checkers report success)"
+        observed = {"health_check": params.name, "healthy": healthy}
+        return Check(ok=status == params.expect, detail=detail, observed=observed)

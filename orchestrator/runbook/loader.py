@@ -204,6 +204,8 @@ def _check(rb: Runbook, out: _Collector) -> None:
                 continue
             for ref in unknown:
                 out.add(("steps", i, field), f"undefined template reference ${{{{ {ref} }}}}")
+    if rb.gameday is not None:
+        _check_gameday(rb, allowed_refs, out)
     cycle = graph.find_cycle(deps)
     if cycle:
         first = ids[cycle[0]]
@@ -240,3 +242,42 @@ def _check_params(step_type: Any, params: dict[str, Any], loc: Loc, out: _Collec
         step_type.Params.model_validate(params)
     except ValidationError as exc:
         out.from_validation(exc, loc)
+
+
+def _check_gameday(rb: Runbook, allowed_refs: set[str], out: _Collector) -> None:
+    """The game-day section: a reversible fault, read-only detectors, known parameters."""
+    gd = rb.gameday
+    assert gd is not None
+    actions = [(("gameday", "fault"), gd.fault, "fault")] + [
+        (("gameday", "detect", i), a, "detect") for i, a in enumerate(gd.detect)
+    ]
+    for loc, action, role in actions:
+        stype = registry.get(action.type)
+        if stype is None:
+            known = ", ".join(sorted(registry.STEP_TYPES))
+            out.add((*loc, "type"), f"unknown step type {action.type!r} (known: {known})")
+            continue
+        if role == "fault" and not (stype.mutating and stype.reversible and stype.fault):
+            out.add(
+                (*loc, "type"),
+                f"{action.type!r} is not a fault step type (one that injects and removes a fault)",
+            )
+        if role == "detect" and (stype.mutating or stype.gate):
+            out.add((*loc, "type"), f"a detector must be a read-only check; {action.type!r} is not")
+        _check_params(stype, action.params, (*loc, "params"), out)
+        for field, value in (("params", action.params), ("region", action.region)):
+            try:
+                unknown = [r for r in references(value) if r not in allowed_refs]
+            except TemplateError as exc:
+                out.add((*loc, field), str(exc))
+                continue
+            for ref in unknown:
+                out.add((*loc, field), f"undefined template reference ${{{{ {ref} }}}}")
+    for name in gd.params:
+        if name not in rb.parameters:
+            out.add(("gameday", "params", name), f"unknown runbook parameter {name!r}", key=True)
+    seen: set[str] = set()
+    for i, cond in enumerate(gd.stop_conditions):
+        if cond.name in seen:
+            out.add(("gameday", "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
+        seen.add(cond.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.runbook.durations import Duration
 
@@ -84,6 +84,91 @@ class Step(_Strict):
         return v
 
 
+class Action(_Strict):
+    """A step used by a game day outside the switch's DAG: the fault, a detector."""
+
+    type: str = Field(description="A registered step type (`failover steps`).")
+    params: dict[str, Any] = Field(default_factory=dict)
+    region: str | None = Field(default=None, description="Region scope; may be a template.")
+    timeout: Duration = Field(default=timedelta(minutes=5), description="Per attempt.")
+    description: str = ""
+
+
+class DnsRoute(_Strict):
+    """A weighted Route 53 record users reach the service by (set identifier = region)."""
+
+    zone: str
+    record: str
+
+
+class Slo(_Strict):
+    """What users must see: measured during the whole game day by a probe."""
+
+    endpoint: str = Field(default="app", description="Named endpoint of the configuration.")
+    path: str = "/"
+    url: str | None = Field(default=None, description="One URL for the service (instead of dns).")
+    dns: DnsRoute | None = Field(
+        default=None, description="Requests follow this record's weights to each region's endpoint."
+    )
+    min_success_rate: float = Field(default=0.99, ge=0, le=1)
+    max_latency_ms: float | None = Field(default=None, gt=0, description="Bound on p95.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Slo:
+        if (self.url is None) == (self.dns is None):
+            raise ValueError("give exactly one of url or dns")
+        return self
+
+
+class StopCondition(_Strict):
+    """When it holds for `for`, the game day stops injecting, rolls back and says why."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=ID_PATTERN)
+    region: str | None = Field(
+        default=None,
+        description="Probe this region's endpoint directly (a template such as ${{ to_region }});"
+        " default: the service as users reach it.",
+    )
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    max_latency_ms: float | None = Field(default=None, gt=0, description="Bound on p95.")
+    for_: Duration = Field(default=timedelta(0), alias="for", description="How long it must hold.")
+
+    @model_validator(mode="after")
+    def _something(self) -> StopCondition:
+        if self.max_error_rate is None and self.max_latency_ms is None:
+            raise ValueError("set max_error_rate and/or max_latency_ms")
+        return self
+
+
+class GameDayObjectives(_Strict):
+    mttd: Duration | None = Field(default=None, description="Time to detect the fault.")
+    slo_breach: Duration | None = Field(default=None, description="Total time the SLO is missed.")
+
+
+class GameDay(_Strict):
+    """How to practise this runbook: a fault, its detection, SLOs, stop conditions."""
+
+    fault: Action = Field(description="A reversible step type that injects a fault.")
+    detect: list[Action] = Field(
+        default_factory=list, description="Read-only checks; the first to fail detects the fault."
+    )
+    detect_timeout: Duration = Field(default=timedelta(minutes=5))
+    approval: bool = Field(default=False, description="Wait for an approval before switching.")
+    approval_expires: Duration = Field(default=timedelta(hours=1))
+    slo: Slo
+    probe_interval: Duration = Field(default=timedelta(seconds=5))
+    probe_requests: int = Field(default=10, ge=1, le=1000, description="Requests per interval.")
+    settle: Duration = Field(
+        default=timedelta(seconds=30), description="The SLO must hold this long after a switch."
+    )
+    settle_timeout: Duration = Field(default=timedelta(minutes=5))
+    stop_conditions: list[StopCondition] = Field(default_factory=list)
+    objectives: GameDayObjectives = Field(default_factory=GameDayObjectives)
+    params: dict[str, Any] = Field(default_factory=dict, description="Runbook parameters.")
+
+
 class Runbook(_Strict):
     """A region-switch runbook."""
 
@@ -98,6 +183,7 @@ class Runbook(_Strict):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Steps running at once.")
     steps: list[Step] = Field(min_length=1)
+    gameday: GameDay | None = Field(default=None, description="How game days practise it.")
 
     @field_validator("regions")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from activities import registry
 from activities.builtin import ApprovalParams, WaitParams
-from orchestrator.runbook.models import Runbook
+from orchestrator.runbook.models import Runbook, Step
 from orchestrator.runbook.templates import TemplateError, render
 from orchestrator.runs import (
     GateSpec,
@@ -49,7 +49,7 @@ def resolve(
             )
     if from_region == to_region:
         raise ResolveError(f"--from and --to are both {from_region!r}: nothing to switch")
-    context = _context(rb, from_region, to_region, params or {})
+    context = context_for(rb, from_region, to_region, params or {})
     steps = [_step(rb, i, context) for i in range(len(rb.steps))]
     return SwitchInput(
         runbook=rb.name,
@@ -64,7 +64,7 @@ def resolve(
     )
 
 
-def _context(rb: Runbook, from_region: str, to_region: str, given: dict[str, Any]) -> dict:
+def context_for(rb: Runbook, from_region: str, to_region: str, given: dict[str, Any]) -> dict:
     unknown = sorted(set(given) - set(rb.parameters))
     if unknown:
         known = ", ".join(sorted(rb.parameters)) or "none"
@@ -84,7 +84,11 @@ def _context(rb: Runbook, from_region: str, to_region: str, given: dict[str, Any
 
 def _step(rb: Runbook, i: int, context: dict[str, Any]) -> PlannedStep:
     step = rb.steps[i]
-    where = f"steps[{i}] ({step.id})"
+    return plan_step(step, f"steps[{i}] ({step.id})", rb, context)
+
+
+def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> PlannedStep:
+    """One step resolved: templates rendered, params validated by its type, kind decided."""
     stype = registry.get(step.type)
     if stype is None:  # the loader refuses these; a hand-built Runbook may not have been loaded
         raise ResolveError(f"{where}: unknown step type {step.type!r}")

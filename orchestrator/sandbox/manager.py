@@ -240,6 +240,7 @@ class Sandbox:
                 taken = set(ports.values())
                 for key in components.pop(clash.component).ports:
                     ports[key] = _pick(None, taken)
+        self._ensure_search_attributes(env, progress)
         if not env.topology:
             progress("seeding the shop topology (Route 53, Aurora, RDS, ELB, ASG, SSM, ARC, GA)")
             from orchestrator.sandbox.aws.seed import seed
@@ -248,6 +249,30 @@ class Sandbox:
             env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
             self._write_env(env)
         return env
+
+    def _ensure_search_attributes(self, env: SandboxEnv, progress: Progress) -> None:
+        """Add the search attributes a Temporal database made by an older version lacks (the
+        start-dev flags only apply to a new database)."""
+        temporal = _bin("temporal")
+        where = ["--address", env.temporal_address, "--namespace", env.temporal_namespace]
+        listed = subprocess.run(
+            [temporal, "operator", "search-attribute", "list", *where, "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        have = set(json.loads(listed.stdout or "{}").get("customAttributes", {}))
+        for key in search_attributes.ALL:
+            if key.name in have:
+                continue
+            progress(f"adding search attribute {key.name}")
+            subprocess.run(
+                [temporal, "operator", "search-attribute", "create", *where,
+                 "--name", key.name, "--type", "Keyword"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )  # fmt: skip
 
     def _start_missing(
         self, ports: dict[str, int], components: dict[str, ComponentInfo], progress: Progress

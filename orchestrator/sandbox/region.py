@@ -44,6 +44,8 @@ class Region:
         self.healthy = True
         self.error_rate = 0.0
         self.extra_latency_ms = 0.0
+        #: When injected faults lift by themselves (time.time()), per kind: "region", "app".
+        self.fault_until: dict[str, float] = {}
         self.stats = {"requests": 0, "errors": 0, "writes": 0, "writes_refused": 0}
         self._build()
 
@@ -63,7 +65,25 @@ class Region:
         self.faults.clear()
         self.calls.clear()
         self.healthy, self.error_rate, self.extra_latency_ms = True, 0.0, 0.0
+        self.fault_until.clear()
         self.stats = dict.fromkeys(self.stats, 0)
+
+    def _expire(self) -> None:
+        """Lift injected faults whose time is up (the dead man's switch of game-day faults)."""
+        now = time.time()
+        if self.fault_until.get("region", now + 1) <= now:
+            self.healthy = True
+            del self.fault_until["region"]
+        if self.fault_until.get("app", now + 1) <= now:
+            self.error_rate, self.extra_latency_ms = 0.0, 0.0
+            del self.fault_until["app"]
+
+    def _until(self, kind: str, data: Any) -> None:
+        expires = (data or {}).get("expires_in")
+        if expires is None:
+            self.fault_until.pop(kind, None)
+        else:
+            self.fault_until[kind] = time.time() + float(expires)
 
     # ------------------------------------------------------------------------------ app
     def _flag(self, key: str) -> str:
@@ -79,6 +99,7 @@ class Region:
         )
 
     async def _serve_fault(self) -> web.Response | None:
+        self._expire()
         self.stats["requests"] += 1
         if self.extra_latency_ms:
             await asyncio.sleep(self.extra_latency_ms / 1000)
@@ -91,6 +112,7 @@ class Region:
         return None
 
     async def health(self, request: web.Request) -> web.Response:
+        self._expire()
         if not self.healthy:
             return web.json_response({"status": "down", "region": self.name}, status=503)
         return web.json_response({"status": "ok", "region": self.name})
@@ -146,6 +168,7 @@ class Region:
         return web.json_response(result)
 
     def _admin(self, method: str, path: str, data: Any, since: str | None) -> Any:
+        self._expire()
         if path == "health":
             return {"ok": True, "region": self.name, "resourceVersion": self.store.rv}
         if path == "faults":
@@ -162,7 +185,12 @@ class Region:
         if path == "region":
             if method in ("PUT", "POST"):
                 self.healthy = bool(data["healthy"])
-            return {"region": self.name, "healthy": self.healthy}
+                self._until("region", None if self.healthy else data)
+            return {
+                "region": self.name,
+                "healthy": self.healthy,
+                "until": self.fault_until.get("region"),
+            }
         if path == "app":
             if method in ("PUT", "POST"):
                 rate = float(data.get("error_rate", self.error_rate))
@@ -170,7 +198,13 @@ class Region:
                     raise ValueError("error_rate must be between 0 and 1")
                 self.error_rate = rate
                 self.extra_latency_ms = float(data.get("latency_ms", self.extra_latency_ms))
-            return {"error_rate": self.error_rate, "latency_ms": self.extra_latency_ms}
+                faulty = self.error_rate > 0 or self.extra_latency_ms > 0
+                self._until("app", data if faulty else None)
+            return {
+                "error_rate": self.error_rate,
+                "latency_ms": self.extra_latency_ms,
+                "until": self.fault_until.get("app"),
+            }
         if path == "latency":
             if method in ("PUT", "POST"):
                 merged = LatencyModel.model_validate(self.latency.model_dump() | data)

@@ -1,0 +1,109 @@
+"""The local sandbox's fault injector: a game day's `fault` when the world is the sandbox.
+
+The sandbox's chaos API (`/_sandbox/region`, `/_sandbox/app` of each region) plays the part AWS FIS
+or Chaos Mesh play on real infrastructure: take a region's app down (503, and its Route 53 health
+check fails), or give it an error rate and extra latency. Each injection carries an expiry: if the
+orchestrator were lost with the fault in place, the sandbox lifts it by itself (a dead man's
+switch, like an FIS experiment's duration).
+
+The control endpoint is the configuration's named endpoint `sandbox` (set for the sandbox).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from activities.base import RegionalParams, State, StateStep, StepContext, StepParams
+from activities.errors import StepError
+from activities.http import send
+from orchestrator.runbook.durations import Duration, format_duration
+
+
+class SandboxFaultParams(RegionalParams):
+    outage: bool = Field(default=False, description="The region's app answers 503 (health fails).")
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="Share of requests failing.")
+    latency_ms: float = Field(default=0.0, ge=0, description="Extra latency on every request.")
+    duration: Duration = Field(
+        default=timedelta(hours=1), description="The sandbox lifts the fault by itself after this."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> SandboxFaultParams:
+        if not self.outage and not self.error_rate and not self.latency_ms:
+            raise ValueError("set outage, error_rate and/or latency_ms")
+        return self
+
+
+class SandboxFault(StateStep):
+    """Injects a fault into a sandbox region (outage, errors, latency); removes it on undo."""
+
+    name = "sandbox_fault"
+    fault = True
+    Params = SandboxFaultParams
+    poll_interval = 0.2
+
+    def _p(self, params: StepParams) -> SandboxFaultParams:
+        assert isinstance(params, SandboxFaultParams)
+        return params
+
+    def describe(self, params: StepParams) -> str:
+        p = self._p(params)
+        what = ["outage"] if p.outage else []
+        if p.error_rate:
+            what.append(f"{p.error_rate:.0%} errors")
+        if p.latency_ms:
+            what.append(f"+{p.latency_ms:g} ms")
+        lifted = format_duration(p.duration)
+        return f"sandbox fault{p.where}: {', '.join(what)} (lifted after {lifted})"
+
+    def resource(self, ctx: StepContext, params: StepParams) -> str:
+        return f"sandbox:{ctx.region_for(params)}"
+
+    def _call(self, ctx: StepContext, params: StepParams, path: str, body: Any = None) -> Any:
+        base = ctx.clients.endpoint("sandbox", ctx.region_for(params)).rstrip("/")
+        method = "GET" if body is None else "PUT"
+        data = None if body is None else json.dumps(body).encode()
+        status, text = send(ctx.clients.http(), f"{base}/_sandbox/{path}", method, 10.0, data)
+        if status != 200:
+            raise StepError(
+                "Unavailable" if status in (0, 502, 503) else "BadRequest",
+                f"sandbox {path}: HTTP {status or 'no answer'} {text[:120]}",
+                retryable=status in (0, 502, 503),
+            )
+        return json.loads(text)
+
+    def observe(self, ctx: StepContext, params: StepParams) -> State:
+        region = self._call(ctx, params, "region")
+        app = self._call(ctx, params, "app")
+        return {
+            "healthy": bool(region["healthy"]),
+            "error_rate": float(app["error_rate"]),
+            "latency_ms": float(app["latency_ms"]),
+        }
+
+    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
+        p = self._p(params)
+        return {
+            "healthy": not p.outage and bool(current.get("healthy", True)),
+            "error_rate": p.error_rate or float(current.get("error_rate", 0.0)),
+            "latency_ms": p.latency_ms or float(current.get("latency_ms", 0.0)),
+        }
+
+    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+        injecting = not state["healthy"] or state["error_rate"] > 0 or state["latency_ms"] > 0
+        expires = self._p(params).duration.total_seconds() if injecting else None
+        self._call(ctx, params, "region", {"healthy": state["healthy"], "expires_in": expires})
+        self._call(
+            ctx,
+            params,
+            "app",
+            {
+                "error_rate": state["error_rate"],
+                "latency_ms": state["latency_ms"],
+                "expires_in": expires,
+            },
+        )

@@ -1,0 +1,1 @@
+"""Game days: scheduled drills that inject a fault, switch, verify, fail back, and report."""

@@ -1,0 +1,597 @@
+"""GameDayWorkflow: inject a fault, detect it, switch, verify SLOs, remove the fault, fail back.
+
+Pure orchestration, like RegionSwitchWorkflow: no I/O, no clocks but `workflow.now()`. The fault is
+a step (`step.prepare` / `step.apply` / `step.undo` of a fault step type); detection and the SLO
+probe are the activities of `activities.gameday`; both switches are child RegionSwitch runs.
+
+1. preflight: every mutating step of both directions is planned (`step.plan`), the fault too;
+   the detectors must be green and the service must meet its SLO before anything is injected;
+2. optional approval (Updates `approve` / `reject`); the switches' own gates are then pre-approved
+   by whoever approved (or by the game day's requester, the schedule);
+3. inject the fault (verified in effect); from then on a probe measures the service every
+   `probe_interval`, and the stop conditions are evaluated on every window;
+4. detect: the detectors are polled until one turns red (MTTD);
+5. switch (child), then wait until the SLO holds for `settle`;
+6. remove the fault (verified gone), fail back (child, directions swapped), SLO settles again.
+
+Whatever happens (a stop condition, a rejection, a failure, cancellation of this workflow), the
+fault is removed, verified, and a switch that succeeded is failed back; a running switch is told to
+stop (signal `stop`) and rolls itself back. Cancellation is shielded: it means "stop and clean up".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from orchestrator import search_attributes as sa
+    from orchestrator.gameday.models import (
+        ChildRun,
+        DetectCall,
+        Detection,
+        GameDayInput,
+        GameDayProgress,
+        Outcome,
+        Phase,
+        ProbeCall,
+        ProbeSample,
+        ProbeStats,
+        StopTrip,
+        preapprove,
+    )
+    from orchestrator.runs import (
+        Abort,
+        Decision,
+        PlannedStep,
+        RunProgress,
+        RunState,
+        StepCall,
+        StepKind,
+        StepOutcome,
+        SwitchInput,
+    )
+
+PLAN_ATTEMPTS = 2
+
+
+class _Halt(Exception):
+    """Stop going forward: a stop condition, a rejection or a cancellation (already recorded)."""
+
+
+class _Failed(Exception):
+    """Something the game day needed did not work (preflight, a switch that rolled back)."""
+
+
+@workflow.defn(name="GameDay")
+class GameDayWorkflow:
+    """A game day: fault, detection, switch, SLO verification, fault removal, failback, report."""
+
+    @workflow.init
+    def __init__(self, inp: GameDayInput) -> None:
+        self.inp = inp
+        self.p = GameDayProgress(
+            name=inp.name,
+            runbook=inp.runbook,
+            from_region=inp.from_region,
+            to_region=inp.to_region,
+            requester=inp.requester,
+            phase=Phase.PREFLIGHT,
+            outcome=Outcome.RUNNING,
+            started_at=workflow.now(),
+            fault_description=inp.fault.description,
+            slo=inp.slo,
+            stop_conditions=inp.stop_conditions,
+            objectives=inp.objectives,
+        )
+        self.halt: Outcome | None = None  # set once: why the game day stops going forward
+        self.gate_open = False
+        self.decided: Decision | None = None
+        self.probing = False
+        self.bad_since: dict[str, datetime] = {}
+        self._published: Outcome | None = None
+
+    # ------------------------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, inp: GameDayInput) -> GameDayProgress:
+        """Run the game day; returns its progress, with both switches' results."""
+        main = asyncio.create_task(self._main())
+        while True:
+            try:
+                await asyncio.shield(main)
+                break
+            except asyncio.CancelledError:
+                if main.cancelling() or main.done():
+                    raise  # eviction from the worker's cache: let it go
+                self._stop(Outcome.CANCELLED, "the game day was cancelled")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.p
+
+    async def _main(self) -> None:
+        probe: asyncio.Task[None] | None = None
+        try:
+            await self._preflight()
+            if self.inp.approval is not None:
+                await self._approval()
+            self._check()
+            probe = await self._inject()
+            await self._detect()
+            await self._switch()
+            await self._remove_fault()
+            await self._failback()
+        except _Halt:
+            pass
+        except _Failed as exc:
+            self._stop(Outcome.FAILED, str(exc))
+        except ActivityError as exc:
+            self._stop(Outcome.FAILED, _message(exc))
+        except Exception as exc:  # a bug must not leave the fault behind
+            workflow.logger.exception("game day failed")
+            self._stop(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        await self._clean_up()
+        self.probing = False
+        if probe is not None:
+            await probe
+        if self.p.fault.state == "failed":
+            self.p.outcome = Outcome.CLEANUP_FAILED
+        elif self.halt is not None:
+            self.p.outcome = self.halt
+        else:
+            self.p.outcome = Outcome.SUCCEEDED
+        self.p.phase = Phase.DONE
+        self.p.ended_at = workflow.now()
+        self._publish()
+
+    # ------------------------------------------------------------------------- phases
+    async def _preflight(self) -> None:
+        """Plan both directions and the fault; detectors green; SLO met. Nothing changes."""
+        self._phase(Phase.PREFLIGHT)
+        calls: list[tuple[str, str, PlannedStep, str, str]] = []
+        for label, sw in (("switch", self.inp.switch), ("failback", self.inp.failback)):
+            for step in sw.steps:
+                if step.kind == StepKind.MUTATE:
+                    calls.append(("step.plan", label, step, sw.from_region, sw.to_region))
+        calls.append(("step.plan", "fault", self.inp.fault, *self._regions()))
+        results = await asyncio.gather(
+            *(self._plan(*c) for c in calls),
+            self._baseline_detectors(),
+            self._baseline_slo(),
+        )
+        problems = [p for p in results if p]
+        self.p.preflight = problems
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise _Failed(f"preflight: {problems[0]}{more}")
+
+    async def _plan(self, name: str, label: str, step: PlannedStep, frm: str, to: str) -> str:
+        try:
+            await self._step(name, step, frm, to, attempts=PLAN_ATTEMPTS)
+        except ActivityError as exc:
+            return f"{label} step {step.id}: {_message(exc)}"
+        return ""
+
+    async def _baseline_detectors(self) -> str:
+        if not self.inp.detect:
+            return ""
+        found = await self._detect_once(timeout_s=0)
+        return f"detector already red before any fault: {found.detail}" if found.detected else ""
+
+    async def _baseline_slo(self) -> str:
+        sample = await self._probe()
+        if sample.error:
+            return f"SLO probe: {sample.error}"
+        miss = self._slo_miss(sample.service)
+        return f"the service misses its SLO before any fault: {miss}" if miss else ""
+
+    async def _approval(self) -> None:
+        self._phase(Phase.WAITING_APPROVAL)
+        gate = self.inp.approval
+        assert gate is not None
+        self.gate_open = True
+        try:
+            await workflow.wait_condition(
+                lambda: self.decided is not None or self.halt is not None, timeout=gate.expires
+            )
+        except TimeoutError:
+            self._stop(Outcome.CANCELLED, f"no approval within {gate.expires}")
+        finally:
+            self.gate_open = False
+
+    async def _inject(self) -> asyncio.Task[None]:
+        """Inject the fault (verified in effect) and start probing; returns the probe loop."""
+        self._phase(Phase.INJECTING)
+        frm, to = self._regions()
+        try:
+            prepared = await self._step("step.prepare", self.inp.fault, frm, to)
+        except ActivityError as exc:
+            raise _Failed(f"fault preflight failed: {_message(exc)}") from None
+        self.p.fault.snapshot = prepared.snapshot
+        self.p.fault.state = "injecting"  # from here on, clean-up removes it
+        self.probing = True
+        probe = asyncio.create_task(self._probe_loop())
+        try:
+            out = await self._step("step.apply", self.inp.fault, frm, to, prepared.snapshot)
+        except ActivityError as exc:
+            raise _Failed(f"fault injection failed: {_message(exc)}") from None
+        self.p.fault.state = "injected"
+        self.p.fault.injected_at = workflow.now()
+        self.p.fault.detail = out.detail
+        self._check()
+        return probe
+
+    async def _detect(self) -> None:
+        self._phase(Phase.DETECTING)
+        if self.inp.detect:
+            found = await self._until_halt(
+                self._detect_once(self.inp.detect_timeout.total_seconds())
+            )
+            injected = self.p.fault.injected_at
+            if found.detected and injected is not None:
+                self.p.mttd_s = found.elapsed_s
+                self.p.detected_at = injected + timedelta(seconds=found.elapsed_s)
+                self.p.detected_by = f"{found.by}: {found.detail}"
+            else:
+                self.p.detected_by = None
+                self.p.reason = found.detail
+        self._check()
+
+    async def _switch(self) -> None:
+        self._phase(Phase.SWITCHING)
+        result = await self._child("switch", self.inp.switch, stoppable=True)
+        if result.state != RunState.SUCCEEDED:
+            self._check()
+            raise _Failed(f"the switch ended {result.state.value}: {result.reason}")
+        self._phase(Phase.VERIFYING)
+        self.p.recovered_s["switch"] = await self._settle(result.ended_at or workflow.now())
+        self._check()
+
+    async def _failback(self) -> None:
+        self._phase(Phase.FAILING_BACK)
+        result = await self._child("failback", self.inp.failback, stoppable=True)
+        if result.state != RunState.SUCCEEDED:
+            self._check()
+            raise _Failed(f"the failback ended {result.state.value}: {result.reason}")
+        self._phase(Phase.VERIFYING_FAILBACK)
+        self.p.recovered_s["failback"] = await self._settle(result.ended_at or workflow.now())
+
+    async def _clean_up(self) -> None:
+        """Whatever happened: the fault removed and verified; a completed switch failed back."""
+        if self.p.fault.state in ("injecting", "injected"):
+            await self._remove_fault()
+        switched = self._succeeded(self.p.switch)
+        if switched and self.p.failback is None and self.p.fault.state != "failed":
+            self.p.reason += " Failing back (the switch had completed)."
+            self._phase(Phase.FAILING_BACK)
+            result = await self._child("failback", self.inp.failback, stoppable=False)
+            if result.state != RunState.SUCCEEDED:
+                self.p.reason += f" The failback ended {result.state.value}: {result.reason}"
+
+    async def _remove_fault(self) -> None:
+        if self.p.fault.state not in ("injecting", "injected"):
+            return
+        self._phase(Phase.REMOVING_FAULT)
+        frm, to = self._regions()
+        try:
+            out = await self._step(
+                "step.undo",
+                self.inp.fault,
+                frm,
+                to,
+                self.p.fault.snapshot or {},
+                attempts=self.inp.fault.retry.attempts,
+            )
+        except ActivityError as exc:
+            self.p.fault.state = "failed"
+            self.p.fault.detail = f"COULD NOT REMOVE THE FAULT: {_message(exc)}"
+            self.p.reason = (self.p.reason + " " + self.p.fault.detail).strip()
+            return
+        self.p.fault.state = "removed"
+        self.p.fault.removed_at = workflow.now()
+        self.p.fault.detail = out.detail
+
+    # ------------------------------------------------------------------------ children
+    async def _child(self, kind: str, inp: SwitchInput, stoppable: bool) -> RunProgress:
+        """Run one switch as a child; tell it to stop (it rolls back) when the game day halts."""
+        by = self.p.approved_by or f"game day {self.inp.name} (requested by {self.inp.requester})"
+        wid = f"switch-{inp.runbook}"
+        info = workflow.info()
+        try:
+            handle = await workflow.start_child_workflow(
+                "RegionSwitch",
+                preapprove(inp, by),
+                id=wid,
+                result_type=RunProgress,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=f"game day {self.inp.name}: {kind} "
+                f"{inp.from_region} -> {inp.to_region}",
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.RUNBOOK, inp.runbook),
+                        SearchAttributePair(sa.FROM_REGION, inp.from_region),
+                        SearchAttributePair(sa.TO_REGION, inp.to_region),
+                        SearchAttributePair(sa.MODE, inp.mode),
+                        SearchAttributePair(sa.STATE, RunState.RUNNING.value),
+                        SearchAttributePair(sa.REQUESTER, inp.requester),
+                        SearchAttributePair(sa.GAMEDAY, self.inp.name),
+                    ]
+                ),
+                memo={"gameday": f"{info.workflow_id}/{info.run_id}"},
+            )
+        except Exception as exc:
+            raise _Failed(f"could not start the {kind} ({wid}): {exc}") from None
+        record = ChildRun(workflow_id=wid, run_id=handle.first_execution_run_id)
+        setattr(self.p, kind, record)
+        self._publish()
+
+        async def result() -> RunProgress:
+            out: RunProgress = await handle
+            return out
+
+        waiting = asyncio.create_task(result())
+        if stoppable:
+            await workflow.wait_condition(lambda: waiting.done() or self.halt is not None)
+            if not waiting.done():
+                await handle.signal(
+                    "stop", Abort(by=f"gameday:{self.inp.name}", reason=self.p.reason)
+                )
+        try:
+            record.progress = await waiting
+        except ChildWorkflowError as exc:
+            raise _Failed(f"the {kind} failed: {exc.cause or exc}") from None
+        self._publish()
+        return record.progress
+
+    @staticmethod
+    def _succeeded(child: ChildRun | None) -> bool:
+        return bool(child and child.progress and child.progress.state == RunState.SUCCEEDED)
+
+    # ---------------------------------------------------------------------- activities
+    async def _step(
+        self,
+        name: str,
+        step: PlannedStep,
+        frm: str,
+        to: str,
+        snapshot: dict[str, Any] | None = None,
+        attempts: int | None = None,
+    ) -> StepOutcome:
+        info = workflow.info()
+        return await workflow.execute_activity(
+            name,
+            StepCall(
+                run_id=f"{info.workflow_id}/{info.run_id}",
+                step=step,
+                from_region=frm,
+                to_region=to,
+                mode="gameday",
+                snapshot=snapshot,
+            ),
+            result_type=StepOutcome,
+            start_to_close_timeout=step.timeout,
+            heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
+            retry_policy=RetryPolicy(
+                initial_interval=step.retry.backoff,
+                backoff_coefficient=step.retry.backoff_coefficient,
+                maximum_interval=max(step.retry.max_backoff, step.retry.backoff),
+                maximum_attempts=attempts or step.retry.attempts,
+            ),
+            summary=f"{step.id} ({name.split('.', 1)[1]})",
+        )
+
+    async def _detect_once(self, timeout_s: float) -> Detection:
+        info = workflow.info()
+        frm, to = self._regions()
+        return await workflow.execute_activity(
+            "gameday.detect",
+            DetectCall(
+                run_id=f"{info.workflow_id}/{info.run_id}",
+                checks=self.inp.detect,
+                from_region=frm,
+                to_region=to,
+                timeout_s=timeout_s,
+            ),
+            result_type=Detection,
+            start_to_close_timeout=timedelta(seconds=timeout_s) + timedelta(minutes=1),
+            heartbeat_timeout=self.inp.heartbeat_timeout,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary="detect" if timeout_s else "detectors baseline",
+        )
+
+    async def _probe(self) -> ProbeSample:
+        window = self.inp.probe_interval.total_seconds()
+        try:
+            sample: ProbeSample = await workflow.execute_activity(
+                "gameday.probe",
+                ProbeCall(
+                    slo=self.inp.slo,
+                    regions=sorted({r.region for r in self.inp.stop_conditions if r.region}),
+                    requests=self.inp.probe_requests,
+                    window_s=window,
+                ),
+                result_type=ProbeSample,
+                start_to_close_timeout=timedelta(seconds=window + 60),
+                heartbeat_timeout=self.inp.heartbeat_timeout,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary="probe",
+            )
+        except ActivityError as exc:
+            sample = ProbeSample(window_s=window, service=ProbeStats(), error=_message(exc))
+            await workflow.sleep(self.inp.probe_interval)  # no tight loop on a broken probe
+        sample.at = workflow.now()
+        return sample
+
+    async def _probe_loop(self) -> None:
+        while self.probing:
+            sample = await self._probe()
+            self.p.samples.append(sample)
+            self._evaluate(sample)
+
+    # ------------------------------------------------------------------ SLO and stops
+    def _slo_miss(self, stats: ProbeStats) -> str:
+        slo = self.inp.slo
+        if not stats.requests:
+            return "no request could be sent"
+        if 1 - stats.error_rate < slo.min_success_rate:
+            return f"success {1 - stats.error_rate:.0%} < {slo.min_success_rate:.0%}"
+        if slo.max_latency_ms and stats.p95_ms and stats.p95_ms > slo.max_latency_ms:
+            return f"p95 {stats.p95_ms:g} ms > {slo.max_latency_ms:g} ms"
+        return ""
+
+    def _evaluate(self, sample: ProbeSample) -> None:
+        """Stop conditions over the probe windows (a condition must hold for its duration)."""
+        assert sample.at is not None
+        began = sample.at - timedelta(seconds=sample.window_s)
+        for rule in self.inp.stop_conditions:
+            stats = sample.service if rule.region is None else sample.regions.get(rule.region)
+            bad = ""
+            if stats is not None and stats.requests:
+                if rule.max_error_rate is not None and stats.error_rate > rule.max_error_rate:
+                    bad = f"error rate {stats.error_rate:.0%}"
+                elif rule.max_latency_ms is not None and (stats.p95_ms or 0) > rule.max_latency_ms:
+                    bad = f"p95 {stats.p95_ms:g} ms"
+            if not bad:
+                self.bad_since.pop(rule.name, None)
+                continue
+            since = self.bad_since.setdefault(rule.name, began)
+            if sample.at - since >= rule.hold and self.halt is None:
+                held = (sample.at - since).total_seconds()
+                self.p.stop = StopTrip(
+                    condition=rule.name,
+                    rule=rule.describe(),
+                    detail=f"{bad} for {held:.1f}s",
+                    at=sample.at,
+                )
+                self._stop(
+                    Outcome.STOPPED,
+                    f"stop condition {rule.name!r} tripped ({rule.describe()}): {bad} "
+                    f"for {held:.1f}s",
+                )
+
+    async def _settle(self, since: datetime) -> float | None:
+        """Wait until the SLO has held for `settle` after `since`; seconds to recover, or None
+        if it did not within `settle_timeout` (an objective missed, not a reason to stop)."""
+        settle = self.inp.settle
+
+        def recovered_at() -> datetime | None:
+            start: datetime | None = None
+            for s in self.p.samples:
+                if s.at is None or s.at <= since:
+                    continue
+                if self._slo_miss(s.service) or s.error:
+                    start = None
+                elif start is None:
+                    start = s.at - timedelta(seconds=s.window_s)
+            last = self.p.samples[-1].at if self.p.samples else None
+            if start is not None and last is not None and last - start >= settle:
+                return start
+            return None
+
+        try:
+            await workflow.wait_condition(
+                lambda: recovered_at() is not None or self.halt is not None,
+                timeout=self.inp.settle_timeout,
+            )
+        except TimeoutError:
+            return None
+        at = recovered_at()
+        return max(0.0, round((at - since).total_seconds(), 3)) if at else None
+
+    # -------------------------------------------------------------------- approvals
+    @workflow.update(
+        description='Approve the game day\'s switch. Payload: {"approver": "NAME", "comment": ""}'
+    )
+    def approve(self, decision: Decision) -> str:
+        """Approve: the fault is injected and the switch runs (its gates pre-approved by you)."""
+        self.decided = decision
+        self.p.approved_by = decision.approver
+        return f"approved by {decision.approver}"
+
+    @approve.validator
+    def _validate_approve(self, decision: Decision) -> None:
+        self._check_decider(decision)
+
+    @workflow.update(
+        description='Reject the game day. Payload: {"approver": "NAME", "comment": "why"}'
+    )
+    def reject(self, decision: Decision) -> str:
+        """Reject: nothing is injected; the game day ends CANCELLED."""
+        self.decided = decision
+        self._stop(Outcome.CANCELLED, f"rejected by {decision.approver}: {decision.comment}")
+        return f"rejected by {decision.approver}"
+
+    @reject.validator
+    def _validate_reject(self, decision: Decision) -> None:
+        self._check_decider(decision)
+
+    def _check_decider(self, decision: Decision) -> None:
+        gate = self.inp.approval
+        if gate is None or not self.gate_open or self.decided is not None:
+            raise ValueError("the game day is not waiting for an approval")
+        who = decision.approver.strip()
+        if not who:
+            raise ValueError("approver is required")
+        if who == self.inp.requester:
+            raise ValueError(f"{who} requested this game day and cannot approve it")
+        if gate.approvers and who not in gate.approvers:
+            raise ValueError(f"{who} is not an approver ({', '.join(gate.approvers)})")
+
+    @workflow.signal(name="stop")
+    def stop(self, req: Abort) -> None:
+        """Stop the game day: remove the fault, roll back the switch, report (like cancel)."""
+        self._stop(Outcome.CANCELLED, f"stopped by {req.by}: {req.reason}")
+
+    @workflow.query
+    def progress(self) -> GameDayProgress:
+        """Phase, fault, detection, both switches, probe samples, stop condition tripped."""
+        return self.p
+
+    # ------------------------------------------------------------------------ helpers
+    def _stop(self, outcome: Outcome, reason: str) -> None:
+        if self.halt is None:
+            self.halt = outcome
+            self.p.reason = reason
+            self._publish()
+
+    async def _until_halt(self, coro: Any) -> Any:
+        """Await coro unless the game day halts first (then cancel it and raise _Halt)."""
+        task = asyncio.create_task(coro)
+        await workflow.wait_condition(lambda: task.done() or self.halt is not None)
+        if not task.done():
+            task.cancel()
+            raise _Halt
+        return task.result()
+
+    def _check(self) -> None:
+        if self.halt is not None:
+            raise _Halt
+
+    def _regions(self) -> tuple[str, str]:
+        return self.inp.from_region, self.inp.to_region
+
+    def _phase(self, phase: Phase) -> None:
+        self.p.phase = phase
+        workflow.set_current_details(
+            f"**game day {self.inp.name}**: {phase.value}"
+            + (f"\n\n{self.p.reason}" if self.p.reason else "")
+        )
+
+    def _publish(self) -> None:
+        state = self.halt or Outcome.RUNNING
+        if self.p.ended_at is not None:
+            state = self.p.outcome
+        if state != self._published:
+            workflow.upsert_search_attributes([sa.STATE.value_set(state.value)])
+            self._published = state
+
+
+def _message(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ApplicationError) and cause.__cause__:
+        cause = cause.__cause__
+    return str(cause if cause is not None else exc)
