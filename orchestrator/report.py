@@ -79,8 +79,8 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
         rto_traffic = _seconds(p.started_at, max(s.ended_at or p.started_at for s in traffic))
     rto_total = _seconds(p.started_at, p.ended_at)
     objectives = {
-        "rto": _objective(p.objectives.rto, rto_traffic if rto_traffic is not None else rto_total),
-        "rpo": _objective(p.objectives.rpo, p.rpo_seconds),
+        "rto": objective(p.objectives.rto, rto_traffic if rto_traffic is not None else rto_total),
+        "rpo": objective(p.objectives.rpo, p.rpo_seconds),
     }
     undone = sorted(
         (s for s in p.steps if s.undo_started_at is not None),
@@ -108,7 +108,7 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
     )
 
 
-def _objective(target: Any, measured: float | None) -> Objective:
+def objective(target: Any, measured: float | None) -> Objective:
     t = target.total_seconds() if target is not None else None
     met = None if t is None or measured is None else measured <= t
     return Objective(target_s=t, measured_s=measured, met=met)
@@ -145,7 +145,7 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}s"
 
 
-def _met(o: Objective) -> str:
+def met_text(o: Objective) -> str:
     if o.target_s is None:
         return "no objective"
     if o.met is None:
@@ -167,9 +167,10 @@ def markdown(r: Report) -> str:
     lines += [
         "| measure | value | objective |",
         "|---|---|---|",
-        f"| RTO, traffic on the target | {_fmt(r.rto_traffic_s)} | {_met(r.objectives['rto'])} |",
+        f"| RTO, traffic on the target | {_fmt(r.rto_traffic_s)} | "
+        f"{met_text(r.objectives['rto'])} |",
         f"| RTO, whole run | {_fmt(r.rto_total_s)} | |",
-        f"| RPO (lag at promotion) | {_fmt(r.rpo_s)} | {_met(r.objectives['rpo'])} |",
+        f"| RPO (lag at promotion) | {_fmt(r.rpo_s)} | {met_text(r.objectives['rpo'])} |",
         "",
         "## Steps",
         "",
@@ -240,7 +241,17 @@ def html_page(r: Report) -> str:
         f'<span style="background:{c};color:#fff;padding:1px 6px">{k}</span>'
         for k, c in COLOURS.items()
     )
-    body = markdown(r)
+    svg = (
+        f"<h2>Timeline ({span:.1f}s)</h2><p>{legend}</p>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        + "".join(bars)
+        + "</svg>"
+    )
+    return page(f"{r.runbook} {r.outcome}", svg, markdown(r))
+
+
+def page(title: str, figure: str, body: str) -> str:
+    """A self-contained HTML page: a figure (SVG) then the Markdown's text and tables."""
     rows = []
     for line in body.splitlines():
         if line.startswith("|") and not line.startswith("|---"):
@@ -252,13 +263,8 @@ def html_page(r: Report) -> str:
             rows.append(f"</table><p>{html.escape(line)}</p><table>")
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(r.runbook)} {html.escape(r.outcome)}</title>"
+        f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}td{border:1px solid #ccc;"
         "padding:2px 6px;font-size:13px}table{border-collapse:collapse;margin:1em 0}</style>"
-        f"</head><body><h2>Timeline ({span:.1f}s)</h2><p>{legend}</p>"
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-        + "".join(bars)
-        + "</svg><table>"
-        + "".join(rows)
-        + "</table></body></html>\n"
+        f"</head><body>{figure}<table>" + "".join(rows) + "</table></body></html>\n"
     )

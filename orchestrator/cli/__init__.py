@@ -8,7 +8,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import runbook, sandbox, worker
+from orchestrator.cli import gameday, runbook, sandbox, trends, worker
 from orchestrator.cli import switch as switch_cli
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ config_app = typer.Typer(help="The configuration: Temporal, AWS, Kubernetes, end
 config_app.command("show")(worker.config_show)
 app.add_typer(config_app, name="config")
 switch_cli.register(app)
+app.add_typer(gameday.app, name="gameday")
+app.command("trends")(trends.trends)
 
 
 @app.command()

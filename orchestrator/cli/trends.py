@@ -1,0 +1,72 @@
+"""`failover trends RUNBOOK`: RTO, RPO and MTTD per run over time, regressions flagged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from temporalio.client import Client
+
+from orchestrator import trends as trends_mod
+from orchestrator.cli.output import fail, info, print_table
+from orchestrator.cli.switch import REPORTS, _call
+from orchestrator.cli.worker import ConfigOption, load_config
+
+
+def trends(
+    runbook: Annotated[str, typer.Argument(help="The runbook's name.")],
+    since: Annotated[str, typer.Option(help="How far back: 90d, 12h, or a date.")] = "90d",
+    threshold: Annotated[
+        float, typer.Option(help="Flag an RTO this much above the previous runs' median (0.5=50%).")
+    ] = 0.5,
+    reports: Annotated[Path, typer.Option(help="Also read reports from here.")] = REPORTS,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or html")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """RTO, RPO and MTTD of a runbook's switches and game days over time (Temporal results and
+    stored reports), with the objectives; a run whose RTO regressed beyond the threshold compared
+    with the median of the previous runs is flagged. `-o html` draws the chart."""
+    if output not in ("table", "json", "html"):
+        fail(f"--output: expected table, json or html, got {output!r}")
+    if threshold < 0:
+        fail("--threshold: must not be negative")
+    now = datetime.now(UTC)
+    try:
+        start = trends_mod.parse_since(since, now)
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    cfg = load_config(config)
+
+    async def body(client: Client) -> trends_mod.Trends:
+        points, objectives = await trends_mod.from_temporal(client, runbook, start)
+        points += trends_mod.from_reports(reports, runbook, start)
+        return trends_mod.build(runbook, points, start, objectives, threshold)
+
+    t = _call(cfg, body)
+    if output == "json":
+        text = t.model_dump_json(indent=2) + "\n"
+    elif output == "html":
+        text = trends_mod.html_page(t)
+    else:
+        print_table(
+            f"{runbook}: {len(t.points)} run(s) since {t.since:%Y-%m-%d}",
+            ["started", "kind", "from -> to", "outcome", "RTO", "RPO", "MTTD", "baseline", ""],
+            [
+                [f"{p.started_at:%Y-%m-%d %H:%M}", p.kind, f"{p.from_region} -> {p.to_region}",
+                 p.outcome, trends_mod.seconds_text(p.rto_s), trends_mod.seconds_text(p.rpo_s),
+                 trends_mod.seconds_text(p.mttd_s), trends_mod.seconds_text(p.baseline_rto_s),
+                 "REGRESSION" if p.regression else ""]
+                for p in t.points
+            ],
+        )  # fmt: skip
+        if t.regressions:
+            info(f"{len(t.regressions)} regression(s): {', '.join(t.regressions)}")
+        return
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        info(f"wrote {out}")
