@@ -1,0 +1,72 @@
+"""Game days in tests: the shop runbook's game day made faster, and what the sandbox's faults are."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from orchestrator.gameday.models import GameDayInput, GameDayProgress
+from orchestrator.gameday.resolve import resolve_gameday
+from orchestrator.runbook import load_text
+from orchestrator.runs import RunProgress
+from orchestrator.sandbox.manager import SandboxEnv, http_json
+from tests.workflows.helpers import RUNBOOKS
+
+# Probe every second, settle for 2 s, trip after 2 s: the same game day, in half the time.
+FAST = {
+    "probe_interval: 2s": "probe_interval: 1s",
+    "settle: 6s": "settle: 2s",
+    "for: 4s": "for: 2s",
+}
+
+
+def shop_gameday(
+    name: str, frm: str = "us-east-1", to: str = "us-west-2", **edits: str
+) -> GameDayInput:
+    text = (RUNBOOKS / "shop-region-switch.yaml").read_text()
+    for old, new in {**FAST, **edits}.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return resolve_gameday(load_text(text), name, frm, to, requester="alice")
+
+
+def app_faults(env: SandboxEnv) -> dict[str, Any]:
+    """Each region's injected faults, read from the sandbox itself."""
+    out = {}
+    for region in env.regions:
+        base = f"{env.control_url(region)}/_sandbox"
+        health = http_json(f"{base}/region")
+        app = http_json(f"{base}/app")
+        out[region] = (health["healthy"], app["error_rate"], app["latency_ms"])
+    return out
+
+
+async def progress_until(handle: Any, pred: Any, timeout: float = 60.0) -> GameDayProgress:
+    """Poll a game day's progress until pred holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        p: GameDayProgress = await handle.query("progress", result_type=GameDayProgress)
+        if pred(p):
+            return p
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached after {timeout}s: {p.phase} {p.fault.state}")
+        await asyncio.sleep(0.1)
+
+
+async def child_until(
+    client: Any, wid: str, run_id: str | None, pred: Any, timeout: float = 60.0
+) -> RunProgress:
+    """Poll a child switch's progress until pred holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            p: RunProgress = await client.get_workflow_handle(wid, run_id=run_id).query(
+                "progress", result_type=RunProgress
+            )
+            if pred(p):
+                return p
+        except Exception:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"child {wid} did not get there within {timeout}s")
+        await asyncio.sleep(0.1)
