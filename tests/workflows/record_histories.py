@@ -1,6 +1,7 @@
 """Record workflow histories as replay fixtures (tests/workflows/histories/*.json).
 
     failover sandbox up && python -m tests.workflows.record_histories [--home .failover/sandbox]
+    failover sandbox up && python -m tests.workflows.record_histories --gameday
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -100,12 +101,40 @@ async def record(home: Path, version: str) -> None:
         print(f"{out}: {len(history.events)} events")
 
 
+async def record_gamedays(home: Path, version: str) -> None:
+    """GameDay histories (succeeded, stopped mid-switch), and the stopped child switch's."""
+    from orchestrator.gameday import schedules
+    from orchestrator.gameday.models import Phase
+    from tests.gameday.helpers import progress_until, shop_gameday
+
+    box = Sandbox(home)
+    for name in ("succeeded", "stopped"):
+        env = box.reset()
+        control = SandboxControl(env)
+        async with worker(sandbox_config(env)) as (client, queue):
+            h = await schedules.start_now(client, shop_gameday(f"rec-{name}"), queue, version)
+            if name == "stopped":
+                await progress_until(h, lambda p: p.phase == Phase.SWITCHING)
+                control.set_app_fault("us-west-2", 0.6, 0.0)
+            p = await h.result()
+            control.set_app_fault("us-west-2", 0.0, 0.0)
+            histories = {f"gameday-{version}-{name}": await h.fetch_history()}
+            if name == "stopped" and p.switch is not None:
+                child = client.get_workflow_handle(p.switch.workflow_id, run_id=p.switch.run_id)
+                histories[f"{version}-gameday-switch-stopped"] = await child.fetch_history()
+        for stem, history in histories.items():
+            out = HISTORIES / f"{stem}.json"
+            out.write_text(history.to_json())
+            print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--version", default="v1", help="prefix of the fixture files")
+    parser.add_argument("--gameday", action="store_true", help="record game-day histories only")
     args = parser.parse_args()
-    asyncio.run(record(args.home, args.version))
+    asyncio.run((record_gamedays if args.gameday else record)(args.home, args.version))
 
 
 if __name__ == "__main__":
