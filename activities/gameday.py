@@ -19,7 +19,7 @@ import structlog
 from temporalio import activity
 
 from activities.aws.route53 import record_weights
-from activities.base import StepContext
+from activities.base import StepContext, StepType
 from activities.clients import Clients
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
@@ -63,6 +63,14 @@ def _p95(latencies: list[float]) -> float | None:
         return None
     ordered = sorted(latencies)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1)
+
+
+class DnsProbe(StepType):
+    """Not a step: the AWS calls of the SLO probe when users follow a weighted record (for
+    `failover iam`)."""
+
+    name = "gameday_probe"
+    actions = ("route53:ListHostedZonesByName", "route53:ListResourceRecordSets")
 
 
 class GameDayActivities:

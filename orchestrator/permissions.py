@@ -16,11 +16,19 @@ from orchestrator.runbook.models import Runbook
 
 
 def step_types(rb: Runbook | None) -> list[StepType]:
-    """The step types a runbook uses (steps and guards); all registered types without one."""
+    """The step types a runbook uses (steps, guards, its game day's fault and detectors); all
+    registered types without one."""
     if rb is None:
         return list(registry.STEP_TYPES.values())
     names = {s.type for s in rb.steps} | {g.type for s in rb.steps for g in s.guards}
-    return [t for n, t in sorted(registry.STEP_TYPES.items()) if n in names]
+    if rb.gameday is not None:
+        names |= {rb.gameday.fault.type} | {d.type for d in rb.gameday.detect}
+    types = [t for n, t in sorted(registry.STEP_TYPES.items()) if n in names]
+    if rb.gameday is not None and rb.gameday.slo.dns is not None:
+        from activities.gameday import DnsProbe
+
+        types.append(DnsProbe())  # the SLO probe reads the weighted record users follow
+    return types
 
 
 def iam_policy(types: Iterable[StepType]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.clients import Clients
-from activities.gameday import GameDayActivities, split
+from activities.gameday import DnsProbe, GameDayActivities, split
 from orchestrator.config import from_sandbox
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday.models import (
@@ -28,6 +28,7 @@ from orchestrator.runbook.resolve import ResolveError
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
 from orchestrator.trends import TrendPoint, build, from_reports, parse_since
+from tests.activities.test_step_types import RecordingClients
 from tests.gameday.helpers import shop_gameday
 from tests.workflows.helpers import RUNBOOKS
 
@@ -88,7 +89,9 @@ def test_probe_follows_dns_and_probes_regions(env: SandboxEnv, control: SandboxC
     control.set_region_health("us-east-1", False)  # where DNS sends users (seeded 100/0)
     slo = SloTarget(path="/api/request", dns_zone="shop.example.", dns_record="api.shop.example.")
     call = ProbeCall(slo=slo, regions=["us-west-2"], requests=6, window_s=0.3)
-    sample: ProbeSample = ActivityEnvironment().run(_activities(env).probe, call)
+    clients = RecordingClients(from_sandbox(env))
+    sample: ProbeSample = ActivityEnvironment().run(GameDayActivities(clients).probe, call)
+    assert clients.actions and clients.actions <= set(DnsProbe.actions)  # `failover iam` has them
     assert sample.weights == {"us-east-1": 100, "us-west-2": 0}
     assert (sample.service.requests, sample.service.errors) == (6, 6)  # users hit the outage
     assert (sample.regions["us-west-2"].requests, sample.regions["us-west-2"].errors) == (6, 0)
