@@ -19,6 +19,7 @@ from activities.aws.traffic import (
 )
 from activities.base import StepType
 from activities.builtin import Approval, Noop, Wait
+from activities.chaos_mesh import ChaosMeshFault
 from activities.http import HttpCheck
 from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sPatch, K8sScale
 from activities.sandbox import SandboxFault
@@ -54,6 +55,7 @@ STEP_TYPES: dict[str, StepType] = {
         Route53HealthStatus,
         SandboxFault,
         FisExperiment,
+        ChaosMeshFault,
     )
 }
 

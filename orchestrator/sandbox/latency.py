@@ -16,6 +16,7 @@ class LatencyModel(BaseModel):
     job_run: float = 15.0
     cnpg_promotion: float = 20.0
     accelerator_deploy: float = 30.0
+    chaos_injection: float = 10.0
 
     def seconds(self, name: str) -> float:
         """Scaled duration of one named operation."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import json
 import random
 import signal
@@ -20,12 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
+from orchestrator.runbook.durations import parse_duration
 from orchestrator.sandbox.calls import CallLog
 from orchestrator.sandbox.faults import FaultBook, FaultRule
 from orchestrator.sandbox.k8s import seed as k8s_seed
 from orchestrator.sandbox.k8s.api import KubeAPI
 from orchestrator.sandbox.k8s.controller import Controller
-from orchestrator.sandbox.k8s.resources import CNPG_CLUSTER, Registry
+from orchestrator.sandbox.k8s.resources import CHAOS_MESH, CNPG_CLUSTER, Registry
 from orchestrator.sandbox.k8s.store import Store
 from orchestrator.sandbox.latency import LatencyModel
 
@@ -52,6 +54,8 @@ class Region:
     def _build(self) -> None:
         self.store = Store(Registry(), history=self.history)
         self.store.registry.register(CNPG_CLUSTER)
+        for rt in CHAOS_MESH:
+            self.store.registry.register(rt)
         k8s_seed.seed(self.store, self.name, self.active, self.peer)
         self.controller = Controller(self.store, self.latency)
         self.controller.settle()
@@ -98,11 +102,36 @@ class Region:
             and status.get("phase") == "Cluster in healthy state"
         )
 
-    async def _serve_fault(self) -> web.Response | None:
+    def _http_chaos(self, path: str) -> tuple[str, float, bool]:
+        """The injected HTTPChaos objects (namespace shop) matching a path: (name, delay, abort)."""
+        rt = self.store.registry.by_kind("HTTPChaos")
+        if rt is None:
+            return "", 0.0, False
+        for obj in self.store.list(rt, "shop", lambda o: True)[0]:
+            conditions = {c.get("type"): c.get("status")
+                          for c in (obj.get("status") or {}).get("conditions") or []}  # fmt: skip
+            spec = obj.get("spec") or {}
+            if conditions.get("AllInjected") != "True":
+                continue
+            if not fnmatch.fnmatchcase(path, spec.get("path") or "*"):
+                continue
+            delay = parse_duration(spec["delay"]).total_seconds() if spec.get("delay") else 0.0
+            return obj["metadata"]["name"], delay, bool(spec.get("abort"))
+        return "", 0.0, False
+
+    async def _serve_fault(self, path: str = "/") -> web.Response | None:
         self._expire()
         self.stats["requests"] += 1
         if self.extra_latency_ms:
             await asyncio.sleep(self.extra_latency_ms / 1000)
+        chaos, delay, abort = self._http_chaos(path)
+        if delay:
+            await asyncio.sleep(delay)
+        if abort:
+            self.stats["errors"] += 1
+            return web.json_response(
+                {"error": f"aborted by HTTPChaos {chaos}", "region": self.name}, status=503
+            )
         if not self.healthy:
             self.stats["errors"] += 1
             return web.json_response({"error": "region down", "region": self.name}, status=503)
@@ -119,7 +148,7 @@ class Region:
 
     async def handle_request(self, request: web.Request) -> web.Response:
         started = time.monotonic()
-        failed = await self._serve_fault()
+        failed = await self._serve_fault(request.path)
         if failed is not None:
             return failed
         return web.json_response(
@@ -132,7 +161,7 @@ class Region:
         )
 
     async def handle_write(self, request: web.Request) -> web.Response:
-        failed = await self._serve_fault()
+        failed = await self._serve_fault(request.path)
         if failed is not None:
             return failed
         self.stats["writes"] += 1

@@ -25,7 +25,7 @@ def _type(name: str) -> StepType:
 
 def test_every_fault_type_is_tested_here() -> None:
     faults = {n for n, t in registry.STEP_TYPES.items() if t.fault}
-    assert faults == {"sandbox_fault", "fis_experiment"}
+    assert faults == {"sandbox_fault", "fis_experiment", "chaos_mesh"}
     assert all(
         registry.STEP_TYPES[n].mutating and registry.STEP_TYPES[n].reversible for n in faults
     )
@@ -147,3 +147,65 @@ def test_fis_unknown_template_and_refused_start(fresh: SandboxEnv, control: Sand
     assert (denied.value.kind, denied.value.retryable) == ("AccessDenied", False)
     control.clear_faults()
     assert fault.verify_undo(c, p, {}).ok  # nothing was started: nothing to remove
+
+
+HTTP_ABORT = {"kind": "HTTPChaos", "namespace": "shop", "name": "shop-abort", "region": "us-west-2",
+              "spec": {"mode": "all", "selector": {"namespaces": ["shop"]}, "target": "Request",
+                       "port": 8080, "path": "/api/*", "abort": True}}  # fmt: skip
+
+
+def _get(env: SandboxEnv, region: str, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(env.regions[region].app_url + path, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_chaos_mesh_object_is_injected_then_deleted_and_gone(
+    env: SandboxEnv, control: SandboxControl
+) -> None:
+    fault = _type("chaos_mesh")
+    p = fault.Params.model_validate(HTTP_ABORT)
+    c = ctx(env)
+    fault.apply(c, p, {})
+    injected = until(lambda: fault.verify(c, p, {}))
+    assert injected.observed["conditions"]["AllInjected"] == "True"
+    fault.apply(c, p, {})  # a retried apply finds the same object
+    assert _get(env, "us-west-2", "/api/request") == 503  # the app honours the HTTPChaos
+    assert _get(env, "us-west-2", "/health") == 200  # outside its path
+    assert _get(env, "us-east-1", "/api/request") == 200  # other cluster untouched
+    fault.undo(c, p, {})
+    until(lambda: fault.verify_undo(c, p, {}))
+    assert _get(env, "us-west-2", "/api/request") == 200
+    writes = {x.operation for x in control.calls() if x.source == "k8s"}
+    declared = {f"{v}:{r}" for _, r, v in fault.verbs}
+    assert {w for w in writes if "httpchaos" in w} <= declared
+
+
+def test_chaos_mesh_delete_refused_is_a_failed_removal_not_a_success(
+    env: SandboxEnv, control: SandboxControl
+) -> None:
+    fault = _type("chaos_mesh")
+    p = fault.Params.model_validate({**HTTP_ABORT, "name": "stuck"})
+    c = ctx(env)
+    fault.apply(c, p, {})
+    until(lambda: fault.verify(c, p, {}))
+    control.add_fault(FaultRule(target="k8s:us-west-2:delete:httpchaos", error="AccessDenied",
+                                count=None))  # fmt: skip
+    with pytest.raises(StepError) as exc:
+        fault.undo(c, p, {})
+    assert exc.value.kind == "AccessDenied" and not exc.value.retryable
+    left = fault.verify_undo(c, p, {})
+    assert not left.ok and "still there" in left.detail
+    control.clear_faults()
+    fault.undo(c, p, {})
+    until(lambda: fault.verify_undo(c, p, {}))
+
+
+def test_chaos_mesh_kind_is_checked() -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        _type("chaos_mesh").Params.model_validate({**HTTP_ABORT, "kind": "Chaos"})

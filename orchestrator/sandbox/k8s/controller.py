@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from typing import Any
 
+from orchestrator.runbook.durations import parse_duration
 from orchestrator.sandbox.k8s.resources import ResourceType
 from orchestrator.sandbox.k8s.store import Store, now_rfc3339
 from orchestrator.sandbox.latency import LatencyModel
@@ -73,6 +75,9 @@ class Controller:
             if rt.kind == "Cluster" and rt.group == "postgresql.cnpg.io":
                 for obj in self.store.list(rt, None, lambda o: True)[0]:
                     self._cnpg(rt, obj)
+            elif rt.group == "chaos-mesh.org":
+                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                    self._chaos(rt, obj)
         self._gc_pods()
 
     # -------------------------------------------------------------------------- workloads
@@ -247,6 +252,19 @@ class Controller:
         self.store.set_status(rt, ns, name, new)
 
     # --------------------------------------------------------------------- CNPG clusters
+    def _chaos(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Chaos Mesh's part: selected and injected after a moment; recovered once its
+        `spec.duration` (if any) is over."""
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        elapsed = self._since((rt.kind, meta["namespace"], meta["name"]), meta.get("uid"))
+        duration = spec.get("duration")
+        over = False
+        if duration:
+            with contextlib.suppress(ValueError):
+                over = elapsed >= parse_duration(duration).total_seconds()
+        injected = elapsed >= self.latency.seconds("chaos_injection") and not over
+        self.store.set_status(rt, meta["namespace"], meta["name"], _chaos_status(injected, over))
+
     def _cnpg(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
@@ -288,6 +306,21 @@ class Controller:
         elif replica and status.get("demotionToken"):
             new["demotionToken"] = status["demotionToken"]
         self.store.set_status(rt, ns, name, new)
+
+
+def _chaos_status(injected: bool, recovered: bool) -> dict[str, Any]:
+    def cond(ctype: str, ok: bool) -> dict[str, Any]:
+        return {"type": ctype, "status": "True" if ok else "False"}
+
+    return {
+        "conditions": [
+            cond("Selected", True),
+            cond("AllInjected", injected),
+            cond("AllRecovered", recovered),
+            cond("Paused", False),
+        ],
+        "experiment": {"desiredPhase": "Stop" if recovered else "Run"},
+    }
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:

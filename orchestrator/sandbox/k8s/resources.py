@@ -108,6 +108,21 @@ CNPG_CLUSTER = ResourceType(
     builtin=False,
 )
 
+#: Chaos Mesh's kinds (chaos-mesh.org/v1alpha1): the controller plays Chaos Mesh's part
+#: (conditions Selected/AllInjected/AllRecovered); the shop app honours HTTPChaos.
+CHAOS_MESH = [
+    ResourceType("chaos-mesh.org", "v1alpha1", kind, plural, status=True, builtin=False)
+    for kind, plural in (
+        ("PodChaos", "podchaos"),
+        ("NetworkChaos", "networkchaos"),
+        ("HTTPChaos", "httpchaos"),
+        ("StressChaos", "stresschaos"),
+        ("IOChaos", "iochaos"),
+        ("TimeChaos", "timechaos"),
+        ("DNSChaos", "dnschaos"),
+    )
+]
+
 
 class Registry:
     """The set of served resource types (built-ins plus registered custom resources)."""
