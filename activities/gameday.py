@@ -5,6 +5,7 @@
   resolvers would split users) and, for stop conditions scoped to a region, to that region
   directly. Requests are spread evenly over the window. Never fails for what it measures: an
   unreachable service is a measurement (errors), not an activity failure.
+- `gameday.busy`: the runbook's switches and game days running now (preflight).
 - `gameday.detect`: polls the game day's detectors (read-only step types: health checks, alarms)
   until one turns red; MTTD is the time from the fault being in place to that moment.
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 import structlog
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.aws.route53 import record_weights
 from activities.base import StepContext, StepType
@@ -24,7 +27,14 @@ from activities.clients import Clients
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
 from activities.http import send
-from orchestrator.gameday.models import DetectCall, Detection, ProbeCall, ProbeSample, ProbeStats
+from orchestrator.gameday.models import (
+    BusyCall,
+    DetectCall,
+    Detection,
+    ProbeCall,
+    ProbeSample,
+    ProbeStats,
+)
 from orchestrator.runs import PlannedStep
 
 log = structlog.get_logger("failover.gameday")
@@ -73,14 +83,41 @@ class DnsProbe(StepType):
     actions = ("route53:ListHostedZonesByName", "route53:ListResourceRecordSets")
 
 
+class AlarmProbe(StepType):
+    """Not a step: the AWS call of the probe when a stop condition watches an alarm."""
+
+    name = "gameday_alarms"
+    actions = ("cloudwatch:DescribeAlarms",)
+
+
 class GameDayActivities:
     """The probe and the detector of one worker, sharing its clients."""
 
-    def __init__(self, clients: Clients) -> None:
+    def __init__(self, clients: Clients, temporal: Client | None = None) -> None:
         self.clients = clients
+        self.temporal = temporal
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.probe, self.detect]
+        return [self.probe, self.detect, self.busy]
+
+    @activity.defn(name="gameday.busy")
+    async def busy(self, call: BusyCall) -> list[str]:
+        """Switches and game days of the runbook running now (other than the caller): a game
+        day must not inject a fault into a service that is being switched for real."""
+        if self.temporal is None:
+            raise ApplicationError("this worker has no Temporal client", non_retryable=True)
+        me = activity.info().workflow_id
+        query = (
+            f"FailoverRunbook = '{call.runbook}' AND ExecutionStatus = 'Running' "
+            "AND WorkflowType IN ('RegionSwitch', 'GameDay')"
+        )
+        mine = f"switch-{call.runbook}"
+        out = []
+        async for wf in self.temporal.list_workflows(query):
+            if wf.id == me or (wf.parent_id == me and wf.id == mine):
+                continue
+            out.append(f"{wf.workflow_type} {wf.id} (started {wf.start_time:%Y-%m-%d %H:%M:%S}Z)")
+        return out
 
     def _context(self, run_id: str, beat: Callable[..., None], step: PlannedStep | None = None,
                  from_region: str = "", to_region: str = "") -> StepContext:  # fmt: skip
@@ -139,6 +176,14 @@ class GameDayActivities:
                 n, errs, lat = stats.get(who, (0, 0, []))
                 return ProbeStats(requests=n, errors=errs, p95_ms=_p95(lat))
 
+            alarms: dict[str, str] = {}
+            for ref in call.alarms:
+                try:
+                    cw = self.clients.aws("cloudwatch", ref.region)
+                    found = cw.describe_alarms(AlarmNames=[ref.name])["MetricAlarms"]
+                    alarms[ref.name] = found[0]["StateValue"] if found else "MISSING"
+                except Exception as exc:  # an unreadable alarm is reported, not fatal
+                    error = error or f"alarm {ref.name}: {classify(exc).message}"
             if not weights and not slo.url and not error:
                 error = f"{slo.dns_record} has no weighted records with weight > 0"
             service = summary("service")
@@ -150,6 +195,7 @@ class GameDayActivities:
                 service=service,
                 regions={r: summary(r) for r in call.regions},
                 weights=weights,
+                alarms=alarms,
                 error=error,
             )
 

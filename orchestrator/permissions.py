@@ -24,10 +24,13 @@ def step_types(rb: Runbook | None) -> list[StepType]:
     if rb.gameday is not None:
         names |= {rb.gameday.fault.type} | {d.type for d in rb.gameday.detect}
     types = [t for n, t in sorted(registry.STEP_TYPES.items()) if n in names]
-    if rb.gameday is not None and rb.gameday.slo.dns is not None:
-        from activities.gameday import DnsProbe
+    if rb.gameday is not None:
+        from activities.gameday import AlarmProbe, DnsProbe
 
-        types.append(DnsProbe())  # the SLO probe reads the weighted record users follow
+        if rb.gameday.slo.dns is not None:
+            types.append(DnsProbe())  # the SLO probe reads the weighted record users follow
+        if any(c.alarm for c in rb.gameday.stop_conditions):
+            types.append(AlarmProbe())
     return types
 
 

@@ -35,7 +35,7 @@ def build_worker(
     """
     clients = Clients(config)
     steps = StepActivities(clients)
-    gameday = GameDayActivities(clients)
+    gameday = GameDayActivities(clients, client)
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,

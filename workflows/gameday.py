@@ -33,6 +33,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator.gameday.models import (
+        AlarmRef,
+        BusyCall,
         ChildRun,
         DetectCall,
         Detection,
@@ -158,11 +160,10 @@ class GameDayWorkflow:
                 if step.kind == StepKind.MUTATE:
                     calls.append(("step.plan", label, step, sw.from_region, sw.to_region))
         calls.append(("step.plan", "fault", self.inp.fault, *self._regions()))
-        results = await asyncio.gather(
-            *(self._plan(*c) for c in calls),
-            self._baseline_detectors(),
-            self._baseline_slo(),
-        )
+        checks = [self._baseline_detectors(), self._baseline_slo()]
+        if workflow.patched("busy-check"):  # histories recorded before it have no such activity
+            checks.append(self._busy())
+        results = await asyncio.gather(*(self._plan(*c) for c in calls), *checks)
         problems = [p for p in results if p]
         self.p.preflight = problems
         if problems:
@@ -174,6 +175,19 @@ class GameDayWorkflow:
             await self._step(name, step, frm, to, attempts=PLAN_ATTEMPTS)
         except ActivityError as exc:
             return f"{label} step {step.id}: {_message(exc)}"
+        return ""
+
+    async def _busy(self) -> str:
+        running: list[str] = await workflow.execute_activity(
+            "gameday.busy",
+            BusyCall(runbook=self.inp.runbook),
+            result_type=list[str],
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary="other runs of the runbook",
+        )
+        if running:
+            return f"the runbook is already being switched or practised: {', '.join(running)}"
         return ""
 
     async def _baseline_detectors(self) -> str:
@@ -413,6 +427,11 @@ class GameDayWorkflow:
                     regions=sorted({r.region for r in self.inp.stop_conditions if r.region}),
                     requests=self.inp.probe_requests,
                     window_s=window,
+                    alarms=[
+                        AlarmRef(name=r.alarm, region=r.alarm_region)
+                        for r in self.inp.stop_conditions
+                        if r.alarm and r.alarm_region
+                    ],
                 ),
                 result_type=ProbeSample,
                 start_to_close_timeout=timedelta(seconds=window + 60),
@@ -450,7 +469,9 @@ class GameDayWorkflow:
         for rule in self.inp.stop_conditions:
             stats = sample.service if rule.region is None else sample.regions.get(rule.region)
             bad = ""
-            if stats is not None and stats.requests:
+            if rule.alarm is not None and sample.alarms.get(rule.alarm) == "ALARM":
+                bad = f"alarm {rule.alarm} in ALARM"
+            elif stats is not None and stats.requests:
                 if rule.max_error_rate is not None and stats.error_rate > rule.max_error_rate:
                     bad = f"error rate {stats.error_rate:.0%}"
                 elif rule.max_latency_ms is not None and (stats.p95_ms or 0) > rule.max_latency_ms:

@@ -35,16 +35,20 @@ class StopRule(_Model):
     region: str | None = None  # None: the service as users reach it
     max_error_rate: float | None = None
     max_latency_ms: float | None = None
+    alarm: str | None = None
+    alarm_region: str | None = None
     hold: timedelta = timedelta(0)
 
     def describe(self) -> str:
         target = f"region {self.region}" if self.region else "the service"
         parts = []
         if self.max_error_rate is not None:
-            parts.append(f"error rate > {self.max_error_rate:.0%}")
+            parts.append(f"error rate > {self.max_error_rate:.0%} on {target}")
         if self.max_latency_ms is not None:
-            parts.append(f"p95 > {self.max_latency_ms:g} ms")
-        return f"{' or '.join(parts)} on {target} for {self.hold.total_seconds():g}s"
+            parts.append(f"p95 > {self.max_latency_ms:g} ms on {target}")
+        if self.alarm is not None:
+            parts.append(f"alarm {self.alarm} ({self.alarm_region}) in ALARM")
+        return f"{' or '.join(parts)} for {self.hold.total_seconds():g}s"
 
 
 class GameDayObjectives(_Model):
@@ -78,11 +82,17 @@ class GameDayInput(_Model):
 
 
 # ----------------------------------------------------------------------------- activities
+class AlarmRef(_Model):
+    name: str
+    region: str
+
+
 class ProbeCall(_Model):
     slo: SloTarget
     regions: list[str]  # probed directly too (stop conditions scoped to a region)
     requests: int
     window_s: float
+    alarms: list[AlarmRef] = Field(default_factory=list)  # states read once per window
 
 
 class ProbeStats(_Model):
@@ -103,6 +113,7 @@ class ProbeSample(_Model):
     service: ProbeStats
     regions: dict[str, ProbeStats] = Field(default_factory=dict)
     weights: dict[str, int] = Field(default_factory=dict)  # DNS weights users followed
+    alarms: dict[str, str] = Field(default_factory=dict)  # alarm name -> state
     error: str = ""
 
 
@@ -113,6 +124,10 @@ class DetectCall(_Model):
     to_region: str
     timeout_s: float
     interval_s: float = 1.0
+
+
+class BusyCall(_Model):
+    runbook: str
 
 
 class Detection(_Model):

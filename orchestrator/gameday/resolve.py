@@ -67,21 +67,27 @@ def resolve_gameday(
     ]
     rules = []
     for i, cond in enumerate(gd.stop_conditions):
-        try:
-            region = render(cond.region, context) if cond.region else None
-        except TemplateError as exc:
-            raise ResolveError(f"gameday.stop_conditions[{i}].region: {exc}") from None
-        if region is not None and region not in rb.regions:
-            raise ResolveError(
-                f"gameday.stop_conditions[{i}].region: {region!r} is not one of the runbook's "
-                "regions"
-            )
+        rendered: dict[str, str | None] = {}
+        for field in ("region", "alarm_region"):
+            value = getattr(cond, field)
+            try:
+                rendered[field] = render(value, context) if value else None
+            except TemplateError as exc:
+                raise ResolveError(f"gameday.stop_conditions[{i}].{field}: {exc}") from None
+            if rendered[field] is not None and rendered[field] not in rb.regions:
+                raise ResolveError(
+                    f"gameday.stop_conditions[{i}].{field}: {rendered[field]!r} is not one of "
+                    "the runbook's regions"
+                )
+        region = rendered["region"]
         rules.append(
             StopRule(
                 name=cond.name,
                 region=region,
                 max_error_rate=cond.max_error_rate,
                 max_latency_ms=cond.max_latency_ms,
+                alarm=cond.alarm,
+                alarm_region=rendered["alarm_region"],
                 hold=cond.for_,
             )
         )

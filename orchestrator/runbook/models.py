@@ -133,12 +133,16 @@ class StopCondition(_Strict):
     )
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     max_latency_ms: float | None = Field(default=None, gt=0, description="Bound on p95.")
+    alarm: str | None = Field(default=None, description="A CloudWatch alarm in ALARM trips it.")
+    alarm_region: str | None = Field(default=None, description="The alarm's region (template).")
     for_: Duration = Field(default=timedelta(0), alias="for", description="How long it must hold.")
 
     @model_validator(mode="after")
     def _something(self) -> StopCondition:
-        if self.max_error_rate is None and self.max_latency_ms is None:
-            raise ValueError("set max_error_rate and/or max_latency_ms")
+        if self.max_error_rate is None and self.max_latency_ms is None and self.alarm is None:
+            raise ValueError("set max_error_rate, max_latency_ms and/or alarm")
+        if self.alarm is not None and self.alarm_region is None:
+            raise ValueError("alarm needs alarm_region")
         return self
 
 

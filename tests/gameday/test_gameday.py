@@ -183,3 +183,58 @@ def test_approval_gate_two_person_rule_and_rejection(fresh: SandboxEnv) -> None:
     p = run(scenario())
     assert p.outcome == Outcome.CANCELLED and "rejected by bob: not today" in p.reason
     assert p.fault.state == "pending" and p.switch is None
+
+
+def test_preflight_refuses_while_the_runbook_is_being_switched(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    from orchestrator import switch
+    from tests.workflows.helpers import plan, wait_for
+
+    async def scenario() -> GameDayProgress:
+        async with worker(sandbox_config(fresh)) as (client, queue):
+            real = await switch.start(client, plan("shop-region-switch.yaml"), queue,
+                                      workflow_id_override=f"test-busy-{uuid.uuid4().hex[:6]}")  # fmt: skip
+            await wait_for(real, lambda p: p.state == RunState.WAITING_APPROVAL, 60)
+            try:
+                h = await _start(client, queue, _name())
+                return await h.result()  # type: ignore[attr-defined,no-any-return]
+            finally:
+                await switch.reject(real, Decision(approver="bob", comment="test over"))
+                await real.result()
+
+    p = run(scenario())
+    assert p.outcome == Outcome.FAILED
+    assert "already being switched or practised" in p.reason and "RegionSwitch" in p.reason
+    assert p.fault.state == "pending" and p.switch is None
+
+
+def test_alarm_stop_condition_stops_the_game_day(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    from tests.sandbox.helpers import aws
+
+    cw = aws(fresh, "cloudwatch", "us-west-2")
+    cw.put_metric_alarm(AlarmName="shop-5xx", MetricName="5xx", Namespace="shop", Statistic="Sum",
+                        Period=60, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+    cw.set_alarm_state(AlarmName="shop-5xx", StateValue="ALARM", StateReason="test")
+    before = world(fresh)
+    alarm = "\n    - name: shop-5xx\n      alarm: shop-5xx\n      alarm_region: ${{ to_region }}"
+    edits = {"      for: 2s": "      for: 2s" + alarm}
+
+    async def scenario() -> GameDayProgress:
+        async with worker(sandbox_config(fresh)) as (client, queue):
+            h = await _start(client, queue, _name(), **edits)
+            return await h.result()  # type: ignore[attr-defined,no-any-return]
+
+    p = run(scenario())
+    assert p.outcome == Outcome.STOPPED, p.reason
+    assert p.stop is not None and p.stop.condition == "shop-5xx" and "ALARM" in p.stop.detail
+    assert p.fault.state == "removed" and p.failback is None
+    # it trips on the first probe window: before the switch, or early in it (then rolled back)
+    assert p.switch is None or (
+        p.switch.progress and p.switch.progress.state == RunState.ROLLED_BACK
+    )
+    assert world(fresh) == before
+    assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}

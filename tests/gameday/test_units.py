@@ -53,7 +53,7 @@ def test_gameday_section_is_validated_with_positions() -> None:
     both = SHOP.replace("    dns: {zone", '    url: "http://x"\n    dns: {zone')
     assert any("exactly one of url or dns" in p for p in _problems(both))
     no_limit = SHOP.replace("max_error_rate: 0.2", "")
-    assert any("max_error_rate and/or max_latency_ms" in p for p in _problems(no_limit))
+    assert any("max_latency_ms and/or alarm" in p for p in _problems(no_limit))
 
 
 def test_resolve_both_directions_and_scoped_stop_conditions() -> None:
