@@ -12,6 +12,7 @@ import pytest
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv
+from tests.workflows.helpers import WorkerProcess
 
 WATCH_HISTORY = 1000  # events a region keeps for watches (small, so compaction is testable)
 ARTIFACTS = Path(os.environ.get("FAILOVER_TEST_ARTIFACTS", "test-artifacts"))
@@ -66,3 +67,12 @@ def control(env: SandboxEnv) -> Iterator[SandboxControl]:
 def fresh(sandbox: Sandbox) -> SandboxEnv:
     """The session sandbox reset to its seeded state (for tests that change shared resources)."""
     return sandbox.reset()
+
+
+@pytest.fixture
+def workers(env: SandboxEnv, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Worker processes a test starts; every one is stopped at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import (
     Client,
@@ -16,6 +17,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 
+from orchestrator.client import connect
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday import schedules
 from orchestrator.gameday.models import GameDayProgress, Outcome, Phase
@@ -24,7 +26,8 @@ from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.gameday.helpers import app_faults, child_until, progress_until, shop_gameday
 from tests.test_cli_switch import failover
-from tests.workflows.helpers import run, sandbox_config, worker
+from tests.workflows.helpers import WorkerProcess, run, sandbox_config, spawn_worker, worker
+from tests.workflows.test_crash_safety import HEARTBEAT
 from tests.workflows.test_shop_runbook import world
 from workflows.gameday import GameDayWorkflow
 
@@ -92,7 +95,8 @@ def test_stop_condition_trips_mid_switch_rolls_back_and_says_which(
     before = world(fresh)
 
     async def scenario() -> GameDayProgress:
-        async with worker(sandbox_config(fresh)) as (client, queue):
+        # cache=0: every workflow task replays the whole history (determinism, eviction)
+        async with worker(sandbox_config(fresh), cache=0) as (client, queue):
             h = await _start(client, queue, _name())
             p = await progress_until(h, lambda p: p.switch is not None)
             assert p.switch is not None and p.fault.state == "injected"
@@ -236,5 +240,31 @@ def test_alarm_stop_condition_stops_the_game_day(
     assert p.switch is None or (
         p.switch.progress and p.switch.progress.state == RunState.ROLLED_BACK
     )
+    assert world(fresh) == before
+    assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}
+
+
+def test_worker_killed_mid_switch_the_game_day_still_ends_as_found(
+    fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    before = world(fresh)
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    first = spawn_worker(fresh, workers, queue, tmp_path)
+    inp = shop_gameday(_name())
+    inp.heartbeat_timeout = HEARTBEAT  # a dead worker's activities are retried this fast
+    inp.switch.heartbeat_timeout = inp.failback.heartbeat_timeout = HEARTBEAT
+
+    async def scenario() -> GameDayProgress:
+        client = await connect(sandbox_config(fresh).temporal)
+        h = await schedules.start_now(client, inp, queue, "crash")
+        await progress_until(h, lambda p: p.phase == Phase.SWITCHING, 90)
+        first.kill()
+        assert app_faults(fresh)["us-east-1"][0] is False  # the fault outlives the worker ...
+        spawn_worker(fresh, workers, queue, tmp_path)  # ... and the next worker carries on
+        return await h.result()
+
+    p = run(scenario())
+    assert p.outcome == Outcome.SUCCEEDED, p.reason
+    assert p.switch and p.failback and p.fault.state == "removed"
     assert world(fresh) == before
     assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}

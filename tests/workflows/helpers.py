@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -115,3 +119,45 @@ def observe(env: SandboxEnv) -> dict[str, Any]:
         params = ssm.get_parameters_by_path(Path="/shop/flags", Recursive=True)["Parameters"]
         out[f"{region}:ssm"] = {p["Name"]: p["Value"] for p in params}
     return out
+
+
+# ------------------------------------------------------------------- worker processes
+class WorkerProcess:
+    """`failover worker` as its own process, on a task queue of the test."""
+
+    def __init__(self, home: str, queue: str, log: Path) -> None:
+        self.home, self.queue, self.log = home, queue, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ, FAILOVER_SANDBOX_HOME=self.home, PYTHONPATH=str(ROOT))
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator", "worker", "--task-queue", self.queue,
+                 "--log-format", "json"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye to Temporal."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def spawn_worker(
+    env: SandboxEnv, workers: list[WorkerProcess], queue: str, tmp: Path
+) -> WorkerProcess:
+    w = WorkerProcess(env.home, queue, tmp / f"worker-{len(workers)}.log").start()
+    workers.append(w)
+    return w

@@ -7,16 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from orchestrator import switch
 from orchestrator.client import connect
@@ -25,57 +20,19 @@ from orchestrator.sandbox.calls import Call
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv, pid_alive
-from tests.workflows.helpers import ROOT, drive, observe, plan, run, sandbox_config, start, wait_for
+from tests.workflows.helpers import (
+    WorkerProcess,
+    drive,
+    observe,
+    plan,
+    run,
+    sandbox_config,
+    spawn_worker,
+    start,
+    wait_for,
+)
 
 HEARTBEAT = timedelta(seconds=2)  # worker death is noticed this fast
-
-
-class WorkerProcess:
-    """`failover worker` as its own process, on a task queue of the test."""
-
-    def __init__(self, home: str, queue: str, log: Path) -> None:
-        self.home, self.queue, self.log = home, queue, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        env = dict(os.environ, FAILOVER_SANDBOX_HOME=self.home, PYTHONPATH=str(ROOT))
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "worker", "--task-queue", self.queue,
-                 "--log-format", "json"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            )  # fmt: skip
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no goodbye to Temporal."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def workers(env: SandboxEnv, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Worker processes a test starts; every one is stopped at the end."""
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
-def _spawn(env: SandboxEnv, workers: list[WorkerProcess], queue: str, tmp: Path) -> WorkerProcess:
-    w = WorkerProcess(env.home, queue, tmp / f"worker-{len(workers)}.log").start()
-    workers.append(w)
-    return w
 
 
 def _quick(inp: SwitchInput) -> SwitchInput:
@@ -105,13 +62,13 @@ def test_worker_killed_mid_apply(
 
     async def scenario() -> Any:
         client = await connect(sandbox_config(fresh).temporal)
-        first = _spawn(fresh, workers, queue, tmp_path)
+        first = spawn_worker(fresh, workers, queue, tmp_path)
         h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
         await wait_for(h, lambda p: p.step("source-maintenance-flag").phase == "apply")
         await asyncio.sleep(1.0)  # inside the held call
         first.kill()
         await asyncio.sleep(3.0)  # the call lands with no worker alive
-        _spawn(fresh, workers, queue, tmp_path)
+        spawn_worker(fresh, workers, queue, tmp_path)
         return await drive(h, timeout=90)
 
     result = run(scenario())
@@ -132,7 +89,7 @@ def test_worker_killed_mid_verify(
 
     async def scenario() -> Any:
         client = await connect(sandbox_config(fresh).temporal)
-        first = _spawn(fresh, workers, queue, tmp_path)
+        first = spawn_worker(fresh, workers, queue, tmp_path)
         h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
         await _wait_call(control, t0, "patch:configmaps", "us-east-1", 1)
         verify_read = control.add_fault(
@@ -142,7 +99,7 @@ def test_worker_killed_mid_verify(
         hits = {f.id: f.hits for f in control.faults()}
         assert hits.get(verify_read.id) == 1, "verify's read is in flight"
         first.kill()
-        _spawn(fresh, workers, queue, tmp_path)
+        spawn_worker(fresh, workers, queue, tmp_path)
         return await drive(h, timeout=90)
 
     result = run(scenario())
@@ -160,7 +117,7 @@ def test_worker_killed_mid_rollback(
 
     async def scenario() -> Any:
         client = await connect(sandbox_config(fresh).temporal)
-        first = _spawn(fresh, workers, queue, tmp_path)
+        first = spawn_worker(fresh, workers, queue, tmp_path)
         h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
         await wait_for(h, lambda p: p.state == RunState.WAITING_APPROVAL)
         # The undo's patch lands, then its answer is held while the worker dies.
@@ -171,7 +128,7 @@ def test_worker_killed_mid_rollback(
         progress = await switch.progress(h)
         assert progress.state == RunState.ROLLING_BACK
         first.kill()
-        _spawn(fresh, workers, queue, tmp_path)
+        spawn_worker(fresh, workers, queue, tmp_path)
         return await h.result()
 
     result = run(scenario())
@@ -196,7 +153,7 @@ def test_temporal_server_restart_mid_run(
 
     async def scenario() -> Any:
         client = await connect(sandbox_config(fresh).temporal)
-        _spawn(fresh, workers, queue, tmp_path)
+        spawn_worker(fresh, workers, queue, tmp_path)
         h = await start(client, queue, _quick(plan("maintenance-drill.yaml")))
         await wait_for(h, lambda p: p.step("source-maintenance-flag").phase == "apply")
         pid = fresh.components["temporal"].pid
