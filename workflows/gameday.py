@@ -5,11 +5,13 @@ a step (`step.prepare` / `step.apply` / `step.undo` of a fault step type); detec
 probe are the activities of `activities.gameday`; both switches are child RegionSwitch runs.
 
 1. preflight: every mutating step of both directions is planned (`step.plan`), the fault too;
-   the detectors must be green and the service must meet its SLO before anything is injected;
+   the detectors must be green, the service must meet its SLO, and no switch or game day of the
+   runbook may be running (`gameday.busy`) before anything is injected;
 2. optional approval (Updates `approve` / `reject`); the switches' own gates are then pre-approved
    by whoever approved (or by the game day's requester, the schedule);
 3. inject the fault (verified in effect); from then on a probe measures the service every
-   `probe_interval`, and the stop conditions are evaluated on every window;
+   `probe_interval`, and the stop conditions (error rate, p95, an alarm; held for a while) are
+   evaluated on every window;
 4. detect: the detectors are polled until one turns red (MTTD);
 5. switch (child), then wait until the SLO holds for `settle`;
 6. remove the fault (verified gone), fail back (child, directions swapped), SLO settles again.
@@ -98,6 +100,7 @@ class GameDayWorkflow:
         self.probing = False
         self.bad_since: dict[str, datetime] = {}
         self._published: Outcome | None = None
+        self._probe_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -116,13 +119,12 @@ class GameDayWorkflow:
         return self.p
 
     async def _main(self) -> None:
-        probe: asyncio.Task[None] | None = None
         try:
             await self._preflight()
             if self.inp.approval is not None:
                 await self._approval()
             self._check()
-            probe = await self._inject()
+            await self._inject()
             await self._detect()
             await self._switch()
             await self._remove_fault()
@@ -138,8 +140,8 @@ class GameDayWorkflow:
             self._stop(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         await self._clean_up()
         self.probing = False
-        if probe is not None:
-            await probe
+        if self._probe_task is not None:
+            await self._probe_task
         if self.p.fault.state == "failed":
             self.p.outcome = Outcome.CLEANUP_FAILED
         elif self.halt is not None:
@@ -217,8 +219,8 @@ class GameDayWorkflow:
         finally:
             self.gate_open = False
 
-    async def _inject(self) -> asyncio.Task[None]:
-        """Inject the fault (verified in effect) and start probing; returns the probe loop."""
+    async def _inject(self) -> None:
+        """Inject the fault (verified in effect) and start probing."""
         self._phase(Phase.INJECTING)
         frm, to = self._regions()
         try:
@@ -228,7 +230,7 @@ class GameDayWorkflow:
         self.p.fault.snapshot = prepared.snapshot
         self.p.fault.state = "injecting"  # from here on, clean-up removes it
         self.probing = True
-        probe = asyncio.create_task(self._probe_loop())
+        self._probe_task = asyncio.create_task(self._probe_loop())
         try:
             out = await self._step("step.apply", self.inp.fault, frm, to, prepared.snapshot)
         except ActivityError as exc:
@@ -237,7 +239,6 @@ class GameDayWorkflow:
         self.p.fault.injected_at = workflow.now()
         self.p.fault.detail = out.detail
         self._check()
-        return probe
 
     async def _detect(self) -> None:
         self._phase(Phase.DETECTING)
@@ -354,6 +355,11 @@ class GameDayWorkflow:
                 await handle.signal(
                     "stop", Abort(by=f"gameday:{self.inp.name}", reason=self.p.reason)
                 )
+                # Stop injecting at once: the fault goes while the switch rolls back, not after
+                # (histories from before this did it after the switch ended: they replay so).
+                if workflow.patched("remove-fault-on-stop"):
+                    await self._remove_fault()
+                    self._phase(Phase.SWITCHING if kind == "switch" else Phase.FAILING_BACK)
         try:
             record.progress = await waiting
         except ChildWorkflowError as exc:
@@ -450,6 +456,7 @@ class GameDayWorkflow:
             sample = await self._probe()
             self.p.samples.append(sample)
             self._evaluate(sample)
+            self._details()
 
     # ------------------------------------------------------------------ SLO and stops
     def _slo_miss(self, stats: ProbeStats) -> str:
@@ -597,10 +604,37 @@ class GameDayWorkflow:
 
     def _phase(self, phase: Phase) -> None:
         self.p.phase = phase
-        workflow.set_current_details(
-            f"**game day {self.inp.name}**: {phase.value}"
-            + (f"\n\n{self.p.reason}" if self.p.reason else "")
-        )
+        self._details()
+
+    def _details(self) -> None:
+        """The Temporal UI's current details: where the game day is and what users see."""
+        p = self.p
+        last = p.samples[-1] if p.samples else None
+
+        def child(c: ChildRun | None) -> str:
+            if c is None:
+                return "-"
+            state = c.progress.state.value if c.progress else "running"
+            return f"{state} (`{c.workflow_id}`)"
+
+        rows = [
+            ("phase", p.phase.value),
+            ("fault", f"{p.fault.state}: {p.fault_description}"),
+            ("MTTD", "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s"),
+            ("switch", child(p.switch)),
+            ("failback", child(p.failback)),
+            (
+                "users, last window",
+                f"{1 - last.service.error_rate:.0%} ok, p95 {last.service.p95_ms} ms"
+                if last
+                else "-",
+            ),
+        ]
+        text = f"**game day {p.name}**: {p.runbook} {p.from_region} → {p.to_region} and back\n\n"
+        text += "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+        if p.reason:
+            text += f"\n\n{p.reason}"
+        workflow.set_current_details(text)
 
     def _publish(self) -> None:
         state = self.halt or Outcome.RUNNING

@@ -117,6 +117,9 @@ def test_stop_condition_trips_mid_switch_rolls_back_and_says_which(
     assert "target-errors" in p.switch.progress.reason
     assert p.failback is None  # rolled back, nothing to fail back
     assert p.fault.state == "removed"
+    # it stopped injecting at once: the fault was gone before the switch finished rolling back
+    assert p.fault.removed_at and p.switch.progress.ended_at
+    assert p.fault.removed_at < p.switch.progress.ended_at
     assert world(fresh) == before
     assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}
 

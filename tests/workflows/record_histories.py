@@ -119,7 +119,7 @@ async def record_gamedays(home: Path, version: str) -> None:
             p = await h.result()
             control.set_app_fault("us-west-2", 0.0, 0.0)
             histories = {f"gameday-{version}-{name}": await h.fetch_history()}
-            if name == "stopped" and p.switch is not None:
+            if name == "stopped" and p.switch is not None and version == "v1":
                 child = client.get_workflow_handle(p.switch.workflow_id, run_id=p.switch.run_id)
                 histories[f"{version}-gameday-switch-stopped"] = await child.fetch_history()
         for stem, history in histories.items():

@@ -81,7 +81,14 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
             listener_arn=listener["ListenerArn"],
             target_groups=tgs,
         )
-        image = ec2.describe_images()["Images"][0]["ImageId"]
+        # One named image family: listing every image moto knows takes a second per region.
+        images = (
+            ec2.describe_images(
+                Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-2.0.*-x86_64-gp2"]}]
+            )["Images"]
+            or ec2.describe_images()["Images"]
+        )
+        image = images[0]["ImageId"]
         ec2.create_launch_template(
             LaunchTemplateName="shop-lt",
             LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
