@@ -8,6 +8,7 @@ self-contained HTML page with a timeline of the steps.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from typing import Any
 
@@ -254,13 +255,15 @@ def page(title: str, figure: str, body: str) -> str:
     """A self-contained HTML page: a figure (SVG) then the Markdown's text and tables."""
     rows = []
     for line in body.splitlines():
-        if line.startswith("|") and not line.startswith("|---"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+        if line.startswith("|---"):
+            continue  # a table's header separator
+        if line.startswith("|"):
+            cells = [_inline(c.strip()) for c in line.strip("|").split("|")]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         elif line.startswith("#"):
-            rows.append(f"</table><h2>{html.escape(line.lstrip('# '))}</h2><table>")
+            rows.append(f"</table><h2>{_inline(line.lstrip('# '))}</h2><table>")
         elif line.strip():
-            rows.append(f"</table><p>{html.escape(line)}</p><table>")
+            rows.append(f"</table><p>{_inline(line)}</p><table>")
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title>"
@@ -268,3 +271,10 @@ def page(title: str, figure: str, body: str) -> str:
         "padding:2px 6px;font-size:13px}table{border-collapse:collapse;margin:1em 0}</style>"
         f"</head><body>{figure}<table>" + "".join(rows) + "</table></body></html>\n"
     )
+
+
+def _inline(text: str) -> str:
+    """Markdown's **bold** and `code` as HTML, everything else escaped."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)

@@ -196,8 +196,7 @@ def html_page(t: Trends) -> str:
     values = [p.rto_s for p in pts if p.rto_s is not None] + [
         p.mttd_s for p in pts if p.mttd_s is not None
     ]
-    values += [v for v in t.objectives.values() if v is not None]
-    top_value = max([*values, 1.0]) * 1.1
+    top_value = max([*values, 1.0]) * 1.3  # scaled to what was measured, not to objectives
     t0 = pts[0].started_at if pts else t.since
     span = max(((pts[-1].started_at - t0).total_seconds() if pts else 0.0), 1.0)
 
@@ -213,15 +212,21 @@ def html_page(t: Trends) -> str:
         f'<text x="4" y="{top + 10}" font-size="11">{top_value:.0f}s</text>',
         f'<text x="4" y="{top + plot_h}" font-size="11">0s</text>',
     ]
-    for key, colour in (("rto", "#c62828"), ("mttd", "#6a1b9a")):
+    for i, (key, colour) in enumerate((("rto", "#c62828"), ("mttd", "#6a1b9a"))):
         target = t.objectives.get(key)
-        if target is not None:
+        if target is not None and target > top_value:
+            parts.append(
+                f'<text x="{width - 260}" y="{top + 12 + 14 * i}" font-size="11" fill="{colour}">'
+                f"{key.upper()} objective {target:g}s (above the chart)</text>"
+            )
+        elif target is not None:
             parts.append(
                 f'<line x1="{left}" y1="{y(target):.1f}" x2="{width - 20}" y2="{y(target):.1f}" '
                 f'stroke="{colour}" stroke-dasharray="6"/><text x="{width - 150}" '
                 f'y="{y(target) - 3:.1f}" font-size="11">{key.upper()} objective {target:g}s</text>'
             )
-    rto = [(p, p.rto_s) for p in pts if p.kind == "switch" and p.rto_s is not None]
+    rto = [(p, p.rto_s) for p in pts
+           if p.kind == "switch" and p.outcome == "SUCCEEDED" and p.rto_s is not None]  # fmt: skip
     line = " ".join(f"{x(p.started_at):.1f},{y(v):.1f}" for p, v in rto)
     if line:
         parts.append(f'<polyline points="{line}" fill="none" stroke="#1565c0"/>')
