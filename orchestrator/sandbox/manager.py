@@ -154,10 +154,21 @@ def pid_alive(pid: int) -> bool:
             raw = cmdline.read_bytes()
         except OSError:
             return False
-        if not raw:  # zombie
-            return False
+        if not raw:
+            # Empty for a zombie, but also for a moment while the process is in execve (after
+            # Popen returned, before the kernel set the new command line): only a zombie is dead.
+            return _state(pid) not in ("Z", "X", "")
         return MARKER.encode() in raw
     return True
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (R, S, Z, ...), "" if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
 
 
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 5.0) -> Any:
@@ -238,7 +249,9 @@ class Sandbox:
                     raise
                 progress(f"{clash.component}: {clash}; retrying on free ports")
                 taken = set(ports.values())
-                for key in components.pop(clash.component).ports:
+                failed = components.pop(clash.component)
+                _terminate(failed.pid, 5.0)  # if it lives after all, it must not be left behind
+                for key in failed.ports:
                     ports[key] = _pick(None, taken)
         self._ensure_search_attributes(env, progress)
         if not env.topology:

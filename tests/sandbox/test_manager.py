@@ -78,3 +78,25 @@ def test_a_taken_default_port_is_replaced_by_a_free_one() -> None:
         assert chosen != taken and port_free(chosen)
     handed_out = {chosen}
     assert _pick(chosen, handed_out) != chosen  # never the same port twice in one sandbox
+
+
+def test_pid_alive_tells_a_zombie_from_a_live_component() -> None:
+    """A component counted dead while alive would be started twice and the first one leaked."""
+    import subprocess
+    import sys
+    import time
+
+    from orchestrator.sandbox.manager import MARKER, pid_alive
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", MARKER])
+    done = subprocess.Popen([sys.executable, "-c", "pass", MARKER])
+    try:
+        assert pid_alive(live.pid)  # right after Popen returned, even mid-exec
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{done.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(done.pid)  # exited, not reaped yet: a zombie
+    finally:
+        live.kill()
+        live.wait()
+        done.wait()
