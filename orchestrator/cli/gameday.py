@@ -9,6 +9,7 @@ hosts a worker in its own process while it follows, like `drill`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -33,7 +34,6 @@ from orchestrator.cli.output import (
     print_table,
 )
 from orchestrator.cli.switch import (
-    REPORTS,
     AsOption,
     FromOption,
     ParamOption,
@@ -43,6 +43,7 @@ from orchestrator.cli.switch import (
     _parse_params,
     _ui_link,
     identity,
+    write_files,
 )
 from orchestrator.cli.worker import ConfigOption, load_config
 from orchestrator.gameday import report as gd_report
@@ -392,7 +393,7 @@ def run(
             h = _schedule(client, name)
             await _exists(h, name)
             chosen = await schedules.game_day_input(client, h)
-        async with _hosted_worker(client, cfg) if not detach else _null():
+        async with _hosted_worker(client, cfg) if not detach else contextlib.nullcontext():
             try:
                 wf = await schedules.start_now(client, chosen, cfg.temporal.task_queue, suffix)
             except Exception as exc:  # already started: the id has the second in it
@@ -410,14 +411,6 @@ def run(
     result = _call(cfg, body)
     if result is not None:
         _finish(*result, output)
-
-
-class _null:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: Any) -> None:
-        return None
 
 
 def _live(p: GameDayProgress) -> Table:
@@ -468,20 +461,9 @@ async def _follow(h: WorkflowHandle[Any, GameDayProgress], quiet: bool) -> GameD
         live.stop()
 
 
-def write_reports(r: gd_report.GameDayReport, directory: Path | None = None) -> list[Path]:
-    out = directory or REPORTS
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{r.workflow_id}-{(r.run_id or 'run')[:13]}"
-    paths = [stem.with_suffix(".md"), stem.with_suffix(".json"), stem.with_suffix(".html")]
-    paths[0].write_text(gd_report.markdown(r))
-    paths[1].write_text(r.model_dump_json(indent=2))
-    paths[2].write_text(gd_report.html_page(r))
-    return paths
-
-
 def _finish(p: GameDayProgress, wid: str, rid: str | None, output: OutputFormat) -> NoReturn:
     r = gd_report.build(p, wid, rid)
-    written = write_reports(r)
+    written = write_files(r, gd_report.markdown(r), gd_report.html_page(r))
     if output == OutputFormat.json:
         print_json(r)
     else:

@@ -381,13 +381,18 @@ REPORTS = Path(os.environ.get("FAILOVER_REPORTS", ".failover/reports"))
 
 def write_reports(r: report.Report, directory: Path | None = None) -> list[Path]:
     """The run's report as Markdown, JSON and HTML files; returns their paths."""
+    return write_files(r, report.markdown(r), report.html_page(r), directory)
+
+
+def write_files(r: Any, md: str, page: str, directory: Path | None = None) -> list[Path]:
+    """A report (a model with workflow_id and run_id) as .md, .json and .html files."""
     out = directory or REPORTS
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{r.workflow_id}-{(r.run_id or 'run')[:13]}"
     paths = [stem.with_suffix(".md"), stem.with_suffix(".json"), stem.with_suffix(".html")]
-    paths[0].write_text(report.markdown(r))
+    paths[0].write_text(md)
     paths[1].write_text(r.model_dump_json(indent=2))
-    paths[2].write_text(report.html_page(r))
+    paths[2].write_text(page)
     return paths
 
 
