@@ -101,6 +101,7 @@ class GameDayWorkflow:
         self.bad_since: dict[str, datetime] = {}
         self._published: Outcome | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self.switch_stuck = False  # a child switch waits for its operator (ROLLBACK_FAILED)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -349,9 +350,20 @@ class GameDayWorkflow:
             return out
 
         waiting = asyncio.create_task(result())
-        if stoppable:
-            await workflow.wait_condition(lambda: waiting.done() or self.halt is not None)
-            if not waiting.done():
+        told = False
+
+        def stop_it() -> bool:
+            return stoppable and not told and self.halt is not None
+
+        def stuck() -> bool:  # the switch waits for its operator: the fault must not wait
+            return self.switch_stuck and self.p.fault.state in ("injecting", "injected")
+
+        while not waiting.done():
+            await workflow.wait_condition(lambda: waiting.done() or stop_it() or stuck())
+            if waiting.done():
+                break
+            if stop_it():
+                told = True
                 await handle.signal(
                     "stop", Abort(by=f"gameday:{self.inp.name}", reason=self.p.reason)
                 )
@@ -360,6 +372,15 @@ class GameDayWorkflow:
                 if workflow.patched("remove-fault-on-stop"):
                     await self._remove_fault()
                     self._phase(Phase.SWITCHING if kind == "switch" else Phase.FAILING_BACK)
+                elif not stuck():
+                    break
+            elif stuck():
+                self.p.reason = (
+                    f"{self.p.reason} The {kind} needs its operator (an undo keeps failing: "
+                    f"failover resolve {wid}); the fault was removed meanwhile."
+                ).strip()
+                await self._remove_fault()
+                self._phase(Phase.SWITCHING if kind == "switch" else Phase.FAILING_BACK)
         try:
             record.progress = await waiting
         except ChildWorkflowError as exc:
@@ -574,6 +595,12 @@ class GameDayWorkflow:
         """Stop the game day: remove the fault, roll back the switch, report (like cancel)."""
         self._stop(Outcome.CANCELLED, f"stopped by {req.by}: {req.reason}")
 
+    @workflow.signal(name="switch_needs_operator")
+    def switch_needs_operator(self, step: str) -> None:
+        """From a child switch whose undo of `step` keeps failing (ROLLBACK_FAILED): the fault
+        is removed now instead of waiting for the operator's decision."""
+        self.switch_stuck = True
+
     @workflow.query
     def progress(self) -> GameDayProgress:
         """Phase, fault, detection, both switches, probe samples, stop condition tripped."""
@@ -583,7 +610,8 @@ class GameDayWorkflow:
     def _stop(self, outcome: Outcome, reason: str) -> None:
         if self.halt is None:
             self.halt = outcome
-            self.p.reason = reason
+            earlier = self.p.reason  # notes made on the way (detection, a stuck switch) stay
+            self.p.reason = f"{reason}. {earlier}" if earlier else reason
             self._publish()
 
     async def _until_halt(self, coro: Any) -> Any:

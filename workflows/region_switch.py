@@ -16,6 +16,7 @@ retries it, skips it (with a reason) or ends the run: never reported as success.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -510,6 +511,13 @@ class RegionSwitchWorkflow:
         self.awaiting[sid] = why
         self.decisions.pop(sid, None)
         self._publish()
+        parent = workflow.info().parent
+        if why == "undo" and parent is not None and workflow.patched("notify-parent"):
+            # A game day must not leave its fault in place while the operator is awaited.
+            with contextlib.suppress(ApplicationError):
+                await workflow.get_external_workflow_handle(
+                    parent.workflow_id, run_id=parent.run_id
+                ).signal("switch_needs_operator", sid)
         try:
             await workflow.wait_condition(
                 lambda: (

@@ -271,3 +271,43 @@ def test_worker_killed_mid_switch_the_game_day_still_ends_as_found(
     assert p.switch and p.failback and p.fault.state == "removed"
     assert world(fresh) == before
     assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}
+
+
+def test_a_switch_waiting_for_its_operator_does_not_keep_the_fault_in(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    from orchestrator import switch
+    from orchestrator.runs import OperatorAction
+    from orchestrator.sandbox.faults import FaultRule
+
+    before = world(fresh)
+
+    async def scenario() -> tuple[GameDayProgress, GameDayProgress]:
+        async with worker(sandbox_config(fresh)) as (client, queue):
+            h = await _start(client, queue, _name())
+            p = await progress_until(h, lambda p: p.switch is not None)
+            assert p.switch is not None
+            wid, rid = p.switch.workflow_id, p.switch.run_id
+            await child_until(client, wid, rid,
+                              lambda c: c.step("aurora-switchover").state.value == "SUCCEEDED")  # fmt: skip
+            # the switch fails (ALB refused), and the undo of the write fence is refused too
+            control.add_fault(FaultRule(target="aws:elbv2:ModifyListener", region="us-west-2",
+                                        error="AccessDenied", count=None))  # fmt: skip
+            control.add_fault(FaultRule(target="k8s:us-east-1:patch:configmaps",
+                                        error="AccessDenied", count=None))  # fmt: skip
+            await child_until(client, wid, rid, lambda c: c.state == RunState.ROLLBACK_FAILED)
+            waiting = await progress_until(h, lambda p: p.fault.state == "removed")
+            assert app_faults(fresh)["us-east-1"] == (True, 0.0, 0.0)  # gone, operator awaited
+            control.clear_faults()
+            await switch.operator(
+                switch.handle(client, wid, rid), OperatorAction(action="retry", by="carol")
+            )
+            return waiting, await h.result()  # type: ignore[attr-defined]
+
+    waiting, p = run(scenario())
+    assert waiting.ended_at is None and "needs its operator" in waiting.reason
+    assert p.outcome == Outcome.FAILED and "needs its operator" in p.reason
+    assert p.switch and p.switch.progress and p.switch.progress.state == RunState.ROLLED_BACK
+    assert p.fault.removed_at and p.switch.progress.ended_at
+    assert p.fault.removed_at < p.switch.progress.ended_at
+    assert world(fresh) == before
