@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from orchestrator import switch
 from orchestrator.runs import Decision, OperatorAction, RunState
@@ -108,7 +109,7 @@ async def record_gamedays(home: Path, version: str) -> None:
     from tests.gameday.helpers import progress_until, shop_gameday
 
     box = Sandbox(home)
-    for name in ("succeeded", "stopped"):
+    for name in ("succeeded", "stopped", "stuck"):
         env = box.reset()
         control = SandboxControl(env)
         async with worker(sandbox_config(env)) as (client, queue):
@@ -116,16 +117,44 @@ async def record_gamedays(home: Path, version: str) -> None:
             if name == "stopped":
                 await progress_until(h, lambda p: p.phase == Phase.SWITCHING)
                 control.set_app_fault("us-west-2", 0.6, 0.0)
+            if name == "stuck":
+                await _stuck_then_retried(client, h, control)
             p = await h.result()
             control.set_app_fault("us-west-2", 0.0, 0.0)
             histories = {f"gameday-{version}-{name}": await h.fetch_history()}
-            if name == "stopped" and p.switch is not None and version == "v1":
+            if p.switch is not None and (name, version) in (
+                ("stopped", "v1"),
+                ("stuck", "v3"),
+            ):
                 child = client.get_workflow_handle(p.switch.workflow_id, run_id=p.switch.run_id)
-                histories[f"{version}-gameday-switch-stopped"] = await child.fetch_history()
+                histories[f"{version}-gameday-switch-{name}"] = await child.fetch_history()
         for stem, history in histories.items():
             out = HISTORIES / f"{stem}.json"
             out.write_text(history.to_json())
             print(f"{out}: {len(history.events)} events")
+
+
+async def _stuck_then_retried(client: Any, h: Any, control: SandboxControl) -> None:
+    """The game day's switch fails, one of its undos is refused (ROLLBACK_FAILED), the game day
+    removes its fault, then the operator retries once the refusal is lifted."""
+    from orchestrator.gameday.models import GameDayProgress
+    from tests.gameday.helpers import child_until, progress_until
+
+    p: GameDayProgress = await progress_until(h, lambda p: p.switch is not None)
+    assert p.switch is not None
+    wid, rid = p.switch.workflow_id, p.switch.run_id
+    await child_until(
+        client, wid, rid, lambda c: c.step("aurora-switchover").state.value == "SUCCEEDED"
+    )
+    control.add_fault(FaultRule(target="aws:elbv2:ModifyListener", region="us-west-2",
+                                error="AccessDenied", count=None))  # fmt: skip
+    control.add_fault(FaultRule(target="k8s:us-east-1:patch:configmaps", error="AccessDenied",
+                                count=None))  # fmt: skip
+    await progress_until(h, lambda p: p.fault.state == "removed")
+    control.clear_faults()
+    await switch.operator(
+        switch.handle(client, wid, rid), OperatorAction(action="retry", by="carol")
+    )
 
 
 def main() -> None:
