@@ -32,6 +32,8 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.retry import retry_policy
+
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator.gameday.models import (
@@ -416,12 +418,7 @@ class GameDayWorkflow:
             result_type=StepOutcome,
             start_to_close_timeout=step.timeout,
             heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
-            retry_policy=RetryPolicy(
-                initial_interval=step.retry.backoff,
-                backoff_coefficient=step.retry.backoff_coefficient,
-                maximum_interval=max(step.retry.max_backoff, step.retry.backoff),
-                maximum_attempts=attempts or step.retry.attempts,
-            ),
+            retry_policy=retry_policy(step, attempts),
             summary=f"{step.id} ({name.split('.', 1)[1]})",
         )
 

@@ -22,9 +22,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+from workflows.retry import retry_policy
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
@@ -267,13 +268,7 @@ class RegionSwitchWorkflow:
                 result_type=StepOutcome,
                 start_to_close_timeout=step.timeout,
                 heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
-                retry_policy=RetryPolicy(
-                    initial_interval=step.retry.backoff,
-                    backoff_coefficient=step.retry.backoff_coefficient,
-                    maximum_interval=max(step.retry.max_backoff, step.retry.backoff),
-                    maximum_attempts=attempts or step.retry.attempts,
-                    non_retryable_error_types=step.retry.non_retryable or None,
-                ),
+                retry_policy=retry_policy(step, attempts),
                 summary=f"{step.id} ({phase})",
             )
         except ActivityError as exc:

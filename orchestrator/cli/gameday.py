@@ -42,7 +42,9 @@ from orchestrator.cli.switch import (
     _hosted_worker,
     _parse_params,
     _ui_link,
+    emit,
     identity,
+    render,
     write_files,
 )
 from orchestrator.cli.worker import ConfigOption, load_config
@@ -540,18 +542,7 @@ def report_cmd(
         return gd_report.build(await _progress(h), desc.id, desc.run_id)
 
     r = _call(cfg, body)
-    text = (
-        r.model_dump_json(indent=2) + "\n"
-        if fmt == "json"
-        else gd_report.markdown(r)
-        if fmt == "md"
-        else gd_report.html_page(r)
-    )
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        info(f"wrote {out}")
+    emit(render(r, fmt, gd_report.markdown, gd_report.html_page), out)
 
 
 @app.command("history")

@@ -539,13 +539,18 @@ def report_cmd(
         return report.build(await switch.progress(h), h.id, desc.run_id)
 
     r = _call(cfg, body)
-    text = (
-        r.model_dump_json(indent=2) + "\n"
-        if fmt == "json"
-        else report.markdown(r)
-        if fmt == "md"
-        else report.html_page(r)
-    )
+    emit(render(r, fmt, report.markdown, report.html_page), out)
+
+
+def render(r: Any, fmt: str, markdown: Callable[[Any], str], page: Callable[[Any], str]) -> str:
+    """A report (a pydantic model) as json, md or html text."""
+    if fmt == "json":
+        return str(r.model_dump_json(indent=2)) + "\n"
+    return markdown(r) if fmt == "md" else page(r)
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Text to stdout, or to a file (then say so on stderr)."""
     if out is None:
         typer.echo(text, nl=False)
     else:

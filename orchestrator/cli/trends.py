@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from orchestrator import trends as trends_mod
 from orchestrator.cli.output import fail, info, print_table
-from orchestrator.cli.switch import REPORTS, _call
+from orchestrator.cli.switch import REPORTS, _call, emit
 from orchestrator.cli.worker import ConfigOption, load_config
 
 
@@ -65,8 +65,4 @@ def trends(
         if t.regressions:
             info(f"{len(t.regressions)} regression(s): {', '.join(t.regressions)}")
         return
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        info(f"wrote {out}")
+    emit(text, out)
