@@ -33,6 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.retry import retry_policy
+from workflows.shield import run_shielded
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
@@ -109,16 +110,9 @@ class GameDayWorkflow:
     @workflow.run
     async def run(self, inp: GameDayInput) -> GameDayProgress:
         """Run the game day; returns its progress, with both switches' results."""
-        main = asyncio.create_task(self._main())
-        while True:
-            try:
-                await asyncio.shield(main)
-                break
-            except asyncio.CancelledError:
-                if main.cancelling() or main.done():
-                    raise  # eviction from the worker's cache: let it go
-                self._stop(Outcome.CANCELLED, "the game day was cancelled")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await run_shielded(
+            self._main(), lambda: self._stop(Outcome.CANCELLED, "the game day was cancelled")
+        )
         return self.p
 
     async def _main(self) -> None:

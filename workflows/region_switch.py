@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.retry import retry_policy
+from workflows.shield import run_shielded
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
@@ -98,19 +99,13 @@ class RegionSwitchWorkflow:
         """Run the switch; returns the final progress table (state SUCCEEDED, ROLLED_BACK or
         ROLLBACK_FAILED)."""
         self._publish()
-        main = asyncio.create_task(self._main())
-        while True:
-            try:
-                await asyncio.shield(main)
-                break
-            except asyncio.CancelledError:
-                if main.cancelling() or main.done():
-                    raise  # eviction from the worker's cache cancels every task: let it go
-                # Cancelling the workflow means "stop and roll back", never "leave it half-done".
-                if self.abort_request is None and not self.rolling_back:
-                    self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await run_shielded(self._main(), self._cancelled)
         return self.progress()
+
+    def _cancelled(self) -> None:
+        """Cancelling the workflow means "stop and roll back", never "leave it half-done"."""
+        if self.abort_request is None and not self.rolling_back:
+            self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
 
     async def _main(self) -> None:
         failure = await self._forward()
