@@ -35,7 +35,7 @@ from bench.floor import FloorWorkflow, noop
 from orchestrator import search_attributes
 from orchestrator.config import Config
 from orchestrator.logs import configure
-from orchestrator.runbook import load_text
+from orchestrator.runbook.loader import load_text
 from orchestrator.runbook.resolve import resolve
 from orchestrator.runs import RunState
 from orchestrator.worker import MAX_CONCURRENT_ACTIVITIES, executor

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
-from orchestrator.sandbox.manager import DEFAULT_HOME, SandboxEnv
+from orchestrator.connection import ConnectionFile, connection_path
 
 TASK_QUEUE = "failover"
 
@@ -35,6 +35,17 @@ class TemporalConfig(_Strict):
     api_key: SecretStr | None = None
     tls: bool = False
     ui_url: str | None = None
+    #: TLS settings with certificates, when Temporal's environment configuration gives them.
+    _tls_config: Any = PrivateAttr(default=None)
+
+    def connect_args(self) -> dict[str, Any]:
+        """The keyword arguments of `temporalio.client.Client.connect` for this section."""
+        return {
+            "target_host": self.address,
+            "namespace": self.namespace,
+            "api_key": self.api_key.get_secret_value() if self.api_key else None,
+            "tls": self._tls_config if self._tls_config is not None else self.tls,
+        }
 
 
 class AWSConfig(_Strict):
@@ -77,8 +88,8 @@ class Config(_Strict):
         return self.model_dump(mode="json")  # SecretStr dumps as "**********"
 
 
-def from_sandbox(env: SandboxEnv, source: str = "") -> Config:
-    """The configuration that reaches a running sandbox."""
+def from_sandbox(env: ConnectionFile, source: str = "") -> Config:
+    """The configuration that reaches a running sandbox (its connection file)."""
     return Config(
         temporal=TemporalConfig(
             address=env.temporal_address,
@@ -105,20 +116,37 @@ def from_sandbox(env: SandboxEnv, source: str = "") -> Config:
 
 def load(path: str | Path | None = None) -> Config:
     """The config file if given (or $FAILOVER_CONFIG), else the sandbox's connection file;
-    Temporal's environment configuration (TEMPORAL_ADDRESS, ...) overrides its section."""
+    Temporal's environment configuration (TEMPORAL_ADDRESS, ...) overrides its section. This is
+    the one place it is applied: `orchestrator.client.connect` uses the result as it is."""
     cfg = _load(path)
-    from orchestrator.client import env_config
-
-    env = env_config()
+    env = temporal_env()
     if env:
         t = cfg.temporal
         t.address = env.get("target_host", t.address)
         t.namespace = env.get("namespace", t.namespace)
         if env.get("api_key"):
             t.api_key = SecretStr(env["api_key"])
-        t.tls = bool(env.get("tls", t.tls))
+        tls = env.get("tls")
+        t.tls = bool(tls) or t.tls
+        if tls is not None and not isinstance(tls, bool):
+            t._tls_config = tls  # certificates given by file in Temporal's own configuration
         cfg.source += " + Temporal environment configuration"
     return cfg
+
+
+def temporal_env() -> dict[str, Any]:
+    """Temporal's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE and its TOML file, TEMPORAL_CONFIG_FILE), as
+    the `temporal` CLI and the SDKs read it; {} when none of it is set."""
+    if not any(k.startswith("TEMPORAL_") for k in os.environ):
+        return {}
+    from temporalio.envconfig import ClientConfig
+
+    loaded = ClientConfig.load_client_connect_config(
+        profile=os.environ.get("TEMPORAL_PROFILE"),
+        config_file=os.environ.get("TEMPORAL_CONFIG_FILE"),
+    )
+    return dict(loaded)
 
 
 def _load(path: str | Path | None) -> Config:
@@ -137,11 +165,10 @@ def _load(path: str | Path | None) -> Config:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
             raise ConfigError(f"{p}: {where}: {err['msg']}") from None
-    home = Path(os.environ.get("FAILOVER_SANDBOX_HOME") or DEFAULT_HOME)
-    env_file = home / "env.json"
+    env_file = connection_path()
     if not env_file.exists():
         raise ConfigError(
-            f"no configuration: no --config, no $FAILOVER_CONFIG and no sandbox in {home} "
-            "(run 'failover sandbox up')"
+            f"no configuration: no --config, no $FAILOVER_CONFIG and no sandbox in "
+            f"{env_file.parent} (run 'failover sandbox up')"
         )
-    return from_sandbox(SandboxEnv.model_validate_json(env_file.read_text()), str(env_file))
+    return from_sandbox(ConnectionFile.model_validate_json(env_file.read_text()), str(env_file))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import structlog
 
-from orchestrator.sandbox.calls import redact
+from orchestrator.redact import redact
 
 LogFormat = Literal["console", "json"]
 

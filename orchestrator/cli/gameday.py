@@ -53,8 +53,8 @@ from orchestrator.gameday import schedules
 from orchestrator.gameday.models import GameDayInput, GameDayProgress, Outcome
 from orchestrator.gameday.resolve import resolve_gameday
 from orchestrator.logs import configure
-from orchestrator.runbook import RunbookError, load_file
 from orchestrator.runbook.durations import parse_duration
+from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.models import ID_PATTERN
 from orchestrator.runbook.resolve import ResolveError
 from orchestrator.runs import Abort, Decision

@@ -21,8 +21,8 @@ from orchestrator.cli.output import (
     print_json,
     print_table,
 )
-from orchestrator.runbook import RunbookError, load_file
 from orchestrator.runbook.graph import levels
+from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.models import Runbook
 
 

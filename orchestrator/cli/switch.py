@@ -48,7 +48,7 @@ from orchestrator.cli.worker import ConfigOption, load_config
 from orchestrator.client import UnreachableError, connect
 from orchestrator.logs import configure
 from orchestrator.plan import make_plan, observe_state
-from orchestrator.runbook import RunbookError, load_file
+from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.resolve import ResolveError, resolve
 from orchestrator.runs import (
     Abort,

@@ -1,6 +1,8 @@
-"""Runbooks: the YAML format of a region switch, its models, loading and validation."""
+"""Runbooks: the YAML format of a region switch (`models`), loading and validation (`loader`),
+resolution for one run (`resolve`), and the small pieces both use (`durations`, `templates`,
+`graph`).
 
-from orchestrator.runbook.loader import Problem, RunbookError, load_file, load_text
-from orchestrator.runbook.models import Runbook, Step
-
-__all__ = ["Problem", "Runbook", "RunbookError", "Step", "load_file", "load_text"]
+Import the submodule you need: the models and their helpers sit below the step types
+(`activities`), the loader and the resolver above them (they consult the step registry), so this
+package's face imports nothing.
+"""

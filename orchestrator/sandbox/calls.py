@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-_SECRET_KEY = re.compile(
-    r"(password|secretstring|secretbinary|privatekey|sessiontoken|secretaccesskey|apikey)$", re.I
-)
-REDACTED = "***"
-
-
-def redact(value: Any) -> Any:
-    """Replace the values of secret-looking keys, recursively."""
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+from orchestrator.redact import redact
 
 
 class Call(BaseModel):

@@ -27,9 +27,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from orchestrator import search_attributes
+from orchestrator.connection import DEFAULT_HOME, ConnectionFile, RegionEnv
 from orchestrator.sandbox.latency import LatencyModel
 
-DEFAULT_HOME = Path(".failover/sandbox")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
 DEFAULT_PORTS: dict[str, int | None] = {
     "temporal": 7233,
@@ -71,35 +71,12 @@ class ComponentInfo(BaseModel):
     started_at: float
 
 
-class RegionEnv(BaseModel):
-    """Where one simulated region's endpoints are."""
+class SandboxEnv(ConnectionFile):
+    """The connection file as the sandbox writes it: what clients need (`ConnectionFile`) and
+    the sandbox's own bookkeeping (its processes, its latency model)."""
 
-    role: str  # "active" | "standby" (initial)
-    kube_context: str
-    kube_api: str
-    app_url: str
-
-
-class SandboxEnv(BaseModel):
-    """The connection file: everything a client needs to use the sandbox."""
-
-    version: int = 1
-    home: str
-    temporal_address: str
-    temporal_namespace: str = "default"
-    temporal_ui_url: str
-    aws_endpoint_url: str
-    kubeconfig: str
-    regions: dict[str, RegionEnv]
-    topology: dict[str, Any] = Field(default_factory=dict)
     latency: LatencyModel = Field(default_factory=LatencyModel)
     components: dict[str, ComponentInfo] = Field(default_factory=dict)
-
-    def control_url(self, component: str) -> str:
-        """Base URL of a component's /_sandbox/ control endpoints ("aws" or a region)."""
-        if component == "aws":
-            return self.aws_endpoint_url
-        return self.regions[component].kube_api
 
 
 @dataclass

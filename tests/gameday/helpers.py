@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.gameday.models import GameDayInput, GameDayProgress
 from orchestrator.gameday.resolve import resolve_gameday
-from orchestrator.runbook import load_text
+from orchestrator.runbook.loader import load_text
 from orchestrator.runs import RunProgress
 from orchestrator.sandbox.manager import SandboxEnv, http_json
 from tests.workflows.helpers import RUNBOOKS

@@ -23,7 +23,7 @@ from orchestrator.gameday.models import (
     ProbeStats,
     SloTarget,
 )
-from orchestrator.runbook import RunbookError, load_text
+from orchestrator.runbook.loader import RunbookError, load_text
 from orchestrator.runbook.resolve import ResolveError
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.runbook import RunbookError, load_file, load_text
 from orchestrator.runbook.durations import format_duration, parse_duration
 from orchestrator.runbook.graph import ancestors, find_cycle, levels
+from orchestrator.runbook.loader import RunbookError, load_file, load_text
 from orchestrator.runbook.templates import TemplateError, render
 
 ROOT = Path(__file__).resolve().parents[2]

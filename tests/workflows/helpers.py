@@ -19,7 +19,7 @@ from temporalio.client import Client
 from orchestrator import switch
 from orchestrator.client import connect
 from orchestrator.config import Config, from_sandbox
-from orchestrator.runbook import load_file, load_text
+from orchestrator.runbook.loader import load_file, load_text
 from orchestrator.runbook.resolve import resolve
 from orchestrator.runs import Decision, Mode, RunProgress, RunState, SwitchInput
 from orchestrator.sandbox.manager import SandboxEnv
