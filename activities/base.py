@@ -1,7 +1,11 @@
 """The step-type contract: one class per type, registered in one place (`activities.registry`).
 
+A step type is generic over its params model: `class AsgCapacity(StateStep[AsgCapacityParams])`
+sets `Params` and types every method's `params`, so no method narrows a base class by hand.
+
 Static half (what validation and plans need): the type's name, its params model, whether it mutates
-anything, whether it can be undone, whether it is a gate, its one-line description.
+anything, whether it can be undone, whether it is a gate, its one-line description, the resource it
+touches.
 
 Runtime half (what the engine's activities call, in a worker thread):
 
@@ -13,24 +17,40 @@ Runtime half (what the engine's activities call, in a worker thread):
 - `undo`: restores the snapshot; idempotent; `verify_undo` is polled after it.
 - `describe`: one line for plans and reports; `dry_run`: what would change.
 
+Errors need no handling in a type: a client's exception propagates and is classified once, where
+the engine's activity ends (`activities.errors.classify`).
+
 `StateStep` implements all of that for the common case of "read a state, write a desired state":
-a type then only says how to `observe`, what it `desires` and how to `write`.
+a type then only says how to `observe`, what it `desires` and how to `write`, and, for operations
+that take time, when the resource is `in_transition` and whether that transition is `heading_to`
+the wanted state. Every mutating type is a `StateStep`, so one piece of code decides every write:
+observe (waiting out a transition in flight), write only if the settled state differs, and after any
+error of the write observe again before deciding, because a write can land and still answer an
+error (a 5xx, a timeout, a lost connection, or a conflict with its own earlier attempt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.errors import StepError
+from activities.errors import StepError, classify
+from orchestrator.runbook.problems import describe as describe_error
+from orchestrator.runbook.problems import dotted
 
 if TYPE_CHECKING:
     from activities.clients import Clients
 
 State = dict[str, Any]
+log = structlog.get_logger("failover.step")
+
+#: How long a settle or a wait may take when no activity deadline bounds it (plans, tests).
+DEFAULT_WAIT = 120.0
 
 
 class StepParams(BaseModel):
@@ -51,6 +71,19 @@ class RegionalParams(StepParams):
         return f" in {self.region}" if self.region else ""
 
 
+class ParamsError(ValueError):
+    """Params a step type refuses: where (a path under `params`) and why, in one line."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"params.{path}: {message}" if path else f"params: {message}")
+        self.path, self.message = path, message
+
+    @classmethod
+    def first_of(cls, exc: ValidationError) -> ParamsError:
+        err = exc.errors()[0]
+        return cls(dotted(err["loc"]), describe_error(err))
+
+
 class Change(BaseModel):
     """One change a step makes (or would make): a resource and its before -> after."""
 
@@ -69,7 +102,8 @@ class Check(BaseModel):
 
 @dataclass
 class StepContext:
-    """What a step needs at run time: where it runs and the clients to act with."""
+    """What a step needs at run time: where it runs, the clients to act with, how to report
+    progress, and by when it must be done."""
 
     run_id: str
     step_id: str
@@ -79,6 +113,8 @@ class StepContext:
     mode: str
     clients: Clients
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
+    #: time.monotonic() by which the activity must have ended (None: no activity bounds it).
+    deadline: float | None = None
 
     @property
     def scope(self) -> str:
@@ -89,11 +125,38 @@ class StepContext:
         """Where a regional step acts: its params' region, else the step's."""
         return getattr(params, "region", None) or self.scope
 
+    def wait(
+        self,
+        what: str,
+        check: Callable[[], tuple[bool, str]],
+        interval: float,
+        timeout: float | None = None,
+    ) -> None:
+        """Poll `check` until it holds, heartbeating; VerifyTimeout after `timeout` seconds or at
+        the activity's deadline, whichever comes first."""
+        now = time.monotonic()
+        ends = [t for t in (self.deadline, now + timeout if timeout else None) if t is not None]
+        deadline = min(ends) if ends else now + DEFAULT_WAIT
+        while True:
+            ok, detail = check()
+            if ok:
+                return
+            self.heartbeat(what, detail)
+            if time.monotonic() + interval > deadline:
+                raise StepError(
+                    "VerifyTimeout", f"{what}: still {detail} after {time.monotonic() - now:.0f}s"
+                )
+            time.sleep(interval)
 
-class StepType:
+
+P = TypeVar("P", bound=StepParams)
+
+
+class StepType(Generic[P]):
     """A kind of step a runbook can name in `type:`."""
 
     name: ClassVar[str]
+    #: The params model; set from the generic argument (`StepType[MyParams]`).
     Params: ClassVar[type[StepParams]] = StepParams
     #: True if apply changes the world (then it needs an undo or `irreversible: true`).
     mutating: ClassVar[bool] = False
@@ -117,60 +180,82 @@ class StepType:
     verbs: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     summary: ClassVar[str] = ""
 
-    def describe(self, params: StepParams) -> str:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, StepType):
+                (arg,) = get_args(base)
+                if isinstance(arg, type) and issubclass(arg, StepParams):
+                    cls.Params = arg
+
+    def parse(self, raw: Mapping[str, Any]) -> P:
+        """The params of a step of this type (ParamsError with where and why if they are
+        wrong). The one place a type's params are turned into its model."""
+        try:
+            return cast(P, self.Params.model_validate(raw))
+        except ValidationError as exc:
+            raise ParamsError.first_of(exc) from None
+
+    def describe(self, params: P) -> str:
         """One line for plans and reports."""
         return self.summary or self.name
 
+    def resource(self, ctx: StepContext, params: P) -> str:
+        """What the step touches, for plans, reports and leases."""
+        return self.name
+
     # ------------------------------------------------------------------ runtime contract
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
+    def preflight(self, ctx: StepContext, params: P) -> None:
         """Read-only checks before anything runs (default: none)."""
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> State:
+    def snapshot(self, ctx: StepContext, params: P) -> State:
         """The prior state that undo restores (default: nothing to restore)."""
         return {}
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+    def apply(self, ctx: StepContext, params: P, snapshot: State) -> None:
         """Make the change (idempotent). Read-only types check here."""
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
+    def verify(self, ctx: StepContext, params: P, snapshot: State) -> Check:
         """The postcondition, polled until it holds (default: holds)."""
         return Check(ok=True)
 
-    def undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
+    def undo(self, ctx: StepContext, params: P, snapshot: State) -> None:
         """Restore the snapshot (idempotent)."""
 
-    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
+    def verify_undo(self, ctx: StepContext, params: P, snapshot: State) -> Check:
         """The state is back to the snapshot (default: holds)."""
         return Check(ok=True)
 
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
+    def dry_run(self, ctx: StepContext, params: P) -> list[Change]:
         """What apply would change, without changing it (default: nothing)."""
         return []
 
 
-class StateStep(StepType):
+class StateStep(StepType[P]):
     """A mutating step defined by a state it reads and a desired state it writes.
 
     Subclasses implement `observe`, `desired` and `write`; the rest of the contract follows:
-    snapshot = observe; apply writes desired unless it is already there (so repeating it changes
-    nothing); verify compares; undo writes the snapshot back unless it is already there.
+    snapshot = the settled observed state; apply and undo `drive` the world to a wanted state
+    (desired, or the snapshot); verify and verify_undo hold when the settled state matches it and
+    the type's `ready` check passes.
     """
 
     mutating = True
+    #: False when sending the write twice is not the same as sending it once (an Aurora
+    #: switchover, a replica promotion): the type sends it with a client that does not resend on
+    #: its own (`Clients.aws(..., retry=False)`), and only `drive` decides to send it again.
+    idempotent_write: ClassVar[bool] = True
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        """What the step touches, for plans and reports."""
-        return self.name
-
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
+    def observe(self, ctx: StepContext, params: P) -> State:
         """The current state of what the step touches."""
         raise NotImplementedError
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
+    def desired(self, ctx: StepContext, params: P, current: State) -> State:
         """The state apply must reach, given the current one."""
         raise NotImplementedError
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+    def write(self, ctx: StepContext, params: P, state: State, current: State) -> None:
         """Change the world from `current` to `state`."""
         raise NotImplementedError
 
@@ -178,40 +263,132 @@ class StateStep(StepType):
         """Whether an observed state satisfies a wanted one (default: equal on wanted's keys)."""
         return all(observed.get(k) == v for k, v in wanted.items())
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> State:
-        return self.observe(ctx, params)
+    def in_transition(self, observed: State) -> bool:
+        """Whether an operation is in flight on the resource (a switchover, a promotion), so the
+        observed state is not settled yet (default: never)."""
+        return False
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        current = self.observe(ctx, params)
-        wanted = self.desired(ctx, params, snapshot)
-        if not self.matches(current, wanted):
-            self.write(ctx, params, wanted, current)
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        """Whether the transition in flight leads to `wanted` (default: no)."""
+        return False
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        return self._check(ctx, params, self.desired(ctx, params, snapshot))
+    def dead_end(self, observed: State, wanted: State) -> StepError | None:
+        """The error to fail with when `wanted` can no longer be reached from `observed` (a Job
+        that failed, a fault that ended by itself), instead of waiting (default: never)."""
+        return None
 
-    def undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        current = self.observe(ctx, params)
-        if not self.matches(current, snapshot):
-            self.write(ctx, params, snapshot, current)
+    def ready(self, ctx: StepContext, params: P, observed: State, wanted: State) -> Check:
+        """What must hold besides the state itself (rollouts ready, instances in service);
+        called once the settled state matches (default: nothing more)."""
+        return Check(ok=True)
 
-    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        return self._check(ctx, params, snapshot)
+    def confirm(self, ctx: StepContext, params: P, wanted: State) -> None:
+        """After a write that answered an error although it took effect: whatever the lost
+        answer was needed for (default: nothing)."""
 
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
+    # -------------------------------------------------------------------------- contract
+    def snapshot(self, ctx: StepContext, params: P) -> State:
+        return self.settled(ctx, params)
+
+    def apply(self, ctx: StepContext, params: P, snapshot: State) -> None:
+        self.drive(ctx, params, self.desired(ctx, params, snapshot))
+
+    def verify(self, ctx: StepContext, params: P, snapshot: State) -> Check:
+        return self.holds(ctx, params, self.desired(ctx, params, snapshot))
+
+    def undo(self, ctx: StepContext, params: P, snapshot: State) -> None:
+        self.drive(ctx, params, snapshot)
+
+    def verify_undo(self, ctx: StepContext, params: P, snapshot: State) -> Check:
+        return self.holds(ctx, params, snapshot)
+
+    def dry_run(self, ctx: StepContext, params: P) -> list[Change]:
         current = self.observe(ctx, params)
         wanted = self.desired(ctx, params, current)
-        if self.matches(current, wanted):
+        if self.matches(current, wanted) and not self.in_transition(current):
             return []
         before = {k: current.get(k) for k in wanted}
         return [Change(resource=self.resource(ctx, params), before=before, after=wanted)]
 
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
+    # ---------------------------------------------------------------------- the decision
+    def landed(self, observed: State, wanted: State) -> bool:
+        """The world is at `wanted`, or on its way there."""
+        if self.in_transition(observed):
+            return self.heading_to(observed, wanted)
+        return self.matches(observed, wanted)
+
+    def settled(self, ctx: StepContext, params: P) -> State:
+        """The observed state once no transition is in flight (waited for, within the
+        deadline): decisions compare settled states only."""
+        current = self.observe(ctx, params)
+        if not self.in_transition(current):
+            return current
+        seen = {"state": current}
+
+        def done() -> tuple[bool, str]:
+            seen["state"] = self.observe(ctx, params)
+            return not self.in_transition(seen["state"]), f"in transition: {seen['state']}"
+
+        ctx.wait("settle", done, self.poll_interval)
+        return seen["state"]
+
+    def drive(self, ctx: StepContext, params: P, wanted: State) -> None:
+        """Bring the world to `wanted`, deciding from what is observed; safe to call again.
+
+        A transition already heading there is left to finish; another one is waited out first.
+        The write is sent only if the settled state differs, and after any error of the write
+        the world is observed again: if the write took effect (or started the transition), the
+        error is logged and the step goes on to verify; otherwise the error stands (and the
+        engine retries or fails the step, by its kind).
+        """
+        current = self.observe(ctx, params)
+        if self.in_transition(current):
+            if self.heading_to(current, wanted):
+                return
+            current = self.settled(ctx, params)
+        if self.matches(current, wanted):
+            return
+        stuck = self.dead_end(current, wanted)
+        if stuck is not None:
+            raise stuck
+        try:
+            self.write(ctx, params, wanted, current)
+        except Exception as exc:
+            err = classify(exc)
+            try:
+                seen = self.observe(ctx, params)
+            except Exception:
+                raise err from exc
+            if not self.landed(seen, wanted):
+                raise err from exc
+            log.warning(
+                "the write answered an error but took effect",
+                step_id=ctx.step_id,
+                step_type=self.name,
+                error_kind=err.kind,
+                error=err.message,
+            )
+            self.confirm(ctx, params, wanted)
+
+    def holds(self, ctx: StepContext, params: P, wanted: State) -> Check:
+        """Whether the world is settled at `wanted` and ready."""
         observed = self.observe(ctx, params)
-        if self.matches(observed, wanted):
-            return Check(ok=True, detail="as wanted", observed=observed)
-        diff = {k: observed.get(k) for k in wanted if observed.get(k) != wanted[k]}
-        return Check(ok=False, detail=f"wanted {wanted}, observed {diff}", observed=observed)
+        stuck = self.dead_end(observed, wanted)
+        if stuck is not None:
+            raise stuck
+        if self.in_transition(observed):
+            return Check(ok=False, detail=f"in transition: {self.transition(observed)}")
+        if not self.matches(observed, wanted):
+            diff = {k: observed.get(k) for k in wanted if observed.get(k) != wanted[k]}
+            return Check(ok=False, detail=f"wanted {wanted}, observed {diff}")
+        extra = self.ready(ctx, params, observed, wanted)
+        if not extra.ok:
+            return extra
+        return Check(ok=True, detail=extra.detail or "as wanted", observed=observed)
+
+    def transition(self, observed: State) -> str:
+        """The transition in flight, in words (for progress and errors)."""
+        return str(observed)
 
 
 def require(condition: bool, kind: str, message: str) -> None:

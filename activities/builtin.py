@@ -16,21 +16,18 @@ class NoopParams(StepParams):
     message: str = ""
 
 
-class Noop(StepType):
+class Noop(StepType[NoopParams]):
     """Does nothing for a configurable time (tests and benchmarks)."""
 
     name = "noop"
-    Params = NoopParams
     summary = "no-op"
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, NoopParams)
+    def describe(self, params: NoopParams) -> str:
         return f"no-op for {format_duration(params.duration)}" + (
             f": {params.message}" if params.message else ""
         )
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        assert isinstance(params, NoopParams)
+    def apply(self, ctx: StepContext, params: NoopParams, snapshot: State) -> None:
         deadline = time.monotonic() + params.duration.total_seconds()
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 1.0))
@@ -41,15 +38,13 @@ class WaitParams(StepParams):
     duration: Duration = Field(description="How long to wait (a durable timer).")
 
 
-class Wait(StepType):
+class Wait(StepType[WaitParams]):
     """A durable timer: survives worker and server restarts."""
 
     name = "wait"
-    Params = WaitParams
     engine_only = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, WaitParams)
+    def describe(self, params: WaitParams) -> str:
         return f"wait {format_duration(params.duration)}"
 
 
@@ -73,16 +68,14 @@ class ApprovalParams(StepParams):
         return v
 
 
-class Approval(StepType):
+class Approval(StepType[ApprovalParams]):
     """A manual gate: the run waits until enough distinct people approve (never the requester)."""
 
     name = "approval"
-    Params = ApprovalParams
     gate = True
     engine_only = True
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ApprovalParams)
+    def describe(self, params: ApprovalParams) -> str:
         who = ", ".join(params.approvers) or "the runbook's approvers"
         expires = format_duration(params.expires)
         return f"approval by {params.approvals} of {who} (expires in {expires})"

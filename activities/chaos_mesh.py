@@ -1,11 +1,11 @@
 """Chaos Mesh: a game day's fault on Kubernetes, as a Chaos Mesh custom object.
 
 apply creates the object (HTTPChaos, NetworkChaos, PodChaos, ... in `chaos-mesh.org/v1alpha1`),
-named per run and step so a retried apply finds it; verify waits for Chaos Mesh's `AllInjected`
-condition. undo deletes it and verify_undo waits until it is *gone*: Chaos Mesh recovers the
-targets in a finalizer before the object disappears, and a recovery that fails leaves the object
-(and the fault) behind (chaos-mesh/chaos-mesh#2449). Not seeing it gone is a failed removal, never
-a success.
+named per run and step so a retried or repeated create finds it; verify waits for Chaos Mesh's
+`AllInjected` condition. undo deletes it and verify_undo waits until it is *gone*: Chaos Mesh
+recovers the targets in a finalizer before the object disappears, and a recovery that fails leaves
+the object (and the fault) behind (chaos-mesh/chaos-mesh#2449). Not seeing it gone is a failed
+removal, never a success.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from activities.base import Change, Check, RegionalParams, State, StepContext, StepParams, StepType
-from activities.errors import StepError, classify
+from activities.base import Change, Check, RegionalParams, State, StateStep, StepContext
+from activities.errors import StepError, missing_ok
 
 GROUP, VERSION = "chaos-mesh.org", "v1alpha1"
 PLURALS = {
@@ -44,22 +44,16 @@ class ChaosMeshParams(RegionalParams):
         return v
 
 
-class ChaosMeshFault(StepType):
+class ChaosMeshFault(StateStep[ChaosMeshParams]):
     """Creates a Chaos Mesh object and waits until it is injected; deletes it on undo and waits
     until it is gone (the targets recovered)."""
 
     name = "chaos_mesh"
-    mutating = True
     fault = True
-    Params = ChaosMeshParams
     poll_interval = 0.5
     verbs = tuple(
         (GROUP, plural, verb) for plural in PLURALS.values() for verb in ("get", "create", "delete")
     )
-
-    def _p(self, params: StepParams) -> ChaosMeshParams:
-        assert isinstance(params, ChaosMeshParams)
-        return params
 
     def _api(self, ctx: StepContext, p: ChaosMeshParams) -> Any:
         from kubernetes import client
@@ -71,86 +65,86 @@ class ChaosMeshFault(StepType):
         digest = hashlib.sha1(f"{ctx.run_id}/{ctx.step_id}".encode()).hexdigest()[:8]
         return f"{p.name}-{digest}"[:63]
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"Chaos Mesh {p.kind} {p.namespace}/{p.name}{p.where}"
+    def describe(self, params: ChaosMeshParams) -> str:
+        return f"Chaos Mesh {params.kind} {params.namespace}/{params.name}{params.where}"
 
-    def _read(self, ctx: StepContext, p: ChaosMeshParams) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = self._api(ctx, p).get_namespaced_custom_object(
-                GROUP, VERSION, p.namespace, PLURALS[p.kind], self.object_name(ctx, p)
-            )
-            return obj
-        except Exception as exc:
-            err = classify(exc)
-            if err.kind == "NotFound":
-                return None
-            raise err from exc
+    def resource(self, ctx: StepContext, params: ChaosMeshParams) -> str:
+        p = params
+        return f"k8s:{ctx.region_for(p)}:{PLURALS[p.kind]}/{p.namespace}/{self.object_name(ctx, p)}"
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> State:
-        return {}
+    def observe(self, ctx: StepContext, params: ChaosMeshParams) -> State:
+        api, name = self._api(ctx, params), self.object_name(ctx, params)
+        obj = missing_ok(lambda: api.get_namespaced_custom_object(
+            GROUP, VERSION, params.namespace, PLURALS[params.kind], name))  # fmt: skip
+        if obj is None:
+            return {"object": "absent"}
+        if obj["metadata"].get("deletionTimestamp"):
+            return {"object": "deleting", "name": name}
+        conditions = {c.get("type"): c.get("status") for c in
+                      (obj.get("status") or {}).get("conditions") or []}  # fmt: skip
+        return {"object": "present", "name": name, "conditions": conditions}
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        p = self._p(params)
-        if self._read(ctx, p) is not None:
+    def snapshot(self, ctx: StepContext, params: ChaosMeshParams) -> State:
+        return {"object": "absent"}
+
+    def desired(self, ctx: StepContext, params: ChaosMeshParams, current: State) -> State:
+        return {"object": "present"}
+
+    def matches(self, observed: State, wanted: State) -> bool:
+        return bool(observed["object"] == wanted["object"])
+
+    def in_transition(self, observed: State) -> bool:
+        """Chaos Mesh recovers the targets in a finalizer before the object disappears."""
+        return bool(observed["object"] == "deleting")
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return bool(wanted["object"] == "absent")
+
+    def transition(self, observed: State) -> str:
+        return f"{observed['name']} being deleted (recovering)"
+
+    def dead_end(self, observed: State, wanted: State) -> StepError | None:
+        conditions = observed.get("conditions") or {}
+        if (
+            wanted["object"] == "present"
+            and conditions.get("AllRecovered") == "True"
+            and conditions.get("AllInjected") != "True"
+        ):
+            return StepError("FaultEnded", f"{observed['name']} already recovered (its duration?)")
+        return None
+
+    def write(
+        self, ctx: StepContext, params: ChaosMeshParams, state: State, current: State
+    ) -> None:
+        api, name = self._api(ctx, params), self.object_name(ctx, params)
+        plural = PLURALS[params.kind]
+        if state["object"] == "absent":
+            api.delete_namespaced_custom_object(GROUP, VERSION, params.namespace, plural, name)
             return
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": p.kind,
+            "kind": params.kind,
             "metadata": {
-                "name": self.object_name(ctx, p),
-                "namespace": p.namespace,
+                "name": name,
+                "namespace": params.namespace,
                 "labels": {"failover/step": ctx.step_id},
             },
-            "spec": p.spec,
+            "spec": params.spec,
         }
-        try:
-            self._api(ctx, p).create_namespaced_custom_object(
-                GROUP, VERSION, p.namespace, PLURALS[p.kind], body
-            )
-        except Exception as exc:
-            raise classify(exc) from exc
+        api.create_namespaced_custom_object(GROUP, VERSION, params.namespace, plural, body)
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        p = self._p(params)
-        obj = self._read(ctx, p)
-        if obj is None:
-            return Check(ok=False, detail="not created yet")
-        conditions = {c.get("type"): c.get("status") for c in
-                      (obj.get("status") or {}).get("conditions") or []}  # fmt: skip
-        name = obj["metadata"]["name"]
-        if conditions.get("AllRecovered") == "True" and conditions.get("AllInjected") != "True":
-            raise StepError("FaultEnded", f"{p.kind} {name} already recovered (its duration?)")
-        injected = conditions.get("AllInjected") == "True"
+    def ready(
+        self, ctx: StepContext, params: ChaosMeshParams, observed: State, wanted: State
+    ) -> Check:
+        if wanted["object"] == "absent":
+            return Check(ok=True, detail=f"{params.kind} deleted: targets recovered")
+        injected = observed["conditions"].get("AllInjected") == "True"
         return Check(
             ok=injected,
-            detail=f"{p.kind} {name} {'injected' if injected else 'not injected yet'}",
-            observed={"object": name, "conditions": conditions},
+            detail=f"{params.kind} {observed['name']} "
+            f"{'injected' if injected else 'not injected yet'}",
         )
 
-    def undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        p = self._p(params)
-        if self._read(ctx, p) is None:
-            return
-        try:
-            self._api(ctx, p).delete_namespaced_custom_object(
-                GROUP, VERSION, p.namespace, PLURALS[p.kind], self.object_name(ctx, p)
-            )
-        except Exception as exc:
-            err = classify(exc)
-            if err.kind != "NotFound":
-                raise err from exc
-
-    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        p = self._p(params)
-        obj = self._read(ctx, p)
-        if obj is None:
-            return Check(ok=True, detail=f"{p.kind} deleted: targets recovered")
-        deleting = "being deleted (recovering)" if obj["metadata"].get(
-            "deletionTimestamp") else "still there"  # fmt: skip
-        return Check(ok=False, detail=f"{p.kind} {obj['metadata']['name']} {deleting}")
-
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
-        p = self._p(params)
-        return [Change(resource=f"k8s:{p.kind}/{p.namespace}/{self.object_name(ctx, p)}",
-                       before=None, after={"spec": p.spec})]  # fmt: skip
+    def dry_run(self, ctx: StepContext, params: ChaosMeshParams) -> list[Change]:
+        return [Change(resource=self.resource(ctx, params), before=None,
+                       after={"spec": params.spec})]  # fmt: skip

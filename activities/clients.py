@@ -5,6 +5,11 @@ ApiClient has its own connection pool). AWS uses the standard credential chain (
 keys from the config), adaptive retries for throttling, and botocore's parameter validation, so a
 call that is wrong for AWS is wrong here too. An endpoint override per region is how the sandbox
 is reached; nothing else differs.
+
+Every call is bounded: connect and read timeouts come from the configuration (AWS and Kubernetes
+alike), so an endpoint that hangs fails the call in seconds. A write that must not be sent twice
+(`StateStep.idempotent_write = False`) goes through a client that never resends on its own
+(`aws(..., retry=False)`): after an error the step observes and decides (`StateStep.drive`).
 """
 
 from __future__ import annotations
@@ -22,28 +27,31 @@ class Clients:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._aws: dict[tuple[str, str], Any] = {}
+        self._aws: dict[tuple[str, str, bool], Any] = {}
         self._kube: dict[str, Any] = {}
         self._session: Any = None
 
     # ---------------------------------------------------------------------------- AWS
-    def aws(self, service: str, region: str) -> Any:
-        """A boto3 client for a service in a region."""
-        key = (service, region)
-        with self._lock:
-            if key not in self._aws:
-                self._aws[key] = self._new_aws(service, region)
-            return self._aws[key]
+    def aws(self, service: str, region: str, retry: bool = True) -> Any:
+        """A boto3 client for a service in a region; `retry=False`: one request per call (for
+        writes that are not idempotent)."""
+        key = (service, region, retry)
+        return self._cached(key, lambda: self._new_aws(service, region, None, retry))
 
     def aws_at(self, service: str, region: str, endpoint_url: str) -> Any:
         """A boto3 client for a given endpoint (Route 53 ARC cluster endpoints are per cluster)."""
-        key = (service, f"{region}@{endpoint_url}")
+        key = (service, f"{region}@{endpoint_url}", True)
+        return self._cached(key, lambda: self._new_aws(service, region, endpoint_url))
+
+    def _cached(self, key: tuple[str, str, bool], make: Any) -> Any:
         with self._lock:
             if key not in self._aws:
-                self._aws[key] = self._new_aws(service, region, endpoint_url)
+                self._aws[key] = make()
             return self._aws[key]
 
-    def _new_aws(self, service: str, region: str, endpoint_url: str | None = None) -> Any:
+    def _new_aws(
+        self, service: str, region: str, endpoint_url: str | None = None, retry: bool = True
+    ) -> Any:
         import boto3
         from botocore.config import Config as BotoConfig
 
@@ -56,30 +64,65 @@ class Clients:
                 kwargs["aws_access_key_id"] = cfg.access_key_id.get_secret_value()
                 kwargs["aws_secret_access_key"] = cfg.secret_access_key.get_secret_value()
             self._session = boto3.session.Session(**kwargs)
+        retries = (
+            {"total_max_attempts": cfg.max_attempts, "mode": "adaptive"}
+            if retry
+            else {"total_max_attempts": 1, "mode": "standard"}
+        )
         return self._session.client(
             service,
             region_name=region,
             endpoint_url=endpoint_url or cfg.endpoint(region),
             config=BotoConfig(
-                retries={"max_attempts": cfg.max_attempts, "mode": "adaptive"},
+                retries=retries,
                 parameter_validation=True,
-                connect_timeout=5,
-                read_timeout=30,
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
             ),
         )
 
     # ---------------------------------------------------------------------- Kubernetes
     def kube(self, region: str) -> Any:
-        """A kubernetes ApiClient for the region's kubeconfig context."""
+        """A kubernetes ApiClient for the region's kubeconfig context, its calls bounded by the
+        configured timeouts."""
         with self._lock:
             if region not in self._kube:
-                from kubernetes import config as kube_config
-
-                self._kube[region] = kube_config.new_client_from_config(
-                    config_file=self.config.kubernetes.kubeconfig,
-                    context=self.config.kubernetes.context(region),
-                )
+                self._kube[region] = self._new_kube(region)
             return self._kube[region]
+
+    def _new_kube(self, region: str) -> Any:
+        from kubernetes import client as k8s
+        from kubernetes import config as kube_config
+        from kubernetes.client import rest
+
+        cfg = self.config.kubernetes
+        timeout = (cfg.connect_timeout, cfg.read_timeout)
+
+        class BoundedREST(rest.RESTClientObject):
+            """Every request gets the configured timeouts unless it names its own."""
+
+            def request(
+                self,
+                method: str,
+                url: str,
+                headers: Any = None,
+                body: Any = None,
+                post_params: Any = None,
+                _request_timeout: Any = None,
+            ) -> Any:
+                return super().request(
+                    method, url, headers=headers, body=body, post_params=post_params,
+                    _request_timeout=_request_timeout or timeout,
+                )  # fmt: skip
+
+        configuration = k8s.Configuration()
+        kube_config.load_kube_config(
+            config_file=cfg.kubeconfig, context=cfg.context(region),
+            client_configuration=configuration,
+        )  # fmt: skip
+        api = k8s.ApiClient(configuration=configuration)
+        api.rest_client = BoundedREST(configuration)
+        return api
 
     # ---------------------------------------------------------------------------- HTTP
     def endpoint(self, name: str, region: str) -> str:

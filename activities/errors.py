@@ -1,12 +1,15 @@
-"""Step errors, classified: retryable (throttling, 5xx, timeouts) or not (validation, access denied,
-guard failed). The engine turns a non-retryable error into a non-retryable activity failure, so a
-step that cannot succeed by trying again fails at once, with its reason.
+"""Step errors, classified: retryable (throttling, 5xx, timeouts, conflicts) or not (validation,
+access denied, not found, guard failed). The engine turns a non-retryable error into a
+non-retryable activity failure, so a step that cannot succeed by trying again fails at once, with
+its reason. Classification happens once, where a step activity ends (and where a plan or a
+detector calls a type directly): step types let client errors propagate.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 RETRYABLE_KINDS = frozenset(
     {
@@ -19,18 +22,6 @@ RETRYABLE_KINDS = frozenset(
         "VerifyTimeout",
     }
 )
-NON_RETRYABLE_KINDS = frozenset(
-    {
-        "AccessDenied",
-        "Validation",
-        "NotFound",
-        "GuardFailed",
-        "PreflightFailed",
-        "InvalidState",
-        "CheckFailed",
-    }
-)
-
 _THROTTLING = {
     "Throttling",
     "ThrottlingException",
@@ -54,6 +45,8 @@ _ACCESS = {
     "AuthFailure",
     "Forbidden",
 }
+#: The resource is in the middle of another operation: retrying later can succeed.
+_BUSY = {"InvalidGlobalClusterStateFault"}
 _NOT_FOUND_SUFFIXES = ("NotFound", "NotFoundFault", "NotFoundException", "NoSuchHostedZone")
 
 
@@ -77,7 +70,7 @@ def classify(exc: BaseException) -> StepError:
     aws = _classify_botocore(exc)
     if aws is not None:
         return aws
-    k8s = _classify_kubernetes(exc)
+    k8s = _classify_kubernetes(exc) or _classify_urllib3(exc)
     if k8s is not None:
         return k8s
     if isinstance(exc, TimeoutError | socket.timeout):
@@ -99,6 +92,8 @@ def aws_error_kind(code: str, status: int) -> tuple[str, bool]:
         return "ServiceUnavailable", True
     if code in ("RequestTimeout", "RequestTimeoutException"):
         return "Timeout", True
+    if code in _BUSY:
+        return "Conflict", True
     if code in ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "IncorrectState"):
         return "InvalidState", False
     return "Validation", False
@@ -109,10 +104,11 @@ def _classify_botocore(exc: BaseException) -> StepError | None:
         from botocore.exceptions import (
             ClientError,
             ConnectTimeoutError,
-            EndpointConnectionError,
+            HTTPClientError,
             ParamValidationError,
             ReadTimeoutError,
         )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
     except ImportError:  # pragma: no cover - botocore is a dependency
         return None
     if isinstance(exc, ClientError):
@@ -126,8 +122,21 @@ def _classify_botocore(exc: BaseException) -> StepError | None:
         return StepError("Validation", str(exc).replace("\n", " "), retryable=False)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return StepError("Timeout", str(exc))
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, BotoConnectionError | HTTPClientError):  # refused, reset, closed
         return StepError("ConnectionError", str(exc))
+    return None
+
+
+def _classify_urllib3(exc: BaseException) -> StepError | None:
+    """What the Kubernetes client raises when no HTTP answer came (timeouts, resets)."""
+    import urllib3.exceptions as u3
+
+    cause = exc.reason if isinstance(exc, u3.MaxRetryError) else exc
+    # (NewConnectionError derives from ConnectTimeoutError: a refusal is no timeout.)
+    if isinstance(cause, u3.TimeoutError) and not isinstance(cause, u3.NewConnectionError):
+        return StepError("Timeout", f"timed out: {exc}")
+    if isinstance(exc, u3.HTTPError):
+        return StepError("ConnectionError", f"no answer: {exc}")
     return None
 
 
@@ -151,3 +160,16 @@ def _classify_kubernetes(exc: BaseException) -> StepError | None:
     if status >= 500 or status == 0:
         return StepError("ServiceUnavailable", f"Kubernetes API: {status} {reason}")
     return StepError("Validation", f"Kubernetes API: {status} {reason}", retryable=False)
+
+
+T = TypeVar("T")
+
+
+def missing_ok(fn: Callable[[], T]) -> T | None:
+    """fn(), or None when what it reads does not exist (its error classifies as NotFound)."""
+    try:
+        return fn()
+    except Exception as exc:
+        if classify(exc).kind == "NotFound":
+            return None
+        raise

@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities import registry
 from activities.aws.route53 import record_weights
 from activities.base import StepContext, StepType
 from activities.clients import Clients
@@ -209,17 +210,13 @@ class GameDayActivities:
     @activity.defn(name="gameday.detect")
     def detect(self, call: DetectCall) -> Detection:
         """Poll the detectors until one fails (the fault is detected) or time runs out."""
-        from activities import registry
-
         with Heartbeater() as heart:
             started = time.monotonic()
             checks = []
             for step in call.checks:
-                stype = registry.get(step.type)
-                if stype is None:
-                    raise StepError("Validation", f"unknown step type {step.type!r}", False)
+                stype, params = registry.bind(step.type, step.params)
                 ctx = self._context(call.run_id, heart.beat, step, call.from_region, call.to_region)
-                checks.append((step, stype, stype.Params.model_validate(step.params), ctx))
+                checks.append((step, stype, params, ctx))
             if not checks:
                 return Detection(detected=False, detail="no detectors", elapsed_s=0.0)
             while True:
@@ -227,11 +224,11 @@ class GameDayActivities:
                     try:
                         result = stype.verify(ctx, params, {})
                         ok, detail = result.ok, result.detail
-                    except StepError as exc:
-                        if exc.retryable:
-                            ok, detail = True, f"not answering ({exc.message}); polling on"
-                        else:
-                            raise
+                    except Exception as exc:
+                        err = classify(exc)
+                        if not err.retryable:
+                            raise err from exc
+                        ok, detail = True, f"not answering ({err.message}); polling on"
                     if not ok:
                         elapsed = round(time.monotonic() - started, 3)
                         log.info("fault detected", by=step.id, elapsed_s=elapsed)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from activities.base import Check, StepContext, StepParams, StepType
+from activities.base import Check, State, StepContext, StepParams, StepType
 
 
 class HttpCheckParams(StepParams):
@@ -36,15 +36,13 @@ class HttpCheckParams(StepParams):
         return self
 
 
-class HttpCheck(StepType):
+class HttpCheck(StepType[HttpCheckParams]):
     """Sends N requests and checks status, body, p95 latency and success rate (polled until met)."""
 
     name = "http_check"
-    Params = HttpCheckParams
     poll_interval = 0.5
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, HttpCheckParams)
+    def describe(self, params: HttpCheckParams) -> str:
         target = params.url or f"{params.endpoint}{params.path}"
         return (
             f"{params.requests}x {params.method} {target}: status in {params.expect_status}, "
@@ -58,8 +56,7 @@ class HttpCheck(StepType):
         base = ctx.clients.endpoint(params.endpoint, ctx.region_for(params))
         return base.rstrip("/") + "/" + params.path.lstrip("/")
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
-        assert isinstance(params, HttpCheckParams)
+    def verify(self, ctx: StepContext, params: HttpCheckParams, snapshot: State) -> Check:
         url = self.target(ctx, params)
         opener = ctx.clients.http()
         good = 0

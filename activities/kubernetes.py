@@ -7,17 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import (
-    Change,
-    Check,
-    RegionalParams,
-    State,
-    StateStep,
-    StepContext,
-    StepParams,
-    StepType,
-)
-from activities.errors import StepError, classify
+from activities.base import Change, Check, RegionalParams, State, StateStep, StepContext
+from activities.errors import StepError, missing_ok
 
 
 class ConfigMapFlagParams(RegionalParams):
@@ -27,49 +18,38 @@ class ConfigMapFlagParams(RegionalParams):
     value: str = Field(description="Value to set.")
 
 
-class ConfigMapFlag(StateStep):
+class ConfigMapFlag(StateStep[ConfigMapFlagParams]):
     """Sets one key of a ConfigMap (a flag the application reads); undo restores or removes it."""
 
     name = "k8s_configmap_flag"
-    Params = ConfigMapFlagParams
     verbs = (("", "configmaps", "get"), ("", "configmaps", "patch"))
-
-    def _p(self, params: StepParams) -> ConfigMapFlagParams:
-        assert isinstance(params, ConfigMapFlagParams)
-        return params
 
     def _core(self, ctx: StepContext, p: ConfigMapFlagParams) -> Any:
         from kubernetes import client
 
         return client.CoreV1Api(ctx.clients.kube(ctx.region_for(p)))
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
+    def describe(self, params: ConfigMapFlagParams) -> str:
+        p = params
         return f"set {p.key}={p.value!r} in ConfigMap {p.namespace}/{p.name}{p.where}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
+    def resource(self, ctx: StepContext, params: ConfigMapFlagParams) -> str:
+        p = params
         return f"k8s:{ctx.region_for(p)}:configmap/{p.namespace}/{p.name}#{p.key}"
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        try:
-            cm = self._core(ctx, p).read_namespaced_config_map(p.name, p.namespace)
-        except Exception as exc:
-            raise classify(exc) from exc
-        return {"value": (cm.data or {}).get(p.key)}
+    def observe(self, ctx: StepContext, params: ConfigMapFlagParams) -> State:
+        cm = self._core(ctx, params).read_namespaced_config_map(params.name, params.namespace)
+        return {"value": (cm.data or {}).get(params.key)}
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"value": self._p(params).value}
+    def desired(self, ctx: StepContext, params: ConfigMapFlagParams, current: State) -> State:
+        return {"value": params.value}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
+    def write(
+        self, ctx: StepContext, params: ConfigMapFlagParams, state: State, current: State
+    ) -> None:
         # Strategic merge: a null value removes the key (it was absent before).
-        body = {"data": {p.key: state.get("value")}}
-        try:
-            self._core(ctx, p).patch_namespaced_config_map(p.name, p.namespace, body)
-        except Exception as exc:
-            raise classify(exc) from exc
+        body = {"data": {params.key: state.get("value")}}
+        self._core(ctx, params).patch_namespaced_config_map(params.name, params.namespace, body)
 
 
 class K8sScaleParams(RegionalParams):
@@ -79,12 +59,11 @@ class K8sScaleParams(RegionalParams):
     replicas: int = Field(ge=0)
 
 
-class K8sScale(StateStep):
+class K8sScale(StateStep[K8sScaleParams]):
     """Scales Deployments/StatefulSets and waits until they are ready (observedGeneration,
     readyReplicas, Available); undo restores each one's replicas and waits again."""
 
     name = "k8s_scale"
-    Params = K8sScaleParams
     poll_interval = 0.5
     verbs = (
         ("apps", "deployments", "get"),
@@ -95,77 +74,62 @@ class K8sScale(StateStep):
         ("apps", "statefulsets/scale", "patch"),
     )
 
-    def _p(self, params: StepParams) -> K8sScaleParams:
-        assert isinstance(params, K8sScaleParams)
-        return params
-
     def _apps(self, ctx: StepContext, p: K8sScaleParams) -> Any:
         from kubernetes import client
 
         return client.AppsV1Api(ctx.clients.kube(ctx.region_for(p)))
 
-    def _kind(self, p: K8sScaleParams) -> str:
+    @staticmethod
+    def _kind(p: K8sScaleParams) -> str:
         return "deployment" if p.kind == "Deployment" else "stateful_set"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
+    def describe(self, params: K8sScaleParams) -> str:
+        p = params
         return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){p.where} to {p.replicas}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
+    def resource(self, ctx: StepContext, params: K8sScaleParams) -> str:
+        p = params
         return f"k8s:{ctx.region_for(p)}:{p.kind.lower()}/{p.namespace}/{','.join(p.names)}"
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        read = getattr(self._apps(ctx, p), f"read_namespaced_{self._kind(p)}_scale")
-        replicas: dict[str, int] = {}
-        for name in p.names:
-            try:
-                replicas[name] = int(read(name, p.namespace).spec.replicas or 0)
-            except Exception as exc:
-                raise classify(exc) from exc
-        return {"replicas": replicas}
+    def observe(self, ctx: StepContext, params: K8sScaleParams) -> State:
+        read = getattr(self._apps(ctx, params), f"read_namespaced_{self._kind(params)}_scale")
+        return {
+            "replicas": {
+                name: int(read(name, params.namespace).spec.replicas or 0) for name in params.names
+            }
+        }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        p = self._p(params)
-        return {"replicas": dict.fromkeys(p.names, p.replicas)}
+    def desired(self, ctx: StepContext, params: K8sScaleParams, current: State) -> State:
+        return {"replicas": dict.fromkeys(params.names, params.replicas)}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        patch = getattr(self._apps(ctx, p), f"patch_namespaced_{self._kind(p)}_scale")
+    def write(self, ctx: StepContext, params: K8sScaleParams, state: State, current: State) -> None:
+        patch = getattr(self._apps(ctx, params), f"patch_namespaced_{self._kind(params)}_scale")
         for name, replicas in state["replicas"].items():
-            if (current.get("replicas") or {}).get(name) == replicas:
-                continue
-            try:
-                patch(name, p.namespace, {"spec": {"replicas": replicas}})
-            except Exception as exc:
-                raise classify(exc) from exc
+            if (current.get("replicas") or {}).get(name) != replicas:
+                patch(name, params.namespace, {"spec": {"replicas": replicas}})
 
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
-        check = super()._check(ctx, params, wanted)
-        if not check.ok:
-            return check
-        p = self._p(params)
-        read = getattr(self._apps(ctx, p), f"read_namespaced_{self._kind(p)}")
+    def ready(
+        self, ctx: StepContext, params: K8sScaleParams, observed: State, wanted: State
+    ) -> Check:
+        read = getattr(self._apps(ctx, params), f"read_namespaced_{self._kind(params)}")
         waiting = []
         for name, replicas in wanted["replicas"].items():
-            try:
-                obj = read(name, p.namespace)
-            except Exception as exc:
-                raise classify(exc) from exc
+            obj = read(name, params.namespace)
             status = obj.status
             ready = int(status.ready_replicas or 0)
             fresh = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
-            available = replicas == 0 or any(
-                c.type == "Available" and c.status == "True" for c in status.conditions or []
+            available = (
+                params.kind == "StatefulSet"
+                or replicas == 0
+                or any(
+                    c.type == "Available" and c.status == "True" for c in status.conditions or []
+                )
             )
-            if p.kind == "StatefulSet":
-                available = True
             if not (fresh and ready == replicas and available):
                 waiting.append(f"{name} {ready}/{replicas} ready")
         if waiting:
             return Check(ok=False, detail=", ".join(waiting))
-        return Check(ok=True, detail="ready", observed=check.observed)
+        return Check(ok=True, detail="ready")
 
 
 class CnpgRoleParams(RegionalParams):
@@ -177,72 +141,64 @@ class CnpgRoleParams(RegionalParams):
     )
 
 
-class CnpgRole(StateStep):
+class CnpgRole(StateStep[CnpgRoleParams]):
     """Promotes or demotes a CloudNativePG replica cluster and waits for a healthy status."""
 
     name = "cnpg_role"
-    Params = CnpgRoleParams
     poll_interval = 0.5
     verbs = (("postgresql.cnpg.io", "clusters", "get"), ("postgresql.cnpg.io", "clusters", "patch"))
     GROUP, VERSION, PLURAL = "postgresql.cnpg.io", "v1", "clusters"
     HEALTHY = "Cluster in healthy state"
-
-    def _p(self, params: StepParams) -> CnpgRoleParams:
-        assert isinstance(params, CnpgRoleParams)
-        return params
 
     def _api(self, ctx: StepContext, p: CnpgRoleParams) -> Any:
         from kubernetes import client
 
         return client.CustomObjectsApi(ctx.clients.kube(ctx.region_for(p)))
 
-    def _get(self, ctx: StepContext, p: CnpgRoleParams) -> dict[str, Any]:
-        try:
-            return dict(
-                self._api(ctx, p).get_namespaced_custom_object(
-                    self.GROUP, self.VERSION, p.namespace, self.PLURAL, p.name
-                )
-            )
-        except Exception as exc:
-            raise classify(exc) from exc
+    def describe(self, params: CnpgRoleParams) -> str:
+        verb = "promote" if params.role == "primary" else "demote"
+        return f"{verb} CloudNativePG cluster {params.namespace}/{params.name}{params.where}"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        verb = "promote" if p.role == "primary" else "demote"
-        return f"{verb} CloudNativePG cluster {p.namespace}/{p.name}{p.where}"
-
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
+    def resource(self, ctx: StepContext, params: CnpgRoleParams) -> str:
+        p = params
         return f"k8s:{ctx.region_for(p)}:clusters.postgresql.cnpg.io/{p.namespace}/{p.name}"
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        obj = self._get(ctx, self._p(params))
-        return {"replica": bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled"))}
-
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"replica": self._p(params).role == "replica"}
-
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        try:
-            self._api(ctx, p).patch_namespaced_custom_object(
-                self.GROUP, self.VERSION, p.namespace, self.PLURAL, p.name,
-                {"spec": {"replica": {"enabled": state["replica"]}}},
-            )  # fmt: skip
-        except Exception as exc:
-            raise classify(exc) from exc
-
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
-        obj = self._get(ctx, self._p(params))
-        spec_replica = bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled"))
-        status = obj.get("status") or {}
-        ok = (
-            spec_replica == wanted["replica"]
-            and status.get("replicaCluster") == wanted["replica"]
-            and status.get("phase") == self.HEALTHY
+    def observe(self, ctx: StepContext, params: CnpgRoleParams) -> State:
+        obj = self._api(ctx, params).get_namespaced_custom_object(
+            self.GROUP, self.VERSION, params.namespace, self.PLURAL, params.name
         )
-        detail = f"replica={status.get('replicaCluster')}, phase {status.get('phase')!r}"
-        return Check(ok=ok, detail=detail, observed={"replica": spec_replica} if ok else {})
+        status = obj.get("status") or {}
+        return {
+            "replica": bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled")),
+            "status_replica": bool(status.get("replicaCluster")),
+            "phase": status.get("phase"),
+        }
+
+    def snapshot(self, ctx: StepContext, params: CnpgRoleParams) -> State:
+        return {"replica": self.settled(ctx, params)["replica"]}
+
+    def desired(self, ctx: StepContext, params: CnpgRoleParams, current: State) -> State:
+        return {"replica": params.role == "replica"}
+
+    def in_transition(self, observed: State) -> bool:
+        """The operator has not caught up with the spec (promotion or demotion under way)."""
+        return bool(observed.get("status_replica") != observed.get("replica"))
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return bool(observed.get("replica") == wanted.get("replica"))
+
+    def write(self, ctx: StepContext, params: CnpgRoleParams, state: State, current: State) -> None:
+        self._api(ctx, params).patch_namespaced_custom_object(
+            self.GROUP, self.VERSION, params.namespace, self.PLURAL, params.name,
+            {"spec": {"replica": {"enabled": state["replica"]}}},
+        )  # fmt: skip
+
+    def ready(
+        self, ctx: StepContext, params: CnpgRoleParams, observed: State, wanted: State
+    ) -> Check:
+        ok = observed.get("phase") == self.HEALTHY
+        return Check(ok=ok, detail=f"replica={observed['status_replica']}, "
+                                   f"phase {observed.get('phase')!r}")  # fmt: skip
 
 
 class K8sJobParams(RegionalParams):
@@ -254,19 +210,17 @@ class K8sJobParams(RegionalParams):
     annotations: dict[str, str] = Field(default_factory=dict, description="Pod annotations.")
 
 
-class K8sJob(StepType):
+class K8sJob(StateStep[K8sJobParams]):
     """Runs a Job (a smoke test) and waits for it to succeed; a failed Job fails the step with
-    its reason. Undo deletes the Job."""
+    its reason. Undo deletes the Job.
+
+    The state is whether this run's Job exists: `absent`, `present` or `deleting`. The Job's name
+    is derived from the run and the step, so a repeated create finds it (409, then observed)."""
 
     name = "k8s_job"
-    Params = K8sJobParams
-    mutating = True
+    idempotent_write = False
     poll_interval = 0.5
     verbs = (("batch", "jobs", "get"), ("batch", "jobs", "create"), ("batch", "jobs", "delete"))
-
-    def _p(self, params: StepParams) -> K8sJobParams:
-        assert isinstance(params, K8sJobParams)
-        return params
 
     def _batch(self, ctx: StepContext, p: K8sJobParams) -> Any:
         from kubernetes import client
@@ -278,79 +232,84 @@ class K8sJob(StepType):
         digest = hashlib.sha1(f"{ctx.run_id}/{ctx.step_id}".encode()).hexdigest()[:8]
         return f"{p.name}-{digest}"[:63]
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"run Job {p.namespace}/{p.name} ({p.image}) and wait for success"
+    def describe(self, params: K8sJobParams) -> str:
+        return f"run Job {params.namespace}/{params.name} ({params.image}) and wait for success"
 
-    def _read(self, ctx: StepContext, p: K8sJobParams) -> Any:
-        try:
-            return self._batch(ctx, p).read_namespaced_job(self.job_name(ctx, p), p.namespace)
-        except Exception as exc:
-            err = classify(exc)
-            if err.kind == "NotFound":
-                return None
-            raise err from exc
+    def resource(self, ctx: StepContext, params: K8sJobParams) -> str:
+        return f"k8s:{ctx.region_for(params)}:job/{params.namespace}/{self.job_name(ctx, params)}"
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        p = self._p(params)
-        if self._read(ctx, p) is not None:
+    def observe(self, ctx: StepContext, params: K8sJobParams) -> State:
+        name = self.job_name(ctx, params)
+        job = missing_ok(lambda: self._batch(ctx, params).read_namespaced_job(
+            name, params.namespace))  # fmt: skip
+        if job is None:
+            return {"job": "absent"}
+        if job.metadata.deletion_timestamp:
+            return {"job": "deleting"}
+        failed = [c for c in job.status.conditions or []
+                  if c.type == "Failed" and c.status == "True"]  # fmt: skip
+        return {
+            "job": "present",
+            "succeeded": bool(job.status.succeeded),
+            "failed": f"{failed[0].reason}: {failed[0].message}" if failed else None,
+        }
+
+    def snapshot(self, ctx: StepContext, params: K8sJobParams) -> State:
+        return {"job": "absent"}
+
+    def desired(self, ctx: StepContext, params: K8sJobParams, current: State) -> State:
+        return {"job": "present"}
+
+    def matches(self, observed: State, wanted: State) -> bool:
+        return bool(observed["job"] == wanted["job"])
+
+    def in_transition(self, observed: State) -> bool:
+        return bool(observed["job"] == "deleting")
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return bool(wanted["job"] == "absent")
+
+    def dead_end(self, observed: State, wanted: State) -> StepError | None:
+        if wanted["job"] == "present" and observed.get("failed"):
+            return StepError("CheckFailed", f"Job failed: {observed['failed']}")
+        return None
+
+    def write(self, ctx: StepContext, params: K8sJobParams, state: State, current: State) -> None:
+        batch, name = self._batch(ctx, params), self.job_name(ctx, params)
+        if state["job"] == "absent":
+            batch.delete_namespaced_job(name, params.namespace, propagation_policy="Background")
             return
-        body = {
+        batch.create_namespaced_job(params.namespace, {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": self.job_name(ctx, p), "labels": {"failover/step": ctx.step_id}},
+            "metadata": {"name": name, "labels": {"failover/step": ctx.step_id}},
             "spec": {
-                "backoffLimit": p.backoff_limit,
+                "backoffLimit": params.backoff_limit,
                 "template": {
-                    "metadata": {"annotations": p.annotations},
+                    "metadata": {"annotations": params.annotations},
                     "spec": {
                         "restartPolicy": "Never",
-                        "containers": [{"name": "job", "image": p.image, "command": p.command}],
+                        "containers": [
+                            {"name": "job", "image": params.image, "command": params.command}
+                        ],
                     },
                 },
             },
-        }
-        try:
-            self._batch(ctx, p).create_namespaced_job(p.namespace, body)
-        except Exception as exc:
-            raise classify(exc) from exc
+        })  # fmt: skip
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        p = self._p(params)
-        job = self._read(ctx, p)
-        if job is None:
-            return Check(ok=False, detail="job not found")
-        status = job.status
-        for cond in status.conditions or []:
-            if cond.type == "Failed" and cond.status == "True":
-                raise StepError(
-                    "CheckFailed", f"Job {job.metadata.name} failed: {cond.reason}: {cond.message}"
-                )
-        if status.succeeded:
-            return Check(ok=True, detail=f"Job {job.metadata.name} succeeded")
-        return Check(ok=False, detail=f"Job {job.metadata.name} running")
+    def ready(
+        self, ctx: StepContext, params: K8sJobParams, observed: State, wanted: State
+    ) -> Check:
+        name = self.job_name(ctx, params)
+        if wanted["job"] == "absent":
+            return Check(ok=True, detail=f"Job {name} deleted")
+        if observed.get("succeeded"):
+            return Check(ok=True, detail=f"Job {name} succeeded")
+        return Check(ok=False, detail=f"Job {name} running")
 
-    def undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        p = self._p(params)
-        if self._read(ctx, p) is None:
-            return
-        try:
-            self._batch(ctx, p).delete_namespaced_job(
-                self.job_name(ctx, p), p.namespace, propagation_policy="Background"
-            )
-        except Exception as exc:
-            err = classify(exc)
-            if err.kind != "NotFound":
-                raise err from exc
-
-    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        gone = self._read(ctx, self._p(params)) is None
-        return Check(ok=gone, detail="job deleted" if gone else "job still there")
-
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
-        p = self._p(params)
-        return [Change(resource=f"k8s:job/{p.namespace}/{self.job_name(ctx, p)}",
-                       before=None, after={"image": p.image})]  # fmt: skip
+    def dry_run(self, ctx: StepContext, params: K8sJobParams) -> list[Change]:
+        return [Change(resource=self.resource(ctx, params), before=None,
+                       after={"image": params.image})]  # fmt: skip
 
 
 class K8sPatchParams(RegionalParams):
@@ -377,56 +336,42 @@ def _pointer(path: tuple[str, ...]) -> str:
     return "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
 
 
-class K8sPatch(StateStep):
+class K8sPatch(StateStep[K8sPatchParams]):
     """Patches any object (JSON merge patch); the snapshot is exactly the fields it touches, so
     undo puts them back (and removes the ones that were absent)."""
 
     name = "k8s_patch"
-    Params = K8sPatchParams
     verbs = (("*", "*", "get"), ("*", "*", "patch"))
-
-    def _p(self, params: StepParams) -> K8sPatchParams:
-        assert isinstance(params, K8sPatchParams)
-        return params
 
     def _api(self, ctx: StepContext, p: K8sPatchParams) -> tuple[Any, Any]:
         from kubernetes import dynamic
 
-        try:
-            dyn = dynamic.DynamicClient(ctx.clients.kube(ctx.region_for(p)))
-            return dyn, dyn.resources.get(api_version=p.api_version, kind=p.kind)
-        except Exception as exc:
-            raise classify(exc) from exc
+        dyn = dynamic.DynamicClient(ctx.clients.kube(ctx.region_for(p)))
+        return dyn, dyn.resources.get(api_version=p.api_version, kind=p.kind)
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        fields = ", ".join(".".join(k) for k in _leaves(p.patch))
-        return f"patch {p.kind} {p.namespace}/{p.name}: {fields}"
+    def describe(self, params: K8sPatchParams) -> str:
+        fields = ", ".join(".".join(k) for k in _leaves(params.patch))
+        return f"patch {params.kind} {params.namespace}/{params.name}: {fields}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
+    def resource(self, ctx: StepContext, params: K8sPatchParams) -> str:
+        p = params
         return f"k8s:{ctx.region_for(p)}:{p.kind.lower()}/{p.namespace}/{p.name}"
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        dyn, res = self._api(ctx, p)
-        try:
-            obj = dyn.get(resource=res, name=p.name, namespace=p.namespace).to_dict()
-        except Exception as exc:
-            raise classify(exc) from exc
+    def observe(self, ctx: StepContext, params: K8sPatchParams) -> State:
+        dyn, res = self._api(ctx, params)
+        obj = dyn.get(resource=res, name=params.name, namespace=params.namespace).to_dict()
         state: State = {}
-        for path in _leaves(p.patch):
+        for path in _leaves(params.patch):
             cur: Any = obj
             for key in path:
                 cur = cur.get(key) if isinstance(cur, dict) else None
             state[_pointer(path)] = cur
         return state
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {_pointer(k): v for k, v in _leaves(self._p(params).patch).items()}
+    def desired(self, ctx: StepContext, params: K8sPatchParams, current: State) -> State:
+        return {_pointer(k): v for k, v in _leaves(params.patch).items()}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
+    def write(self, ctx: StepContext, params: K8sPatchParams, state: State, current: State) -> None:
         body: dict[str, Any] = {}
         for path, value in state.items():
             node = body
@@ -434,9 +379,6 @@ class K8sPatch(StateStep):
             for key in parents:
                 node = node.setdefault(key, {})
             node[last] = value
-        dyn, res = self._api(ctx, p)
-        try:
-            dyn.patch(resource=res, name=p.name, namespace=p.namespace, body=body,
-                      content_type="application/merge-patch+json")  # fmt: skip
-        except Exception as exc:
-            raise classify(exc) from exc
+        dyn, res = self._api(ctx, params)
+        dyn.patch(resource=res, name=params.name, namespace=params.namespace, body=body,
+                  content_type="application/merge-patch+json")  # fmt: skip

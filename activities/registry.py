@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from activities.aws.autoscaling import AsgCapacity
 from activities.aws.cloudwatch import AlarmState, MetricBelow, ReplicaLag
 from activities.aws.ecs import EcsService
@@ -17,14 +20,15 @@ from activities.aws.traffic import (
     Route53HealthCheck,
     Route53HealthStatus,
 )
-from activities.base import StepType
+from activities.base import ParamsError, StepParams, StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.chaos_mesh import ChaosMeshFault
+from activities.errors import StepError
 from activities.http import HttpCheck
 from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sPatch, K8sScale
 from activities.sandbox import SandboxFault
 
-STEP_TYPES: dict[str, StepType] = {
+STEP_TYPES: dict[str, StepType[Any]] = {
     t.name: t()
     for t in (
         Noop,
@@ -60,6 +64,20 @@ STEP_TYPES: dict[str, StepType] = {
 }
 
 
-def get(name: str) -> StepType | None:
+def get(name: str) -> StepType[Any] | None:
     """The registered step type with this name, or None."""
     return STEP_TYPES.get(name)
+
+
+def bind(name: str, params: Mapping[str, Any]) -> tuple[StepType[Any], StepParams]:
+    """A step type and its params, parsed: what every caller of a type's methods starts from
+    (the engine's activities, plans, detectors). A resolved runbook's steps always bind; an
+    unknown type or refused params mean a worker that differs from the one that resolved them,
+    so both are non-retryable Validation errors."""
+    stype = STEP_TYPES.get(name)
+    if stype is None:
+        raise StepError("Validation", f"unknown step type {name!r} on this worker", False)
+    try:
+        return stype, stype.parse(params)
+    except ParamsError as exc:
+        raise StepError("Validation", f"{name}: {exc}", False) from None

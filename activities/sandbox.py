@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from activities.base import RegionalParams, State, StateStep, StepContext, StepParams
+from activities.base import RegionalParams, State, StateStep, StepContext
 from activities.errors import StepError
 from activities.http import send
 from orchestrator.runbook.durations import Duration, format_duration
@@ -38,20 +38,15 @@ class SandboxFaultParams(RegionalParams):
         return self
 
 
-class SandboxFault(StateStep):
+class SandboxFault(StateStep[SandboxFaultParams]):
     """Injects a fault into a sandbox region (outage, errors, latency); removes it on undo."""
 
     name = "sandbox_fault"
     fault = True
-    Params = SandboxFaultParams
     poll_interval = 0.2
 
-    def _p(self, params: StepParams) -> SandboxFaultParams:
-        assert isinstance(params, SandboxFaultParams)
-        return params
-
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
+    def describe(self, params: SandboxFaultParams) -> str:
+        p = params
         what = ["outage"] if p.outage else []
         if p.error_rate:
             what.append(f"{p.error_rate:.0%} errors")
@@ -60,10 +55,12 @@ class SandboxFault(StateStep):
         lifted = format_duration(p.duration)
         return f"sandbox fault{p.where}: {', '.join(what)} (lifted after {lifted})"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
+    def resource(self, ctx: StepContext, params: SandboxFaultParams) -> str:
         return f"sandbox:{ctx.region_for(params)}"
 
-    def _call(self, ctx: StepContext, params: StepParams, path: str, body: Any = None) -> Any:
+    def _call(
+        self, ctx: StepContext, params: SandboxFaultParams, path: str, body: Any = None
+    ) -> Any:
         base = ctx.clients.endpoint("sandbox", ctx.region_for(params)).rstrip("/")
         method = "GET" if body is None else "PUT"
         data = None if body is None else json.dumps(body).encode()
@@ -76,7 +73,7 @@ class SandboxFault(StateStep):
             )
         return json.loads(text)
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
+    def observe(self, ctx: StepContext, params: SandboxFaultParams) -> State:
         region = self._call(ctx, params, "region")
         app = self._call(ctx, params, "app")
         return {
@@ -85,17 +82,19 @@ class SandboxFault(StateStep):
             "latency_ms": float(app["latency_ms"]),
         }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        p = self._p(params)
+    def desired(self, ctx: StepContext, params: SandboxFaultParams, current: State) -> State:
+        p = params
         return {
             "healthy": not p.outage and bool(current.get("healthy", True)),
             "error_rate": p.error_rate or float(current.get("error_rate", 0.0)),
             "latency_ms": p.latency_ms or float(current.get("latency_ms", 0.0)),
         }
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
+    def write(
+        self, ctx: StepContext, params: SandboxFaultParams, state: State, current: State
+    ) -> None:
         injecting = not state["healthy"] or state["error_rate"] > 0 or state["latency_ms"] > 0
-        expires = self._p(params).duration.total_seconds() if injecting else None
+        expires = params.duration.total_seconds() if injecting else None
         self._call(ctx, params, "region", {"healthy": state["healthy"], "expires_in": expires})
         self._call(
             ctx,

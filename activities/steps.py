@@ -9,6 +9,11 @@ The workflow calls them by name, so it never imports this module (nor boto3, nor
 - `step.undo`: undo with the recorded snapshot, then verify_undo polled.
 - `step.plan` (dry-run): preflight and dry_run: what would change. Mutates nothing.
 
+A verification that does not converge for a while (`redrive_after`) makes the step observe and
+decide again (`StateStep.drive`: a write that was lost, or undone behind its back, is sent again;
+one in flight is left alone), so apply and undo never just wait for something that will not happen.
+Every phase ends by its activity's deadline, with the reason.
+
 Every error is classified (`activities.errors`): a non-retryable one fails the activity at once.
 """
 
@@ -16,21 +21,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
-from activities.base import Change, Check, StateStep, StepContext, StepParams, StepType
+from activities.base import Change, Check, StepContext, StepParams, StepType
 from activities.clients import Clients
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
 from orchestrator.runs import StepCall, StepOutcome
 
 log = structlog.get_logger("failover.step")
+
+
+def redrive_after(stype: StepType[Any], budget: float) -> float:
+    """Seconds a verification may fail before the step observes and decides again."""
+    return max(10 * stype.poll_interval, min(60.0, budget / 4))
 
 
 class StepActivities:
@@ -47,11 +57,11 @@ class StepActivities:
     @activity.defn(name="step.prepare")
     def prepare(self, call: StepCall) -> StepOutcome:
         """Preflight, guards and snapshot of a mutating step (read-only)."""
-        with self._running(call, "prepare") as (stype, params, ctx, beat):
-            beat("preflight")
+        with self._running(call, "prepare") as (stype, params, ctx):
+            ctx.heartbeat("preflight")
             stype.preflight(ctx, params)
-            measured = self._guards(call, ctx, beat)
-            beat("snapshot")
+            measured = self._guards(call, ctx)
+            ctx.heartbeat("snapshot")
             snap = stype.snapshot(ctx, params)
             return StepOutcome(
                 snapshot=snap, detail="snapshot taken", attempt=_attempt(), observed=measured
@@ -59,12 +69,16 @@ class StepActivities:
 
     @activity.defn(name="step.apply")
     def apply(self, call: StepCall) -> StepOutcome:
-        """Apply a mutating step (idempotent), then poll its verify."""
-        with self._running(call, "apply") as (stype, params, ctx, beat):
+        """Apply a mutating step (idempotent), then poll its verify until it holds."""
+        with self._running(call, "apply") as (stype, params, ctx):
             snap = call.snapshot or {}
-            beat("apply")
+            ctx.heartbeat("apply")
             stype.apply(ctx, params, snap)
-            check = self._poll(call, stype, lambda: stype.verify(ctx, params, snap), beat)
+            check = self._until_holds(
+                call, stype, ctx,
+                check=lambda: stype.verify(ctx, params, snap),
+                redrive=lambda: stype.apply(ctx, params, snap),
+            )  # fmt: skip
             return StepOutcome(
                 detail=check.detail,
                 changes=_changes(stype, ctx, params, snap, check.observed),
@@ -74,32 +88,36 @@ class StepActivities:
     @activity.defn(name="step.check")
     def check(self, call: StepCall) -> StepOutcome:
         """Run a read-only step: preflight, guards, its check, verify polled."""
-        with self._running(call, "check") as (stype, params, ctx, beat):
-            beat("preflight")
+        with self._running(call, "check") as (stype, params, ctx):
+            ctx.heartbeat("preflight")
             stype.preflight(ctx, params)
-            measured = self._guards(call, ctx, beat)
-            beat("apply")
+            measured = self._guards(call, ctx)
+            ctx.heartbeat("apply")
             stype.apply(ctx, params, {})
-            check = self._poll(call, stype, lambda: stype.verify(ctx, params, {}), beat)
+            check = self._until_holds(call, stype, ctx, lambda: stype.verify(ctx, params, {}))
             return StepOutcome(
                 detail=check.detail, attempt=_attempt(), observed={**measured, **check.observed}
             )
 
     @activity.defn(name="step.undo")
     def undo(self, call: StepCall) -> StepOutcome:
-        """Restore a step's snapshot (idempotent), then poll verify_undo."""
-        with self._running(call, "undo") as (stype, params, ctx, beat):
+        """Restore a step's snapshot (idempotent), then poll verify_undo until it holds."""
+        with self._running(call, "undo") as (stype, params, ctx):
             snap = call.snapshot or {}
-            beat("undo")
+            ctx.heartbeat("undo")
             stype.undo(ctx, params, snap)
-            check = self._poll(call, stype, lambda: stype.verify_undo(ctx, params, snap), beat)
+            check = self._until_holds(
+                call, stype, ctx,
+                check=lambda: stype.verify_undo(ctx, params, snap),
+                redrive=lambda: stype.undo(ctx, params, snap),
+            )  # fmt: skip
             return StepOutcome(detail=check.detail, attempt=_attempt())
 
     @activity.defn(name="step.plan")
     def plan(self, call: StepCall) -> StepOutcome:
         """Preflight and dry run: what the step would change. Mutates nothing."""
-        with self._running(call, "plan") as (stype, params, ctx, beat):
-            beat("preflight")
+        with self._running(call, "plan") as (stype, params, ctx):
+            ctx.heartbeat("preflight")
             stype.preflight(ctx, params)
             changes = stype.dry_run(ctx, params)
             return StepOutcome(
@@ -112,27 +130,27 @@ class StepActivities:
     def _running(self, call: StepCall, phase: str) -> _Running:
         return _Running(self, call, phase)
 
-    def context(self, call: StepCall, region: str | None, beat: Callable[..., None]) -> StepContext:
+    def context(
+        self, call: StepCall, beat: Callable[..., None], deadline: float | None = None
+    ) -> StepContext:
         return StepContext(
             run_id=call.run_id,
             step_id=call.step.id,
             from_region=call.from_region,
             to_region=call.to_region,
-            region=region,
+            region=call.step.region,
             mode=call.mode,
             clients=self.clients,
             heartbeat=beat,
+            deadline=deadline,
         )
 
-    def _guards(
-        self, call: StepCall, ctx: StepContext, beat: Callable[..., None]
-    ) -> dict[str, Any]:
+    def _guards(self, call: StepCall, ctx: StepContext) -> dict[str, Any]:
         """Check every guard (GuardFailed if one is not met); what they measured."""
         measured: dict[str, Any] = {}
         for guard in call.step.guards:
-            beat(f"guard {guard.type}")
-            gtype = _type(guard.type)
-            gparams = _params(gtype, guard.params)
+            ctx.heartbeat(f"guard {guard.type}")
+            gtype, gparams = registry.bind(guard.type, guard.params)
             gtype.preflight(ctx, gparams)
             gtype.apply(ctx, gparams, {})
             result = gtype.verify(ctx, gparams, {})
@@ -142,26 +160,38 @@ class StepActivities:
             measured.update(result.observed)
         return measured
 
-    def _poll(
+    def _until_holds(
         self,
         call: StepCall,
-        stype: StepType,
+        stype: StepType[Any],
+        ctx: StepContext,
         check: Callable[[], Check],
-        beat: Callable[..., None],
+        redrive: Callable[[], None] | None = None,
     ) -> Check:
-        """Poll a verification until it holds; VerifyTimeout near the attempt's deadline."""
+        """Poll a verification until it holds; re-drive the step when it does not converge;
+        VerifyTimeout (with what was last seen) near the activity's deadline."""
         budget = call.step.timeout.total_seconds()
-        deadline = time.monotonic() + max(budget * 0.9, budget - 5)
+        deadline = ctx.deadline or time.monotonic() + budget
+        patience = redrive_after(stype, budget)
+        driven = time.monotonic()
         while True:
             result = check()
             if result.ok:
                 return result
-            beat("verify", result.detail)
-            if time.monotonic() + stype.poll_interval > deadline:
-                raise StepError(
-                    "VerifyTimeout",
-                    f"not verified within {budget:g}s: {result.detail}",
+            ctx.heartbeat("verify", result.detail)
+            now = time.monotonic()
+            if now + stype.poll_interval > deadline:
+                raise StepError("VerifyTimeout", f"not verified within {budget:g}s: "
+                                                 f"{result.detail}")  # fmt: skip
+            if redrive is not None and now - driven >= patience:
+                log.warning(
+                    "not converging: observing and deciding again",
+                    step_id=call.step.id,
+                    step_type=call.step.type,
+                    detail=result.detail,
                 )
+                redrive()
+                driven = time.monotonic()
             time.sleep(stype.poll_interval)
 
 
@@ -180,18 +210,15 @@ class _Running:
             attempt=_attempt(),
         )
 
-    def __enter__(
-        self,
-    ) -> tuple[StepType, StepParams, StepContext, Callable[..., None]]:
+    def __enter__(self) -> tuple[StepType[Any], StepParams, StepContext]:
         try:
-            stype = _type(self.call.step.type)
-            params = _params(stype, self.call.step.params)
+            stype, params = registry.bind(self.call.step.type, self.call.step.params)
         except StepError as exc:
             raise _failure(exc, self.phase) from None
         self.heart = Heartbeater().__enter__()
-        ctx = self.owner.context(self.call, self.call.step.region, self.heart.beat)
+        ctx = self.owner.context(self.call, self.heart.beat, _deadline())
         self.log.info("step activity started")
-        return stype, params, ctx, self.heart.beat
+        return stype, params, ctx
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         assert self.heart is not None
@@ -208,32 +235,33 @@ class _Running:
         raise _failure(err, self.phase) from None
 
 
-def _type(name: str) -> StepType:
-    stype = registry.get(name)
-    if stype is None:
-        raise StepError("Validation", f"unknown step type {name!r} on this worker", False)
-    return stype
-
-
-def _params(stype: StepType, params: dict[str, Any]) -> StepParams:
-    try:
-        return stype.Params.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise StepError("Validation", f"params.{where}: {first['msg']}", False) from None
+def _deadline() -> float:
+    """time.monotonic() by which this attempt must end: its start-to-close timeout and the
+    activity's schedule-to-close timeout (all attempts), less a margin to report why."""
+    info = activity.info()
+    ends = [info.started_time + info.start_to_close_timeout] if info.start_to_close_timeout else []
+    if info.schedule_to_close_timeout:
+        ends.append(info.scheduled_time + info.schedule_to_close_timeout)
+    if not ends:
+        return time.monotonic() + 3600.0
+    left = (min(ends) - datetime.now(UTC)).total_seconds()
+    total = (min(ends) - info.started_time).total_seconds()
+    return time.monotonic() + left - min(5.0, max(total, 0.0) * 0.1)
 
 
 def _changes(
-    stype: StepType, ctx: StepContext, params: StepParams, before: dict[str, Any], after: dict
+    stype: StepType[Any],
+    ctx: StepContext,
+    params: StepParams,
+    before: dict[str, Any],
+    after: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Before -> after of what a mutating step touched (for reports)."""
+    """Before -> after of what a mutating step touched (the snapshot's keys, for reports)."""
     if not stype.mutating or not (before or after):
         return []
-    keys = sorted(after.keys() | before.keys())
-    resource = stype.resource(ctx, params) if isinstance(stype, StateStep) else stype.name
+    keys = sorted(before.keys() or after.keys())
     change = Change(
-        resource=resource,
+        resource=stype.resource(ctx, params),
         before={k: before.get(k) for k in keys},
         after={k: after.get(k) for k in keys},
     )

@@ -57,6 +57,10 @@ class AWSConfig(_Strict):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     max_attempts: int = Field(default=5, ge=1, le=20)
+    #: Seconds to wait for a connection, then for an answer, before a call fails (and, for a
+    #: read or an idempotent write, is retried): a region that hangs costs this much, not more.
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
 
     def endpoint(self, region: str) -> str | None:
         return self.endpoints.get(region, self.endpoint_url)
@@ -66,6 +70,9 @@ class KubernetesConfig(_Strict):
     kubeconfig: str | None = None
     #: Runbook region -> kubeconfig context (default: a context named like the region).
     contexts: dict[str, str] = Field(default_factory=dict)
+    #: Seconds to wait for a connection, then for an answer, from a Kubernetes API server.
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
 
     def context(self, region: str) -> str:
         return self.contexts.get(region, region)

@@ -6,14 +6,15 @@ Every activity step's preflight and dry run are called in this process with the 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
 from activities import registry
-from activities.base import StateStep, StepContext
+from activities.base import StepContext
 from activities.clients import Clients
-from activities.errors import StepError, classify
+from activities.errors import classify
 from orchestrator.runbook.graph import levels
 from orchestrator.runs import PlannedStep, StepKind, SwitchInput
 
@@ -94,23 +95,13 @@ def make_plan(inp: SwitchInput, clients: Clients) -> Plan:
         if step.kind in (StepKind.GATE, StepKind.WAIT):
             row.preflight = "skipped"
         else:
-            stype = registry.get(step.type)
-            assert stype is not None  # resolve() checked it
-            ctx = StepContext(
-                run_id="plan",
-                step_id=step.id,
-                from_region=inp.from_region,
-                to_region=inp.to_region,
-                region=step.region,
-                mode="dry-run",
-                clients=clients,
-            )
             try:
-                params = stype.Params.model_validate(step.params)
+                stype, params = registry.bind(step.type, step.params)
+                ctx = _context(inp, step, "plan", clients)
                 stype.preflight(ctx, params)
                 row.changes = [c.model_dump(mode="json") for c in stype.dry_run(ctx, params)]
             except Exception as exc:
-                err = classify(exc) if not isinstance(exc, StepError) else exc
+                err = classify(exc)
                 row.preflight, row.error_kind = err.message, err.kind
         rows.append(row)
     path, total = critical_path(inp.steps)
@@ -141,25 +132,33 @@ def observe_state(inp: SwitchInput, clients: Clients) -> list[ObservedRow]:
     """What each mutating step's snapshot would read now (read-only)."""
     rows = []
     for step in inp.steps:
-        stype = registry.get(step.type)
-        if stype is None or not stype.mutating:
+        if step.kind != StepKind.MUTATE:
             continue
-        ctx = StepContext(
-            run_id="state",
-            step_id=step.id,
-            from_region=inp.from_region,
-            to_region=inp.to_region,
-            region=step.region,
-            mode="dry-run",
-            clients=clients,
-        )
-        params = stype.Params.model_validate(step.params)
-        resource = stype.resource(ctx, params) if isinstance(stype, StateStep) else stype.name
+        stype, params = registry.bind(step.type, step.params)
+        ctx = _context(inp, step, "state", clients)
+        resource = stype.resource(ctx, params)
         try:
             rows.append(ObservedRow(step=step.id, type=step.type, resource=resource,
                                     state=stype.snapshot(ctx, params)))  # fmt: skip
         except Exception as exc:
-            err = classify(exc) if not isinstance(exc, StepError) else exc
+            err = classify(exc)
             rows.append(ObservedRow(step=step.id, type=step.type, resource=resource,
                                     error=f"{err.kind}: {err.message}"))  # fmt: skip
     return rows
+
+
+#: How long a plan waits for a resource in transition to settle before it reports it.
+PLAN_WAIT = 30.0
+
+
+def _context(inp: SwitchInput, step: PlannedStep, run_id: str, clients: Clients) -> StepContext:
+    return StepContext(
+        run_id=run_id,
+        step_id=step.id,
+        from_region=inp.from_region,
+        to_region=inp.to_region,
+        region=step.region,
+        mode="dry-run",
+        clients=clients,
+        deadline=time.monotonic() + PLAN_WAIT,
+    )

@@ -6,16 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from activities.aws.common import call
-from activities.base import (
-    Check,
-    RegionalParams,
-    State,
-    StateStep,
-    StepContext,
-    StepParams,
-    require,
-)
+from activities.base import Check, RegionalParams, State, StateStep, StepContext, require
 
 
 class AsgCapacityParams(RegionalParams):
@@ -34,75 +25,66 @@ class AsgCapacityParams(RegionalParams):
         return self
 
 
-class AsgCapacity(StateStep):
+class AsgCapacity(StateStep[AsgCapacityParams]):
     """Sets an Auto Scaling group's desired (and min/max) capacity; undo restores all three."""
 
     name = "asg_capacity"
-    Params = AsgCapacityParams
     actions = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup")
-
-    def _p(self, params: StepParams) -> AsgCapacityParams:
-        assert isinstance(params, AsgCapacityParams)
-        return params
 
     def _asg(self, ctx: StepContext, p: AsgCapacityParams) -> Any:
         return ctx.clients.aws("autoscaling", ctx.region_for(p))
 
     def _group(self, ctx: StepContext, p: AsgCapacityParams) -> dict[str, Any]:
-        groups = call(
-            self._asg(ctx, p).describe_auto_scaling_groups, AutoScalingGroupNames=[p.name]
-        )["AutoScalingGroups"]
-        require(bool(groups), "NotFound", f"Auto Scaling group {p.name} not found")
-        return dict(groups[0])
+        groups = self._asg(ctx, p).describe_auto_scaling_groups(AutoScalingGroupNames=[p.name])
+        found = groups["AutoScalingGroups"]
+        require(bool(found), "NotFound", f"Auto Scaling group {p.name} not found")
+        return dict(found[0])
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"Auto Scaling group {p.name}{p.where}: desired {p.desired}"
+    def describe(self, params: AsgCapacityParams) -> str:
+        return f"Auto Scaling group {params.name}{params.where}: desired {params.desired}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
-        return f"autoscaling:{ctx.region_for(p)}:{p.name}"
+    def resource(self, ctx: StepContext, params: AsgCapacityParams) -> str:
+        return f"autoscaling:{ctx.region_for(params)}:{params.name}"
 
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        p = self._p(params)
-        g = self._group(ctx, p)
-        lo = p.min if p.min is not None else g["MinSize"]
-        hi = p.max if p.max is not None else g["MaxSize"]
+    def preflight(self, ctx: StepContext, params: AsgCapacityParams) -> None:
+        g = self._group(ctx, params)
+        lo = params.min if params.min is not None else g["MinSize"]
+        hi = params.max if params.max is not None else g["MaxSize"]
         require(
-            lo <= p.desired <= hi,
+            lo <= params.desired <= hi,
             "PreflightFailed",
-            f"desired {p.desired} outside the group's size {lo}..{hi}: set min/max",
+            f"desired {params.desired} outside the group's size {lo}..{hi}: set min/max",
         )
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        g = self._group(ctx, self._p(params))
+    def observe(self, ctx: StepContext, params: AsgCapacityParams) -> State:
+        g = self._group(ctx, params)
         return {"desired": g["DesiredCapacity"], "min": g["MinSize"], "max": g["MaxSize"]}
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        p = self._p(params)
+    def desired(self, ctx: StepContext, params: AsgCapacityParams, current: State) -> State:
+        p = params
         return {
             "desired": p.desired,
             "min": p.min if p.min is not None else min(current.get("min", 0), p.desired),
             "max": p.max if p.max is not None else max(current.get("max", 0), p.desired),
         }
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        call(
-            self._asg(ctx, p).update_auto_scaling_group,
-            AutoScalingGroupName=p.name,
+    def write(
+        self, ctx: StepContext, params: AsgCapacityParams, state: State, current: State
+    ) -> None:
+        self._asg(ctx, params).update_auto_scaling_group(
+            AutoScalingGroupName=params.name,
             MinSize=state["min"],
             MaxSize=state["max"],
             DesiredCapacity=state["desired"],
         )
 
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
-        check = super()._check(ctx, params, wanted)
-        p = self._p(params)
-        if not check.ok or not p.wait_in_service:
-            return check
-        g = self._group(ctx, p)
+    def ready(
+        self, ctx: StepContext, params: AsgCapacityParams, observed: State, wanted: State
+    ) -> Check:
+        if not params.wait_in_service:
+            return Check(ok=True)
+        g = self._group(ctx, params)
         serving = sum(1 for i in g.get("Instances", []) if i["LifecycleState"] == "InService")
         if serving != wanted["desired"]:
             return Check(ok=False, detail=f"{serving}/{wanted['desired']} instances InService")
-        return Check(ok=True, detail=f"{serving} instances InService", observed=check.observed)
+        return Check(ok=True, detail=f"{serving} instances InService")

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from activities.aws.common import call
-from activities.base import Check, RegionalParams, StepContext, StepParams, StepType
+from activities.base import Check, RegionalParams, State, StepContext, StepType
 from activities.errors import StepError
 from orchestrator.runbook.durations import Duration, format_duration
 
@@ -30,8 +29,7 @@ def metric_values(
 ) -> list[float]:
     """One metric's 1-minute statistics over the window, newest first."""
     now = datetime.now(UTC)
-    data = call(
-        ctx.clients.aws("cloudwatch", region).get_metric_data,
+    data = ctx.clients.aws("cloudwatch", region).get_metric_data(
         MetricDataQueries=[
             {
                 "Id": "m",
@@ -61,21 +59,18 @@ class ReplicaLagParams(RegionalParams):
     window: Duration = Field(default=timedelta(minutes=2), description="Look back this long.")
 
 
-class ReplicaLag(StepType):
+class ReplicaLag(StepType[ReplicaLagParams]):
     """Read-only: the replica's latest replication lag (CloudWatch) is at most max_lag. Its
     measured lag is reported (the run's RPO when checked right before a promotion)."""
 
     name = "replica_lag"
-    Params = ReplicaLagParams
     poll_interval = 1.0
     actions = ("cloudwatch:GetMetricData",)
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, ReplicaLagParams)
+    def describe(self, params: ReplicaLagParams) -> str:
         return f"replication lag of {params.identifier} <= {format_duration(params.max_lag)}"
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
-        assert isinstance(params, ReplicaLagParams)
+    def verify(self, ctx: StepContext, params: ReplicaLagParams, snapshot: State) -> Check:
         metric, dimension, to_seconds = METRICS[params.kind]
         values = metric_values(
             ctx, ctx.region_for(params), "AWS/RDS", metric, {dimension: params.identifier},
@@ -98,20 +93,17 @@ class MetricParams(RegionalParams):
     window: Duration = Field(default=timedelta(minutes=5))
 
 
-class MetricBelow(StepType):
+class MetricBelow(StepType[MetricParams]):
     """Read-only: a CloudWatch metric stayed at or under a threshold over a window."""
 
     name = "cloudwatch_metric"
-    Params = MetricParams
     poll_interval = 2.0
     actions = ("cloudwatch:GetMetricData",)
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, MetricParams)
+    def describe(self, params: MetricParams) -> str:
         return f"{params.namespace} {params.metric} {params.stat} <= {params.max:g}"
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
-        assert isinstance(params, MetricParams)
+    def verify(self, ctx: StepContext, params: MetricParams, snapshot: State) -> Check:
         values = metric_values(
             ctx, ctx.region_for(params), params.namespace, params.metric, params.dimensions,
             params.stat, params.window,
@@ -134,23 +126,20 @@ class AlarmParams(RegionalParams):
     )
 
 
-class AlarmState(StepType):
+class AlarmState(StepType[AlarmParams]):
     """Read-only: CloudWatch alarms are in a state (OK by default), and have been for a while."""
 
     name = "cloudwatch_alarm"
-    Params = AlarmParams
     poll_interval = 2.0
     actions = ("cloudwatch:DescribeAlarms",)
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, AlarmParams)
+    def describe(self, params: AlarmParams) -> str:
         steady = format_duration(params.steady_for)
         return f"alarms {', '.join(params.alarms)} {params.state} for {steady}"
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, object]) -> Check:
-        assert isinstance(params, AlarmParams)
+    def verify(self, ctx: StepContext, params: AlarmParams, snapshot: State) -> Check:
         cw = ctx.clients.aws("cloudwatch", ctx.region_for(params))
-        found = call(cw.describe_alarms, AlarmNames=params.alarms)["MetricAlarms"]
+        found = cw.describe_alarms(AlarmNames=params.alarms)["MetricAlarms"]
         by_name = {a["AlarmName"]: a for a in found}
         missing = sorted(set(params.alarms) - set(by_name))
         if missing:

@@ -1,9 +1,10 @@
 """AWS Fault Injection Service: a game day's fault on real infrastructure.
 
-apply starts an experiment from a template (idempotent: the client token is derived from the run
-and the step, so a retried or replayed apply finds the same experiment), verify waits for it to be
-running, undo stops it and verify_undo waits for a terminal state. FIS's own stop conditions
-(CloudWatch alarms in the template) and action durations still apply on AWS's side.
+The state is this run's experiment: none, active (pending, initiating, running) or ended. apply
+starts one from a template (idempotent: the client token is derived from the run and the step, so
+a retried or resent start finds the same experiment), verify waits for it to be running; undo
+stops it and verify_undo waits for a terminal state. FIS's own stop conditions (CloudWatch alarms
+in the template) and action durations still apply on AWS's side.
 """
 
 from __future__ import annotations
@@ -13,24 +14,22 @@ from typing import Any
 
 from pydantic import Field
 
-from activities.aws.common import call
-from activities.base import Check, RegionalParams, StepContext, StepParams, StepType
+from activities.base import Check, RegionalParams, State, StateStep, StepContext
 from activities.errors import StepError
 
 TERMINAL = ("completed", "stopped", "failed", "cancelled")
+STARTING = ("pending", "initiating")
 
 
 class FisParams(RegionalParams):
     template: str = Field(description="Experiment template id, or the value of its Name tag.")
 
 
-class FisExperiment(StepType):
+class FisExperiment(StateStep[FisParams]):
     """Runs an AWS FIS experiment for as long as the game day needs it; stops it on undo."""
 
     name = "fis_experiment"
-    mutating = True
     fault = True
-    Params = FisParams
     poll_interval = 1.0
     actions = (
         "fis:ListExperimentTemplates",
@@ -41,21 +40,17 @@ class FisExperiment(StepType):
         "fis:TagResource",
     )
 
-    def _p(self, params: StepParams) -> FisParams:
-        assert isinstance(params, FisParams)
-        return params
+    def describe(self, params: FisParams) -> str:
+        return f"AWS FIS experiment from template {params.template}{params.where}"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"AWS FIS experiment from template {p.template}{p.where}"
+    def resource(self, ctx: StepContext, params: FisParams) -> str:
+        return f"fis:{ctx.region_for(params)}:{params.template}"
 
     def _fis(self, ctx: StepContext, p: FisParams) -> Any:
         return ctx.clients.aws("fis", ctx.region_for(p))
 
     def _template_id(self, ctx: StepContext, p: FisParams) -> str:
-        fis = self._fis(ctx, p)
-        found = call(fis.list_experiment_templates)["experimentTemplates"]
-        for t in found:
+        for t in self._fis(ctx, p).list_experiment_templates()["experimentTemplates"]:
             if p.template in (t["id"], (t.get("tags") or {}).get("Name")):
                 return str(t["id"])
         raise StepError("NotFound", f"no FIS experiment template {p.template!r}{p.where}")
@@ -68,61 +63,67 @@ class FisExperiment(StepType):
         """This run's experiment (found by the tag apply put on it), if started."""
         fis = self._fis(ctx, p)
         token = self._token(ctx)
-        listed = call(fis.list_experiments, experimentTemplateId=self._template_id(ctx, p))
+        listed = fis.list_experiments(experimentTemplateId=self._template_id(ctx, p))
         for e in listed["experiments"]:
             if (e.get("tags") or {}).get("failover-token") == token:
-                got = call(fis.get_experiment, id=e["id"])["experiment"]
-                return dict(got)
+                return dict(fis.get_experiment(id=e["id"])["experiment"])
         return None
 
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        self._template_id(ctx, self._p(params))
+    def preflight(self, ctx: StepContext, params: FisParams) -> None:
+        self._template_id(ctx, params)
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> dict[str, Any]:
-        return {}
-
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> None:
-        p = self._p(params)
-        if self._experiment(ctx, p) is not None:
-            return
-        call(
-            self._fis(ctx, p).start_experiment,
-            clientToken=self._token(ctx),
-            experimentTemplateId=self._template_id(ctx, p),
-            tags={"failover-token": self._token(ctx), "failover-run": ctx.run_id[:256]},
-        )
-
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:
-        exp = self._experiment(ctx, self._p(params))
+    def observe(self, ctx: StepContext, params: FisParams) -> State:
+        exp = self._experiment(ctx, params)
         if exp is None:
-            return Check(ok=False, detail="experiment not started")
-        state = exp["state"]
-        if state["status"] in TERMINAL:
-            raise StepError(
+            return {"experiment": "none"}
+        status = exp["state"]["status"]
+        return {
+            "experiment": "ended" if status in TERMINAL else "active",
+            "id": exp["id"],
+            "status": status,
+            "reason": exp["state"].get("reason", ""),
+        }
+
+    def snapshot(self, ctx: StepContext, params: FisParams) -> State:
+        return {"experiment": "none"}
+
+    def desired(self, ctx: StepContext, params: FisParams, current: State) -> State:
+        return {"experiment": "active"}
+
+    def matches(self, observed: State, wanted: State) -> bool:
+        if wanted["experiment"] == "none":  # removed: never started, or ended
+            return observed["experiment"] in ("none", "ended")
+        return bool(observed["experiment"] == "active")
+
+    def in_transition(self, observed: State) -> bool:
+        return observed.get("status") in (*STARTING, "stopping")
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        going = "none" if observed.get("status") == "stopping" else "active"
+        return going == wanted["experiment"]
+
+    def dead_end(self, observed: State, wanted: State) -> StepError | None:
+        if wanted["experiment"] == "active" and observed["experiment"] == "ended":
+            return StepError(
                 "FaultEnded",
-                f"experiment {exp['id']} is {state['status']}: {state.get('reason', '')}",
+                f"experiment {observed['id']} is {observed['status']}: {observed['reason']}",
                 retryable=False,
             )
-        observed = {"experiment": exp["id"], "status": state["status"]}
-        return Check(
-            ok=state["status"] == "running",
-            detail=f"experiment {exp['id']} {state['status']}",
-            observed=observed,
-        )
+        return None
 
-    def undo(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> None:
-        p = self._p(params)
-        exp = self._experiment(ctx, p)
-        if exp is not None and exp["state"]["status"] not in (*TERMINAL, "stopping"):
-            call(self._fis(ctx, p).stop_experiment, id=exp["id"])
+    def write(self, ctx: StepContext, params: FisParams, state: State, current: State) -> None:
+        fis = self._fis(ctx, params)
+        if state["experiment"] == "none":
+            fis.stop_experiment(id=current["id"])
+        else:
+            fis.start_experiment(
+                clientToken=self._token(ctx),
+                experimentTemplateId=self._template_id(ctx, params),
+                tags={"failover-token": self._token(ctx), "failover-run": ctx.run_id[:256]},
+            )
 
-    def verify_undo(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:
-        exp = self._experiment(ctx, self._p(params))
-        if exp is None:
+    def ready(self, ctx: StepContext, params: FisParams, observed: State, wanted: State) -> Check:
+        if "id" not in observed:
             return Check(ok=True, detail="no experiment was started")
-        status = exp["state"]["status"]
-        return Check(
-            ok=status in TERMINAL,
-            detail=f"experiment {exp['id']} {status}",
-            observed={"experiment": exp["id"], "status": status},
-        )
+        running = wanted["experiment"] == "none" or observed["status"] == "running"
+        return Check(ok=running, detail=f"experiment {observed['id']} {observed['status']}")

@@ -1,4 +1,9 @@
-"""RDS: promote a cross-region read replica to a standalone writer. Irreversible."""
+"""RDS: promote a cross-region read replica to a standalone writer. Irreversible.
+
+A promotion takes time (the instance is `modifying`, then `available` with no source) and a second
+PromoteReadReplica while it runs is refused (InvalidDBInstanceState), so it is sent once, by a
+client that does not resend it, and decided again from what is observed after any error.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +11,73 @@ from typing import Any
 
 from pydantic import Field
 
-from activities.aws.common import call
-from activities.base import Change, Check, RegionalParams, StepContext, StepParams, StepType
+from activities.base import Change, RegionalParams, State, StateStep, StepContext
+from activities.errors import StepError
+
+#: Instance statuses of an operation in flight (a promotion shows `modifying`, then `rebooting`).
+BUSY = ("modifying", "rebooting", "backing-up", "upgrading", "renaming", "configuring-log-exports")
 
 
 class PromoteReplicaParams(RegionalParams):
     db_instance: str = Field(description="The read replica to promote.")
 
 
-class RdsPromoteReplica(StepType):
+class RdsPromoteReplica(StateStep[PromoteReplicaParams]):
     """Promotes an RDS read replica to a standalone instance. IRREVERSIBLE: replication from the
     old primary ends for good; the runbook must mark the step irreversible behind a gate."""
 
     name = "rds_promote_replica"
-    Params = PromoteReplicaParams
-    mutating = True
     reversible = False
+    idempotent_write = False
     poll_interval = 0.5
     actions = ("rds:DescribeDBInstances", "rds:PromoteReadReplica")
 
-    def _p(self, params: StepParams) -> PromoteReplicaParams:
-        assert isinstance(params, PromoteReplicaParams)
-        return params
+    def _rds(self, ctx: StepContext, p: PromoteReplicaParams, retry: bool = True) -> Any:
+        return ctx.clients.aws("rds", ctx.region_for(p), retry=retry)
 
-    def _db(self, ctx: StepContext, p: PromoteReplicaParams) -> dict[str, Any]:
-        rds = ctx.clients.aws("rds", ctx.region_for(p))
-        dbs = call(rds.describe_db_instances, DBInstanceIdentifier=p.db_instance)["DBInstances"]
-        return dict(dbs[0])
+    def describe(self, params: PromoteReplicaParams) -> str:
+        return f"promote RDS replica {params.db_instance} (IRREVERSIBLE)"
 
-    def describe(self, params: StepParams) -> str:
-        return f"promote RDS replica {self._p(params).db_instance} (IRREVERSIBLE)"
+    def resource(self, ctx: StepContext, params: PromoteReplicaParams) -> str:
+        return f"rds:{ctx.region_for(params)}:db/{params.db_instance}"
 
-    @staticmethod
-    def _promoted(db: dict[str, Any]) -> bool:
-        return not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    def observe(self, ctx: StepContext, params: PromoteReplicaParams) -> State:
+        dbs = self._rds(ctx, params).describe_db_instances(DBInstanceIdentifier=params.db_instance)
+        db = dbs["DBInstances"][0]
+        return {
+            "source": db.get("ReadReplicaSourceDBInstanceIdentifier"),
+            "status": db.get("DBInstanceStatus"),
+        }
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> dict[str, Any]:
-        db = self._db(ctx, self._p(params))
-        return {"source": db.get("ReadReplicaSourceDBInstanceIdentifier")}
+    def desired(self, ctx: StepContext, params: PromoteReplicaParams, current: State) -> State:
+        return {"source": None}
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> None:
-        p = self._p(params)
-        if self._promoted(self._db(ctx, p)):
-            return  # already promoted (a retried apply)
-        rds = ctx.clients.aws("rds", ctx.region_for(p))
-        call(rds.promote_read_replica, DBInstanceIdentifier=p.db_instance)
+    def matches(self, observed: State, wanted: State) -> bool:
+        return observed.get("source") == wanted.get("source")
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:
-        db = self._db(ctx, self._p(params))
-        ok = self._promoted(db) and db.get("DBInstanceStatus") == "available"
-        source = db.get("ReadReplicaSourceDBInstanceIdentifier")
-        detail = f"status {db.get('DBInstanceStatus')}, replicating from {source}"
-        return Check(ok=ok, detail=detail, observed={"source": None} if ok else {})
+    def in_transition(self, observed: State) -> bool:
+        return observed.get("status") in BUSY
 
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
-        p = self._p(params)
-        db = self._db(ctx, p)
-        if self._promoted(db):
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        # Before the write the replica was settled and replicating: the operation now in
+        # flight on it is the promotion.
+        return wanted.get("source") is None
+
+    def write(
+        self, ctx: StepContext, params: PromoteReplicaParams, state: State, current: State
+    ) -> None:
+        if state.get("source") is not None:
+            raise StepError("Validation", "a promoted replica cannot be re-attached", False)
+        self._rds(ctx, params, retry=False).promote_read_replica(
+            DBInstanceIdentifier=params.db_instance
+        )
+
+    def snapshot(self, ctx: StepContext, params: PromoteReplicaParams) -> State:
+        return {"source": self.settled(ctx, params)["source"]}
+
+    def dry_run(self, ctx: StepContext, params: PromoteReplicaParams) -> list[Change]:
+        source = self.observe(ctx, params)["source"]
+        if source is None:
             return []
-        source = db.get("ReadReplicaSourceDBInstanceIdentifier")
-        return [Change(resource=f"rds:{p.db_instance}", before={"source": source},
+        return [Change(resource=f"rds:{params.db_instance}", before={"source": source},
                        after={"source": None})]  # fmt: skip

@@ -1,4 +1,13 @@
-"""Aurora global databases: planned switchover (no data loss) of the writer to another region."""
+"""Aurora global databases: planned switchover (no data loss) of the writer to another region,
+and the unplanned failover (data loss allowed) for a region that is down.
+
+Both are slow operations with a transition (`Status` switching-over / failing-over, and a
+`FailoverState` naming the target) and neither is idempotent: a second call while the first is in
+flight is refused with InvalidGlobalClusterStateFault. So the call is sent by a client that does
+not resend it on its own, and the decision to send it is taken by `StateStep.drive` from what is
+observed: a switchover already heading to the target is left to finish, one heading elsewhere is
+waited out, and an error after which the switchover is seen under way is no failure.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from activities.aws.common import call, region_of_arn
+from activities.aws.common import region_of_arn
 from activities.base import Check, State, StateStep, StepContext, StepParams, require
 from activities.errors import StepError
 
@@ -19,97 +28,94 @@ class AuroraSwitchoverParams(StepParams):
     )
 
 
-class AuroraGlobalSwitchover(StateStep):
+class AuroraGlobalSwitchover(StateStep[AuroraSwitchoverParams]):
     """Switches an Aurora global database's writer to another region (planned: no data loss);
     waits for the new writer and verifies membership. Undo switches back."""
 
     name = "aurora_global_switchover"
-    Params = AuroraSwitchoverParams
+    idempotent_write = False
+    poll_interval = 0.5
     actions = ("rds:DescribeGlobalClusters", "rds:SwitchoverGlobalCluster")
 
-    def _p(self, params: StepParams) -> AuroraSwitchoverParams:
-        assert isinstance(params, AuroraSwitchoverParams)
-        return params
-
-    def _rds(self, ctx: StepContext, p: AuroraSwitchoverParams) -> Any:
-        return ctx.clients.aws("rds", p.api_region or p.target_region)
+    def _rds(self, ctx: StepContext, p: AuroraSwitchoverParams, retry: bool = True) -> Any:
+        return ctx.clients.aws("rds", p.api_region or p.target_region, retry=retry)
 
     def _global(self, ctx: StepContext, p: AuroraSwitchoverParams) -> dict[str, Any]:
-        found = call(
-            self._rds(ctx, p).describe_global_clusters, GlobalClusterIdentifier=p.global_cluster
+        found = self._rds(ctx, p).describe_global_clusters(
+            GlobalClusterIdentifier=p.global_cluster
         )["GlobalClusters"]
         require(bool(found), "NotFound", f"global cluster {p.global_cluster} not found")
         return dict(found[0])
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"Aurora global {p.global_cluster}: switch the writer to {p.target_region}"
-
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        return f"rds:global-cluster/{self._p(params).global_cluster}"
-
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        p = self._p(params)
+    def _member_arn(self, ctx: StepContext, p: AuroraSwitchoverParams, region: str) -> str:
         members = self._global(ctx, p).get("GlobalClusterMembers", [])
+        arns = [m["DBClusterArn"] for m in members if region_of_arn(m["DBClusterArn"]) == region]
+        require(bool(arns), "NotFound", f"{p.global_cluster} has no member in {region}")
+        return str(arns[0])
+
+    def describe(self, params: AuroraSwitchoverParams) -> str:
+        return f"Aurora global {params.global_cluster}: switch the writer to {params.target_region}"
+
+    def resource(self, ctx: StepContext, params: AuroraSwitchoverParams) -> str:
+        return f"rds:global-cluster/{params.global_cluster}"
+
+    def preflight(self, ctx: StepContext, params: AuroraSwitchoverParams) -> None:
+        members = self._global(ctx, params).get("GlobalClusterMembers", [])
         regions = {region_of_arn(m["DBClusterArn"]) for m in members}
         require(
-            p.target_region in regions,
+            params.target_region in regions,
             "PreflightFailed",
-            f"{p.global_cluster} has no member in {p.target_region} (members: "
+            f"{params.global_cluster} has no member in {params.target_region} (members: "
             f"{', '.join(sorted(regions))})",
         )
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        gc = self._global(ctx, self._p(params))
+    def observe(self, ctx: StepContext, params: AuroraSwitchoverParams) -> State:
+        gc = self._global(ctx, params)
         writer = [m for m in gc.get("GlobalClusterMembers", []) if m.get("IsWriter")]
         moving = gc.get("FailoverState") or {}
+        in_flight = moving.get("Status") not in (None, "cancelled")
         return {
             "writer_region": region_of_arn(writer[0]["DBClusterArn"]) if writer else None,
             "status": gc.get("Status"),
             "moving_to": region_of_arn(moving.get("ToDbClusterArn") or "") or None
-            if moving.get("Status") not in (None, "cancelled")
+            if in_flight
             else None,
         }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"writer_region": self._p(params).target_region}
-
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        if current.get("moving_to") == state["writer_region"]:
-            return  # a switchover there is already under way (an apply retried after a crash)
-        if current.get("status") != "available":
-            raise StepError(
-                "Conflict", f"global cluster is {current.get('status')}: retrying when available"
-            )
-        p = self._p(params)
-        members = self._global(ctx, p).get("GlobalClusterMembers", [])
-        target = [
-            m["DBClusterArn"]
-            for m in members
-            if region_of_arn(m["DBClusterArn"]) == state["writer_region"]
-        ]
-        require(bool(target), "NotFound", f"no member in {state['writer_region']}")
-        call(
-            self._rds(ctx, p).switchover_global_cluster,
-            GlobalClusterIdentifier=p.global_cluster,
-            TargetDbClusterIdentifier=target[0],
-        )
+    def desired(self, ctx: StepContext, params: AuroraSwitchoverParams, current: State) -> State:
+        return {"writer_region": params.target_region}
 
     def matches(self, observed: State, wanted: State) -> bool:
         return observed.get("writer_region") == wanted.get("writer_region")
 
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
-        observed = self.observe(ctx, params)
-        if self.matches(observed, wanted) and observed.get("status") == "available":
-            return Check(ok=True, detail=f"writer in {observed['writer_region']}", observed={
-                "writer_region": observed["writer_region"]})  # fmt: skip
-        return Check(
-            ok=False,
-            detail=f"writer in {observed.get('writer_region')}, status {observed.get('status')}",
+    def in_transition(self, observed: State) -> bool:
+        return observed.get("status") != "available" or observed.get("moving_to") is not None
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return observed.get("moving_to") == wanted.get("writer_region")
+
+    def transition(self, observed: State) -> str:
+        return f"writer in {observed.get('writer_region')}, status {observed.get('status')}" + (
+            f", moving to {observed['moving_to']}" if observed.get("moving_to") else ""
         )
 
-    def snapshot(self, ctx: StepContext, params: StepParams) -> State:
-        return {"writer_region": self.observe(ctx, params)["writer_region"]}
+    def write(
+        self, ctx: StepContext, params: AuroraSwitchoverParams, state: State, current: State
+    ) -> None:
+        self._rds(ctx, params, retry=False).switchover_global_cluster(
+            GlobalClusterIdentifier=params.global_cluster,
+            TargetDbClusterIdentifier=self._member_arn(ctx, params, state["writer_region"]),
+        )
+
+    def holds(self, ctx: StepContext, params: AuroraSwitchoverParams, wanted: State) -> Check:
+        check = super().holds(ctx, params, wanted)
+        if check.ok:
+            region = check.observed["writer_region"]
+            return Check(ok=True, detail=f"writer in {region}", observed={"writer_region": region})
+        return check
+
+    def snapshot(self, ctx: StepContext, params: AuroraSwitchoverParams) -> State:
+        return {"writer_region": self.settled(ctx, params)["writer_region"]}
 
 
 class AuroraGlobalFailover(AuroraGlobalSwitchover):
@@ -121,24 +127,19 @@ class AuroraGlobalFailover(AuroraGlobalSwitchover):
     reversible = False
     actions = ("rds:DescribeGlobalClusters", "rds:FailoverGlobalCluster")
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
+    def describe(self, params: AuroraSwitchoverParams) -> str:
         return (
-            f"Aurora global {p.global_cluster}: FAIL OVER the writer to {p.target_region} "
-            "(data loss allowed, IRREVERSIBLE)"
+            f"Aurora global {params.global_cluster}: FAIL OVER the writer to "
+            f"{params.target_region} (data loss allowed, IRREVERSIBLE)"
         )
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        if current.get("moving_to") == state["writer_region"]:
-            return
-        p = self._p(params)
-        members = self._global(ctx, p).get("GlobalClusterMembers", [])
-        target = [m["DBClusterArn"] for m in members
-                  if region_of_arn(m["DBClusterArn"]) == state["writer_region"]]  # fmt: skip
-        require(bool(target), "NotFound", f"no member in {state['writer_region']}")
-        call(
-            self._rds(ctx, p).failover_global_cluster,
-            GlobalClusterIdentifier=p.global_cluster,
-            TargetDbClusterIdentifier=target[0],
+    def write(
+        self, ctx: StepContext, params: AuroraSwitchoverParams, state: State, current: State
+    ) -> None:
+        if state["writer_region"] != params.target_region:
+            raise StepError("Validation", "an unplanned failover cannot be undone", False)
+        self._rds(ctx, params, retry=False).failover_global_cluster(
+            GlobalClusterIdentifier=params.global_cluster,
+            TargetDbClusterIdentifier=self._member_arn(ctx, params, state["writer_region"]),
             AllowDataLoss=True,
         )

@@ -1,16 +1,17 @@
 """Route 53: weighted records (shift traffic by weight) and failover records (move PRIMARY).
 
 Every change waits until Route 53 reports it INSYNC (propagated to its name servers), so the step
-that follows sees the traffic where it was sent.
+that follows sees the traffic where it was sent. An UPSERT is idempotent; when a change's answer
+is lost although it took effect, the same records are upserted again and that change's INSYNC is
+awaited: Route 53 applies a zone's changes in order, so it implies the first one's.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from activities.aws.common import call, wait_until
 from activities.base import (
     Change,
     Check,
@@ -18,13 +19,14 @@ from activities.base import (
     StateStep,
     StepContext,
     StepParams,
+    StepType,
     require,
 )
 
 GLOBAL = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 
 
-class _RecordParams(StepParams):
+class RecordParams(StepParams):
     zone: str = Field(description="Hosted zone name (shop.example.) or id.")
     record: str = Field(description="Record name, e.g. api.shop.example.")
     type: Literal["A", "AAAA", "CNAME"] = "CNAME"
@@ -36,59 +38,75 @@ class _RecordParams(StepParams):
         return v if v.endswith(".") else v + "."
 
 
-class _Route53Step(StateStep):
+def route53(ctx: StepContext) -> Any:
+    """The Route 53 client (its API is served from us-east-1)."""
+    return ctx.clients.aws("route53", GLOBAL)
+
+
+def zone_id(ctx: StepContext, zone: str) -> str:
+    """A hosted zone's id from its name (or its id)."""
+    if zone.startswith("Z") and "." not in zone:
+        return zone
+    name = zone if zone.endswith(".") else zone + "."
+    zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
+    match = [z for z in zones if z["Name"] == name]
+    require(bool(match), "NotFound", f"hosted zone {name} not found")
+    return str(match[0]["Id"]).rsplit("/", 1)[-1]
+
+
+def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
+    """The record's sets that have a set identifier (weighted, failover, ...)."""
+    out = route53(ctx).list_resource_record_sets(
+        HostedZoneId=zone_id(ctx, p.zone),
+        StartRecordName=p.record,
+        StartRecordType=p.type,
+        MaxItems="100",
+    )
+    return [
+        r
+        for r in out["ResourceRecordSets"]
+        if r["Name"] == p.record and r["Type"] == p.type and "SetIdentifier" in r
+    ]
+
+
+def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> None:
+    """UPSERT record sets and wait until the change is INSYNC."""
+    r53 = route53(ctx)
+    change = r53.change_resource_record_sets(
+        HostedZoneId=zone_id(ctx, p.zone),
+        ChangeBatch={
+            "Comment": f"failover-orchestrator {ctx.run_id} {ctx.step_id}",
+            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in records],
+        },
+    )["ChangeInfo"]
+
+    def insync() -> tuple[bool, str]:
+        status = r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"]
+        return status == "INSYNC", f"change {change['Id']} {status}"
+
+    ctx.wait("route53 change", insync, 0.5, timeout=p.insync_timeout)
+
+
+R = TypeVar("R", bound=RecordParams)
+
+
+class _RecordStep(StateStep[R]):
     actions: ClassVar[tuple[str, ...]] = (
         "route53:ListHostedZonesByName",
         "route53:ListResourceRecordSets",
         "route53:ChangeResourceRecordSets",
         "route53:GetChange",
     )
+    traffic = True
 
-    def _r53(self, ctx: StepContext) -> Any:
-        return ctx.clients.aws("route53", GLOBAL)
+    def resource(self, ctx: StepContext, params: R) -> str:
+        return f"route53:{params.record}"
 
-    def _zone_id(self, ctx: StepContext, zone: str) -> str:
-        if zone.startswith("Z") and "." not in zone:
-            return zone
-        name = zone if zone.endswith(".") else zone + "."
-        zones = call(self._r53(ctx).list_hosted_zones_by_name, DNSName=name)["HostedZones"]
-        match = [z for z in zones if z["Name"] == name]
-        require(bool(match), "NotFound", f"hosted zone {name} not found")
-        return str(match[0]["Id"]).rsplit("/", 1)[-1]
-
-    def _records(self, ctx: StepContext, p: _RecordParams) -> list[dict[str, Any]]:
-        out = call(
-            self._r53(ctx).list_resource_record_sets,
-            HostedZoneId=self._zone_id(ctx, p.zone),
-            StartRecordName=p.record,
-            StartRecordType=p.type,
-            MaxItems="100",
-        )
-        return [
-            r
-            for r in out["ResourceRecordSets"]
-            if r["Name"] == p.record and r["Type"] == p.type and "SetIdentifier" in r
-        ]
-
-    def _change(self, ctx: StepContext, p: _RecordParams, records: list[dict[str, Any]]) -> None:
-        r53 = self._r53(ctx)
-        change = call(
-            r53.change_resource_record_sets,
-            HostedZoneId=self._zone_id(ctx, p.zone),
-            ChangeBatch={
-                "Comment": f"failover-orchestrator {ctx.run_id} {ctx.step_id}",
-                "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in records],
-            },
-        )["ChangeInfo"]
-
-        def insync() -> tuple[bool, str]:
-            status = call(r53.get_change, Id=change["Id"])["ChangeInfo"]["Status"]
-            return status == "INSYNC", f"change {change['Id']} {status}"
-
-        wait_until(ctx, "route53 change", insync, p.insync_timeout)
+    def confirm(self, ctx: StepContext, params: R, wanted: State) -> None:
+        upsert(ctx, params, record_sets(ctx, params))
 
 
-class Route53WeightedParams(_RecordParams):
+class Route53WeightedParams(RecordParams):
     weights: dict[str, int] = Field(
         description="Set identifier -> weight (0-255); keys may be templates like ${{ to_region }}."
     )
@@ -107,143 +125,121 @@ class Route53WeightedParams(_RecordParams):
         return v
 
 
-class Route53Weighted(_Route53Step):
+class Route53Weighted(_RecordStep[Route53WeightedParams]):
     """Sets Route 53 weighted-record weights (optionally in increments); waits for INSYNC."""
 
     name = "route53_weighted"
-    traffic = True
-    Params = Route53WeightedParams
 
-    def _p(self, params: StepParams) -> Route53WeightedParams:
-        assert isinstance(params, Route53WeightedParams)
-        return params
+    def describe(self, params: Route53WeightedParams) -> str:
+        weights = ", ".join(f"{k}={v}" for k, v in params.weights.items())
+        return f"Route 53 weights of {params.record} -> {weights}"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        weights = ", ".join(f"{k}={v}" for k, v in p.weights.items())
-        return f"Route 53 weights of {p.record} -> {weights}"
-
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        return f"route53:{self._p(params).record}"
-
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        p = self._p(params)
-        found = {r["SetIdentifier"] for r in self._records(ctx, p) if "Weight" in r}
-        missing = sorted(set(p.weights) - found)
+    def preflight(self, ctx: StepContext, params: Route53WeightedParams) -> None:
+        found = {r["SetIdentifier"] for r in record_sets(ctx, params) if "Weight" in r}
+        missing = sorted(set(params.weights) - found)
         require(
             not missing,
             "PreflightFailed",
-            f"{p.record} has no weighted {p.type} record for {', '.join(missing)}",
+            f"{params.record} has no weighted {params.type} record for {', '.join(missing)}",
         )
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
+    def observe(self, ctx: StepContext, params: Route53WeightedParams) -> State:
         return {
             "weights": {
                 r["SetIdentifier"]: r.get("Weight")
-                for r in self._records(ctx, p)
-                if r["SetIdentifier"] in p.weights
+                for r in record_sets(ctx, params)
+                if r["SetIdentifier"] in params.weights
             }
         }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"weights": dict(self._p(params).weights)}
+    def desired(self, ctx: StepContext, params: Route53WeightedParams, current: State) -> State:
+        return {"weights": dict(params.weights)}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
+    def write(
+        self, ctx: StepContext, params: Route53WeightedParams, state: State, current: State
+    ) -> None:
         start, goal = current.get("weights") or {}, state["weights"]
-        for i in range(1, p.increments + 1):
+        for i in range(1, params.increments + 1):
             step = {
-                sid: round(start.get(sid, w) + (w - start.get(sid, w)) * i / p.increments)
+                sid: round(start.get(sid, w) + (w - start.get(sid, w)) * i / params.increments)
                 for sid, w in goal.items()
             }
-            records = [r | {"Weight": step[r["SetIdentifier"]]} for r in self._records(ctx, p)
+            records = [r | {"Weight": step[r["SetIdentifier"]]} for r in record_sets(ctx, params)
                        if r["SetIdentifier"] in step]  # fmt: skip
             ctx.heartbeat("weights", step)
-            self._change(ctx, p, records)
+            upsert(ctx, params, records)
 
 
-class Route53FailoverParams(_RecordParams):
+class Route53FailoverParams(RecordParams):
     primary: str = Field(description="Set identifier that becomes PRIMARY (e.g. ${{ to_region }}).")
 
 
-class Route53Failover(_Route53Step):
+class Route53Failover(_RecordStep[Route53FailoverParams]):
     """Makes one failover record PRIMARY and the current primary SECONDARY; waits for INSYNC."""
 
     name = "route53_failover"
-    traffic = True
-    Params = Route53FailoverParams
 
-    def _p(self, params: StepParams) -> Route53FailoverParams:
-        assert isinstance(params, Route53FailoverParams)
-        return params
+    def describe(self, params: Route53FailoverParams) -> str:
+        return f"Route 53 failover record {params.record}: PRIMARY -> {params.primary}"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"Route 53 failover record {p.record}: PRIMARY -> {p.primary}"
+    def preflight(self, ctx: StepContext, params: Route53FailoverParams) -> None:
+        sids = {r["SetIdentifier"] for r in record_sets(ctx, params) if "Failover" in r}
+        require(
+            params.primary in sids,
+            "PreflightFailed",
+            f"{params.record}: no failover record {params.primary}",
+        )
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        return f"route53:{self._p(params).record}"
-
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        p = self._p(params)
-        sids = {r["SetIdentifier"] for r in self._records(ctx, p) if "Failover" in r}
-        require(p.primary in sids, "PreflightFailed", f"{p.record}: no failover record {p.primary}")
-
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
+    def observe(self, ctx: StepContext, params: Route53FailoverParams) -> State:
         primary = [
-            r["SetIdentifier"]
-            for r in self._records(ctx, self._p(params))
-            if r.get("Failover") == "PRIMARY"
+            r["SetIdentifier"] for r in record_sets(ctx, params) if r.get("Failover") == "PRIMARY"
         ]
         return {"primary": primary[0] if primary else None}
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"primary": self._p(params).primary}
+    def desired(self, ctx: StepContext, params: Route53FailoverParams, current: State) -> State:
+        return {"primary": params.primary}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
+    def write(
+        self, ctx: StepContext, params: Route53FailoverParams, state: State, current: State
+    ) -> None:
         records = [
             r | {"Failover": "PRIMARY" if r["SetIdentifier"] == state["primary"] else "SECONDARY"}
-            for r in self._records(ctx, p)
+            for r in record_sets(ctx, params)
             if "Failover" in r
         ]
-        self._change(ctx, p, records)
+        upsert(ctx, params, records)
 
 
-class DnsViewParams(_RecordParams):
+class DnsViewParams(RecordParams):
     expect: list[str] = Field(
         min_length=1, description="Set identifiers clients must get (e.g. [${{ to_region }}])."
     )
 
 
-class DnsView(_Route53Step):
+class DnsView(StepType[DnsViewParams]):
     """Read-only: the record sets Route 53 would answer for a name (weights > 0, failover PRIMARY
     unless its health check fails) are exactly `expect`."""
 
     name = "dns_view"
-    Params = DnsViewParams
-    mutating = False
     actions = (
         "route53:ListHostedZonesByName",
         "route53:ListResourceRecordSets",
         "route53:GetHealthCheckStatus",
     )
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, DnsViewParams)
+    def describe(self, params: DnsViewParams) -> str:
         return f"DNS view of {params.record}: answers from {', '.join(params.expect)}"
 
     def _healthy(self, ctx: StepContext, hc_id: str | None) -> bool:
         if not hc_id:
             return True
-        obs = call(self._r53(ctx).get_health_check_status, HealthCheckId=hc_id)
+        obs = route53(ctx).get_health_check_status(HealthCheckId=hc_id)
         reports = [o["StatusReport"]["Status"] for o in obs["HealthCheckObservations"]]
         return sum(r.startswith("Success") for r in reports) * 2 > len(reports)
 
-    def answer(self, ctx: StepContext, p: _RecordParams) -> list[str]:
+    def answer(self, ctx: StepContext, p: RecordParams) -> list[str]:
         """Set identifiers a resolver would be answered from."""
-        records = self._records(ctx, p)
+        records = record_sets(ctx, p)
         weighted = [r for r in records if "Weight" in r]
         if weighted:
             live = [r for r in weighted if r["Weight"] > 0 and
@@ -255,24 +251,16 @@ class DnsView(_Route53Step):
             return [primary[0]["SetIdentifier"]]
         return [r["SetIdentifier"] for r in secondary[:1]]
 
-    def apply(self, ctx: StepContext, params: StepParams, snapshot: State) -> None:
-        """Read-only: nothing to apply (the check is verify)."""
-
-    def dry_run(self, ctx: StepContext, params: StepParams) -> list[Change]:
-        return []
-
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: State) -> Check:
-        assert isinstance(params, DnsViewParams)
+    def verify(self, ctx: StepContext, params: DnsViewParams, snapshot: State) -> Check:
         got = self.answer(ctx, params)
         ok = got == sorted(params.expect)
         return Check(ok=ok, detail=f"{params.record} answers from {', '.join(got) or 'nothing'}")
 
+    def dry_run(self, ctx: StepContext, params: DnsViewParams) -> list[Change]:
+        return []
+
 
 def record_weights(ctx: StepContext, zone: str, record: str) -> dict[str, int]:
     """Set identifier -> weight of a weighted CNAME record (what users' resolvers follow)."""
-    p = _RecordParams(zone=zone, record=record)
-    return {
-        str(r["SetIdentifier"]): int(r["Weight"])
-        for r in Route53Weighted()._records(ctx, p)
-        if "Weight" in r
-    }
+    p = RecordParams(zone=zone, record=record)
+    return {str(r["SetIdentifier"]): int(r["Weight"]) for r in record_sets(ctx, p) if "Weight" in r}

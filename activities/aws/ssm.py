@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from activities.base import RegionalParams, State, StateStep, StepContext, StepParams, require
-from activities.errors import classify
+from activities.base import RegionalParams, State, StateStep, StepContext, require
+from activities.errors import missing_ok
 
 
 class SsmParameterParams(RegionalParams):
@@ -16,66 +16,52 @@ class SsmParameterParams(RegionalParams):
     type: Literal["String", "StringList"] = "String"
 
 
-class SsmParameter(StateStep):
+class SsmParameter(StateStep[SsmParameterParams]):
     """Sets an SSM parameter (for example a feature or write-freeze flag); undo restores it.
 
     SecureString parameters are refused: their value would be snapshotted into the run's history.
     """
 
     name = "ssm_parameter"
-    Params = SsmParameterParams
     actions = ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter")
-
-    def _p(self, params: StepParams) -> SsmParameterParams:
-        assert isinstance(params, SsmParameterParams)
-        return params
 
     def _ssm(self, ctx: StepContext, params: SsmParameterParams) -> Any:
         return ctx.clients.aws("ssm", ctx.region_for(params))
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"set SSM parameter {p.name}{p.where} to {p.value!r}"
+    def describe(self, params: SsmParameterParams) -> str:
+        return f"set SSM parameter {params.name}{params.where} to {params.value!r}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
-        return f"ssm:{ctx.region_for(p)}:{p.name}"
+    def resource(self, ctx: StepContext, params: SsmParameterParams) -> str:
+        return f"ssm:{ctx.region_for(params)}:{params.name}"
 
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
+    def preflight(self, ctx: StepContext, params: SsmParameterParams) -> None:
         current = self.observe(ctx, params)
         require(
             current.get("type") != "SecureString",
             "PreflightFailed",
-            f"{self._p(params).name} is a SecureString: refusing to snapshot a secret",
+            f"{params.name} is a SecureString: refusing to snapshot a secret",
         )
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        ssm = self._ssm(ctx, p)
-        try:
-            param = ssm.get_parameter(Name=p.name)["Parameter"]
-        except ssm.exceptions.ParameterNotFound:
+    def observe(self, ctx: StepContext, params: SsmParameterParams) -> State:
+        ssm = self._ssm(ctx, params)
+        found = missing_ok(lambda: ssm.get_parameter(Name=params.name)["Parameter"])
+        if found is None:
             return {"exists": False, "value": None, "type": None}
-        except Exception as exc:
-            raise classify(exc) from exc
-        return {"exists": True, "value": param["Value"], "type": param["Type"]}
+        return {"exists": True, "value": found["Value"], "type": found["Type"]}
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        p = self._p(params)
-        return {"exists": True, "value": p.value}
+    def desired(self, ctx: StepContext, params: SsmParameterParams, current: State) -> State:
+        return {"exists": True, "value": params.value}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        ssm = self._ssm(ctx, p)
-        try:
-            if state.get("exists"):
-                ssm.put_parameter(
-                    Name=p.name,
-                    Value=state["value"],
-                    Type=state.get("type") or current.get("type") or p.type,
-                    Overwrite=True,
-                )
-            elif current.get("exists"):
-                ssm.delete_parameter(Name=p.name)
-        except Exception as exc:
-            raise classify(exc) from exc
+    def write(
+        self, ctx: StepContext, params: SsmParameterParams, state: State, current: State
+    ) -> None:
+        ssm = self._ssm(ctx, params)
+        if state.get("exists"):
+            ssm.put_parameter(
+                Name=params.name,
+                Value=state["value"],
+                Type=state.get("type") or current.get("type") or params.type,
+                Overwrite=True,
+            )
+        elif current.get("exists"):
+            ssm.delete_parameter(Name=params.name)

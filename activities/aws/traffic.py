@@ -3,16 +3,17 @@ Route 53 health checks."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from activities.aws.common import call
 from activities.aws.route53 import GLOBAL
 from activities.base import Check, State, StateStep, StepContext, StepParams, StepType, require
-from activities.errors import StepError
+from activities.errors import StepError, classify
 
 GA_REGION = "us-west-2"  # Global Accelerator's API lives in us-west-2
+T = TypeVar("T")
 
 
 class GaDialParams(StepParams):
@@ -21,12 +22,11 @@ class GaDialParams(StepParams):
     dial: float = Field(ge=0, le=100, description="Traffic dial percentage.")
 
 
-class GaTrafficDial(StateStep):
+class GaTrafficDial(StateStep[GaDialParams]):
     """Sets a Global Accelerator endpoint group's traffic dial; waits until DEPLOYED."""
 
     name = "ga_traffic_dial"
     traffic = True
-    Params = GaDialParams
     actions = (
         "globalaccelerator:ListAccelerators",
         "globalaccelerator:ListListeners",
@@ -35,57 +35,53 @@ class GaTrafficDial(StateStep):
         "globalaccelerator:DescribeAccelerator",
     )
 
-    def _p(self, params: StepParams) -> GaDialParams:
-        assert isinstance(params, GaDialParams)
-        return params
-
     def _ga(self, ctx: StepContext) -> Any:
         return ctx.clients.aws("globalaccelerator", GA_REGION)
 
-    def _group(self, ctx: StepContext, p: GaDialParams) -> tuple[str, dict[str, Any]]:
+    def _group(self, ctx: StepContext, p: GaDialParams) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The accelerator and the endpoint group of the params' region."""
         ga = self._ga(ctx)
-        accs = [a for a in call(ga.list_accelerators)["Accelerators"] if a["Name"] == p.accelerator]
+        accs = [a for a in ga.list_accelerators()["Accelerators"] if a["Name"] == p.accelerator]
         require(bool(accs), "NotFound", f"accelerator {p.accelerator} not found")
-        acc = accs[0]["AcceleratorArn"]
-        for lis in call(ga.list_listeners, AcceleratorArn=acc)["Listeners"]:
-            groups = call(ga.list_endpoint_groups, ListenerArn=lis["ListenerArn"])
-            for g in groups["EndpointGroups"]:
+        acc = accs[0]
+        for lis in ga.list_listeners(AcceleratorArn=acc["AcceleratorArn"])["Listeners"]:
+            groups = ga.list_endpoint_groups(ListenerArn=lis["ListenerArn"])["EndpointGroups"]
+            for g in groups:
                 if g["EndpointGroupRegion"] == p.region:
-                    return acc, dict(g)
+                    return dict(acc), dict(g)
         raise StepError("NotFound", f"{p.accelerator} has no endpoint group in {p.region}")
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        return f"Global Accelerator {p.accelerator}: {p.region} dial -> {p.dial:g}%"
+    def describe(self, params: GaDialParams) -> str:
+        return f"Global Accelerator {params.accelerator}: {params.region} dial -> {params.dial:g}%"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
-        return f"globalaccelerator:{p.accelerator}:{p.region}"
+    def resource(self, ctx: StepContext, params: GaDialParams) -> str:
+        return f"globalaccelerator:{params.accelerator}:{params.region}"
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        _, g = self._group(ctx, self._p(params))
-        return {"dial": float(g["TrafficDialPercentage"])}
+    def observe(self, ctx: StepContext, params: GaDialParams) -> State:
+        acc, g = self._group(ctx, params)
+        status = self._ga(ctx).describe_accelerator(AcceleratorArn=acc["AcceleratorArn"])
+        return {
+            "dial": float(g["TrafficDialPercentage"]),
+            "deployed": status["Accelerator"]["Status"] == "DEPLOYED",
+        }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"dial": float(self._p(params).dial)}
+    def desired(self, ctx: StepContext, params: GaDialParams, current: State) -> State:
+        return {"dial": float(params.dial)}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        _, g = self._group(ctx, self._p(params))
-        call(
-            self._ga(ctx).update_endpoint_group,
-            EndpointGroupArn=g["EndpointGroupArn"],
-            TrafficDialPercentage=state["dial"],
+    def in_transition(self, observed: State) -> bool:
+        return not observed.get("deployed", True)
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return bool(observed.get("dial") == wanted.get("dial"))
+
+    def write(self, ctx: StepContext, params: GaDialParams, state: State, current: State) -> None:
+        _, g = self._group(ctx, params)
+        self._ga(ctx).update_endpoint_group(
+            EndpointGroupArn=g["EndpointGroupArn"], TrafficDialPercentage=state["dial"]
         )
 
-    def _check(self, ctx: StepContext, params: StepParams, wanted: State) -> Check:
-        check = super()._check(ctx, params, wanted)
-        if not check.ok:
-            return check
-        acc, _ = self._group(ctx, self._p(params))
-        status = call(self._ga(ctx).describe_accelerator, AcceleratorArn=acc)["Accelerator"]
-        if status["Status"] != "DEPLOYED":
-            return Check(ok=False, detail=f"accelerator {status['Status']}")
-        return check
+    def snapshot(self, ctx: StepContext, params: GaDialParams) -> State:
+        return {"dial": self.settled(ctx, params)["dial"]}
 
 
 class ArcParams(StepParams):
@@ -96,13 +92,12 @@ class ArcParams(StepParams):
     )
 
 
-class ArcRoutingControls(StateStep):
+class ArcRoutingControls(StateStep[ArcParams]):
     """Sets Route 53 ARC routing control states through the cluster's data-plane endpoints,
     trying each endpoint in turn (as AWS advises); safety rules are enforced by ARC itself."""
 
     name = "arc_routing_controls"
     traffic = True
-    Params = ArcParams
     actions = (
         "route53-recovery-control-config:ListClusters",
         "route53-recovery-control-config:ListControlPanels",
@@ -110,84 +105,81 @@ class ArcRoutingControls(StateStep):
         "route53-recovery-cluster:UpdateRoutingControlStates",
     )
 
-    def _p(self, params: StepParams) -> ArcParams:
-        assert isinstance(params, ArcParams)
-        return params
+    def _config(self, ctx: StepContext) -> Any:
+        return ctx.clients.aws("route53-recovery-control-config", GA_REGION)
 
     def _cluster(self, ctx: StepContext, p: ArcParams) -> dict[str, Any]:
-        cfg = ctx.clients.aws("route53-recovery-control-config", GA_REGION)
-        clusters = [c for c in call(cfg.list_clusters)["Clusters"] if c["Name"] == p.cluster]
+        clusters = [c for c in self._config(ctx).list_clusters()["Clusters"]
+                    if c["Name"] == p.cluster]  # fmt: skip
         require(bool(clusters), "NotFound", f"ARC cluster {p.cluster} not found")
         return dict(clusters[0])
 
     def _panel_arn(self, ctx: StepContext, p: ArcParams, cluster_arn: str) -> str:
-        cfg = ctx.clients.aws("route53-recovery-control-config", GA_REGION)
-        panels = call(cfg.list_control_panels, ClusterArn=cluster_arn)["ControlPanels"]
+        panels = self._config(ctx).list_control_panels(ClusterArn=cluster_arn)["ControlPanels"]
         match = [x for x in panels if x["Name"] == p.control_panel]
         require(bool(match), "NotFound", f"control panel {p.control_panel} not found")
         return str(match[0]["ControlPanelArn"])
 
-    def _on_endpoints(self, ctx: StepContext, p: ArcParams, fn: Any) -> Any:
-        """Run fn(client) on each cluster endpoint in turn until one answers."""
+    def _on_endpoints(
+        self, ctx: StepContext, p: ArcParams, fn: Callable[[Any, dict[str, Any]], T]
+    ) -> T:
+        """Run fn(client, cluster) on each cluster endpoint in turn until one answers."""
         cluster = self._cluster(ctx, p)
         errors = []
         for ep in cluster["ClusterEndpoints"]:
             data = ctx.clients.aws_at("route53-recovery-cluster", ep["Region"], ep["Endpoint"])
             try:
                 return fn(data, cluster)
-            except StepError as exc:
-                if not exc.retryable:
-                    raise
-                errors.append(f"{ep['Region']}: {exc.kind}")
+            except Exception as exc:
+                err = classify(exc)
+                if not err.retryable:
+                    raise err from exc
+                errors.append(f"{ep['Region']}: {err.kind}")
         raise StepError(
             "ServiceUnavailable", "no ARC cluster endpoint answered: " + "; ".join(errors)
         )
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        states = ", ".join(f"{k}={v}" for k, v in p.states.items())
+    def describe(self, params: ArcParams) -> str:
+        states = ", ".join(f"{k}={v}" for k, v in params.states.items())
         return f"Route 53 ARC routing controls: {states}"
 
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        p = self._p(params)
-        return f"arc:{p.cluster}/{p.control_panel}"
+    def resource(self, ctx: StepContext, params: ArcParams) -> str:
+        return f"arc:{params.cluster}/{params.control_panel}"
 
     def _controls(self, ctx: StepContext, p: ArcParams) -> dict[str, dict[str, Any]]:
         def list_all(data: Any, cluster: dict[str, Any]) -> dict[str, dict[str, Any]]:
             panel = self._panel_arn(ctx, p, cluster["ClusterArn"])
-            out = call(data.list_routing_controls, ControlPanelArn=panel)
+            out = data.list_routing_controls(ControlPanelArn=panel)
             return {c["RoutingControlName"]: c for c in out["RoutingControls"]}
 
-        controls: dict[str, dict[str, Any]] = self._on_endpoints(ctx, p, list_all)
-        return controls
+        return self._on_endpoints(ctx, p, list_all)
 
-    def preflight(self, ctx: StepContext, params: StepParams) -> None:
-        p = self._p(params)
-        missing = sorted(set(p.states) - set(self._controls(ctx, p)))
+    def preflight(self, ctx: StepContext, params: ArcParams) -> None:
+        missing = sorted(set(params.states) - set(self._controls(ctx, params)))
         require(not missing, "PreflightFailed", f"no routing control {', '.join(missing)}")
 
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        controls = self._controls(ctx, p)
+    def observe(self, ctx: StepContext, params: ArcParams) -> State:
+        controls = self._controls(ctx, params)
         return {
-            "states": {n: controls[n]["RoutingControlState"] for n in p.states if n in controls}
+            "states": {
+                n: controls[n]["RoutingControlState"] for n in params.states if n in controls
+            }
         }
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        return {"states": dict(self._p(params).states)}
+    def desired(self, ctx: StepContext, params: ArcParams, current: State) -> State:
+        return {"states": dict(params.states)}
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        controls = self._controls(ctx, p)
+    def write(self, ctx: StepContext, params: ArcParams, state: State, current: State) -> None:
+        controls = self._controls(ctx, params)
         entries = [
             {"RoutingControlArn": controls[n]["RoutingControlArn"], "RoutingControlState": s}
             for n, s in state["states"].items()
         ]
 
         def update(data: Any, cluster: dict[str, Any]) -> None:
-            call(data.update_routing_control_states, UpdateRoutingControlStateEntries=entries)
+            data.update_routing_control_states(UpdateRoutingControlStateEntries=entries)
 
-        self._on_endpoints(ctx, p, update)
+        self._on_endpoints(ctx, params, update)
 
 
 class HealthCheckParams(StepParams):
@@ -202,12 +194,11 @@ class HealthCheckParams(StepParams):
         return self
 
 
-class Route53HealthCheck(StateStep):
+class Route53HealthCheck(StateStep[HealthCheckParams]):
     """Inverts or disables a Route 53 health check (to force or stop a DNS failover)."""
 
     name = "route53_health_check"
     traffic = True
-    Params = HealthCheckParams
     actions = (
         "route53:ListHealthChecks",
         "route53:ListTagsForResources",
@@ -215,53 +206,43 @@ class Route53HealthCheck(StateStep):
         "route53:UpdateHealthCheck",
     )
 
-    def _p(self, params: StepParams) -> HealthCheckParams:
-        assert isinstance(params, HealthCheckParams)
-        return params
+    def describe(self, params: HealthCheckParams) -> str:
+        wanted = (("inverted", params.inverted), ("disabled", params.disabled))
+        what = [f"{k}={v}" for k, v in wanted if v is not None]
+        return f"Route 53 health check {params.name}: {', '.join(what)}"
 
-    def _id(self, ctx: StepContext, p: HealthCheckParams) -> str:
-        return health_check_id(ctx, p.name)
+    def resource(self, ctx: StepContext, params: HealthCheckParams) -> str:
+        return f"route53:healthcheck/{params.name}"
 
-    def describe(self, params: StepParams) -> str:
-        p = self._p(params)
-        what = [f"{k}={v}" for k, v in (("inverted", p.inverted), ("disabled", p.disabled))
-                if v is not None]  # fmt: skip
-        return f"Route 53 health check {p.name}: {', '.join(what)}"
-
-    def resource(self, ctx: StepContext, params: StepParams) -> str:
-        return f"route53:healthcheck/{self._p(params).name}"
-
-    def observe(self, ctx: StepContext, params: StepParams) -> State:
-        p = self._p(params)
-        hc = call(
-            ctx.clients.aws("route53", GLOBAL).get_health_check, HealthCheckId=self._id(ctx, p)
-        )
+    def observe(self, ctx: StepContext, params: HealthCheckParams) -> State:
+        r53 = ctx.clients.aws("route53", GLOBAL)
+        hc = r53.get_health_check(HealthCheckId=health_check_id(ctx, params.name))
         config = hc["HealthCheck"]["HealthCheckConfig"]
         return {"inverted": bool(config.get("Inverted")), "disabled": bool(config.get("Disabled"))}
 
-    def desired(self, ctx: StepContext, params: StepParams, current: State) -> State:
-        p = self._p(params)
-        return {k: v for k, v in (("inverted", p.inverted), ("disabled", p.disabled))
+    def desired(self, ctx: StepContext, params: HealthCheckParams, current: State) -> State:
+        return {k: v for k, v in (("inverted", params.inverted), ("disabled", params.disabled))
                 if v is not None}  # fmt: skip
 
-    def write(self, ctx: StepContext, params: StepParams, state: State, current: State) -> None:
-        p = self._p(params)
-        update: dict[str, Any] = {"HealthCheckId": self._id(ctx, p)}
+    def write(
+        self, ctx: StepContext, params: HealthCheckParams, state: State, current: State
+    ) -> None:
+        update: dict[str, Any] = {"HealthCheckId": health_check_id(ctx, params.name)}
         if "inverted" in state:
             update["Inverted"] = state["inverted"]
         if "disabled" in state:
             update["Disabled"] = state["disabled"]
-        call(ctx.clients.aws("route53", GLOBAL).update_health_check, **update)
+        ctx.clients.aws("route53", GLOBAL).update_health_check(**update)
 
 
 def health_check_id(ctx: StepContext, name: str) -> str:
     """A health check's id from its Name tag (or its id)."""
     r53 = ctx.clients.aws("route53", GLOBAL)
-    ids = [h["Id"] for h in call(r53.list_health_checks)["HealthChecks"]]
+    ids = [h["Id"] for h in r53.list_health_checks()["HealthChecks"]]
     if name in ids:
         return name
     if ids:
-        tags = call(r53.list_tags_for_resources, ResourceType="healthcheck", ResourceIds=ids)
+        tags = r53.list_tags_for_resources(ResourceType="healthcheck", ResourceIds=ids)
         for entry in tags["ResourceTagSets"]:
             if {"Key": "Name", "Value": name} in entry.get("Tags", []):
                 return str(entry["ResourceId"])
@@ -273,12 +254,11 @@ class HealthStatusParams(StepParams):
     expect: Literal["healthy", "unhealthy"] = "healthy"
 
 
-class Route53HealthStatus(StepType):
+class Route53HealthStatus(StepType[HealthStatusParams]):
     """Read-only: what Route 53's checkers report for a health check (healthy when most of
     them report success). A game day's detector: it fails once the check turns red."""
 
     name = "route53_health_status"
-    Params = HealthStatusParams
     poll_interval = 1.0
     actions = (
         "route53:ListHealthChecks",
@@ -286,15 +266,13 @@ class Route53HealthStatus(StepType):
         "route53:GetHealthCheckStatus",
     )
 
-    def describe(self, params: StepParams) -> str:
-        assert isinstance(params, HealthStatusParams)
+    def describe(self, params: HealthStatusParams) -> str:
         return f"Route 53 health check {params.name} is {params.expect}"
 
-    def verify(self, ctx: StepContext, params: StepParams, snapshot: dict[str, Any]) -> Check:
-        assert isinstance(params, HealthStatusParams)
+    def verify(self, ctx: StepContext, params: HealthStatusParams, snapshot: State) -> Check:
         r53 = ctx.clients.aws("route53", GLOBAL)
         hc_id = health_check_id(ctx, params.name)
-        obs = call(r53.get_health_check_status, HealthCheckId=hc_id)["HealthCheckObservations"]
+        obs = r53.get_health_check_status(HealthCheckId=hc_id)["HealthCheckObservations"]
         good = sum(1 for o in obs if o["StatusReport"]["Status"].startswith("Success"))
         healthy = bool(obs) and good * 2 > len(obs)
         status = "healthy" if healthy else "unhealthy"

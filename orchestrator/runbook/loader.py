@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from activities import registry
 from orchestrator.runbook import graph
 from orchestrator.runbook.models import Runbook
+from orchestrator.runbook.problems import describe, dotted
 from orchestrator.runbook.templates import TemplateError, references
 
 Loc = tuple[str | int, ...]
@@ -80,42 +80,18 @@ class _Positions:
         return (1, 1)
 
 
-def _path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe(err: ErrorDetails) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field missing"
-    if kind == "literal_error":
-        return msg.replace("Input should be", "expected")
-    if kind.startswith("value_error"):
-        return str(msg).removeprefix("Value error, ")
-    return (
-        f"{msg} (got {err.get('input')!r})"
-        if "input" in err and not isinstance(err.get("input"), dict | list)
-        else msg
-    )
-
-
 class _Collector:
     def __init__(self, file: str, positions: _Positions) -> None:
         self.file, self.positions, self.problems = file, positions, []  # type: ignore[var-annotated]
 
     def add(self, loc: Loc, message: str, key: bool = False) -> None:
         line, col = self.positions.of(loc, key)
-        self.problems.append(Problem(self.file, line, col, _path(loc), message))
+        self.problems.append(Problem(self.file, line, col, dotted(loc), message))
 
     def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> None:
         for err in exc.errors():
             loc = (*prefix, *err["loc"])
-            self.add(loc, _describe(err), key=err["type"] == "extra_forbidden")
+            self.add(loc, describe(err), key=err["type"] == "extra_forbidden")
 
 
 def load_text(text: str, file: str = "<runbook>") -> Runbook:
@@ -235,7 +211,7 @@ def _check_params(step_type: Any, params: dict[str, Any], loc: Loc, out: _Collec
             for err in exc.errors():
                 if err["type"] != "missing":
                     out.add(
-                        (*loc, *err["loc"]), _describe(err), key=err["type"] == "extra_forbidden"
+                        (*loc, *err["loc"]), describe(err), key=err["type"] == "extra_forbidden"
                     )
         return
     try:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from activities import registry
+from activities.base import ParamsError
 from activities.builtin import ApprovalParams, WaitParams
 from orchestrator.runbook.models import Runbook, Step
 from orchestrator.runbook.templates import TemplateError, render
@@ -104,15 +103,16 @@ def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> P
     if region is not None and region not in rb.regions:
         raise ResolveError(f"{where}.region: {region!r} is not one of the runbook's regions")
     try:
-        params = stype.Params.model_validate(rendered)
-        for g in guards:
-            gtype = registry.get(g.type)
+        params = stype.parse(rendered)
+    except ParamsError as exc:
+        raise ResolveError(f"{where}.{exc} (after templates)") from None
+    for i, g in enumerate(guards):
+        gtype = registry.get(g.type)
+        try:
             if gtype is not None:
-                gtype.Params.model_validate(g.params)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ResolveError(f"{where}.params.{loc}: {err['msg']} (after templates)") from None
+                gtype.parse(g.params)
+        except ParamsError as exc:
+            raise ResolveError(f"{where}.guards[{i}].{exc} (after templates)") from None
     kind = (
         StepKind.GATE
         if stype.gate

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
+import urllib3.exceptions as u3
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 from kubernetes.client.exceptions import ApiException
 
 from activities.errors import classify
@@ -38,6 +45,16 @@ def client_error(code: str, status: int) -> ClientError:
         (ApiException(status=403, reason="Forbidden"), "AccessDenied", False),
         (ApiException(status=404, reason="NotFound"), "NotFound", False),
         (ApiException(status=422, reason="Invalid"), "Validation", False),
+        (client_error("InvalidGlobalClusterStateFault", 400), "Conflict", True),
+        (ConnectionClosedError(endpoint_url="http://x"), "ConnectionError", True),
+        (ReadTimeoutError(endpoint_url="http://x"), "Timeout", True),
+        (u3.ReadTimeoutError(None, "/api", "read timed out"), "Timeout", True),  # type: ignore[arg-type]
+        (
+            u3.MaxRetryError(None, "/api", u3.NewConnectionError(None, "refused")),
+            "ConnectionError",
+            True,
+        ),  # type: ignore[arg-type]
+        (u3.ProtocolError("Connection aborted."), "ConnectionError", True),
         (TimeoutError("read"), "Timeout", True),
         (ConnectionRefusedError("refused"), "ConnectionError", True),
         (KeyError("bug"), "InternalError", False),
@@ -50,11 +67,10 @@ def test_classification(exc: BaseException, kind: str, retryable: bool) -> None:
 
 def test_boto3_calls_are_validated_against_botocore_models_before_sending() -> None:
     """A call that would be wrong for AWS fails here, classified, with nothing sent (port 9)."""
+    from botocore.exceptions import ParamValidationError
     from pydantic import SecretStr
 
-    from activities.aws.common import call
     from activities.clients import Clients
-    from activities.errors import StepError
     from orchestrator.config import AWSConfig, Config
 
     clients = Clients(
@@ -62,7 +78,8 @@ def test_boto3_calls_are_validated_against_botocore_models_before_sending() -> N
                              secret_access_key=SecretStr("s")))
     )  # fmt: skip
     ssm = clients.aws("ssm", "us-east-1")
-    with pytest.raises(StepError) as exc:
-        call(ssm.put_parameter, Name="/shop/flags/x")  # Value is required by the model
-    assert (exc.value.kind, exc.value.retryable) == ("Validation", False)
-    assert "Value" in exc.value.message
+    with pytest.raises(ParamValidationError) as exc:
+        ssm.put_parameter(Name="/shop/flags/x")  # Value is required by the model
+    err = classify(exc.value)  # as the engine's activity boundary classifies it
+    assert (err.kind, err.retryable) == ("Validation", False)
+    assert "Value" in err.message

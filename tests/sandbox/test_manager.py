@@ -86,15 +86,17 @@ def test_pid_alive_tells_a_zombie_from_a_live_component() -> None:
     import sys
     import time
 
-    from orchestrator.sandbox.manager import MARKER, pid_alive
+    from orchestrator.sandbox.manager import MARKER, _state, pid_alive
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", MARKER])
     done = subprocess.Popen([sys.executable, "-c", "pass", MARKER])
     try:
         assert pid_alive(live.pid)  # right after Popen returned, even mid-exec
         deadline = time.monotonic() + 10
-        while Path(f"/proc/{done.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        # (Its command line is empty for a moment mid-exec too: wait for the zombie state.)
+        while _state(done.pid) != "Z" and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert _state(done.pid) == "Z"
         assert not pid_alive(done.pid)  # exited, not reaped yet: a zombie
     finally:
         live.kill()
