@@ -36,7 +36,7 @@ from orchestrator.gameday.models import (
     ProbeSample,
     ProbeStats,
 )
-from orchestrator.runs import PlannedStep
+from orchestrator.runs import PlannedStep, switch_workflow_id
 
 log = structlog.get_logger("failover.gameday")
 
@@ -112,7 +112,7 @@ class GameDayActivities:
             f"FailoverRunbook = '{call.runbook}' AND ExecutionStatus = 'Running' "
             "AND WorkflowType IN ('RegionSwitch', 'GameDay')"
         )
-        mine = f"switch-{call.runbook}"
+        mine = switch_workflow_id(call.runbook)
         out = []
         async for wf in self.temporal.list_workflows(query):
             if wf.id == me or (wf.parent_id == me and wf.id == mine):

@@ -15,6 +15,7 @@ from activities import registry
 from activities.base import StepContext
 from activities.clients import Clients
 from activities.errors import classify
+from orchestrator.runbook import graph
 from orchestrator.runbook.graph import levels
 from orchestrator.runs import PlannedStep, StepKind, SwitchInput
 
@@ -58,23 +59,15 @@ class Plan(BaseModel):
 def critical_path(steps: list[PlannedStep]) -> tuple[list[str], timedelta]:
     """The chain of dependencies with the longest sum of step timeouts (an upper bound of RTO;
     gates and timers count their expiry and duration)."""
-    by_id = {s.id: s for s in steps}
-    best: dict[str, tuple[timedelta, list[str]]] = {}
 
     def cost(s: PlannedStep) -> timedelta:
         if s.gate is not None:
             return s.gate.expires
         return s.wait if s.wait is not None else s.timeout
 
-    def longest(sid: str) -> tuple[timedelta, list[str]]:
-        if sid not in best:
-            s = by_id[sid]
-            before = max((longest(d) for d in s.depends_on), default=(timedelta(0), []))
-            best[sid] = (before[0] + cost(s), [*before[1], sid])
-        return best[sid]
-
-    total, path = max((longest(s.id) for s in steps), default=(timedelta(0), []))
-    return path, total
+    deps = {s.id: s.depends_on for s in steps}
+    path, total = graph.critical_path(deps, {s.id: cost(s).total_seconds() for s in steps})
+    return path, timedelta(seconds=total)
 
 
 def make_plan(inp: SwitchInput, clients: Clients) -> Plan:

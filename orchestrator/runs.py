@@ -16,6 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["failover", "drill", "dry-run", "gameday"]
 
+#: Every switch's workflow id starts so: one switch per runbook runs at a time.
+SWITCH_PREFIX = "switch-"
+
+
+def switch_workflow_id(runbook: str) -> str:
+    """The workflow id of a runbook's (single) running switch."""
+    return f"{SWITCH_PREFIX}{runbook}"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")

@@ -32,11 +32,13 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.retry import retry_policy
+from workflows.retry import step_options
 from workflows.shield import run_shielded
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
+    from orchestrator import ui
+    from orchestrator.approvals import GateBook
     from orchestrator.gameday.models import (
         AlarmRef,
         BusyCall,
@@ -50,9 +52,9 @@ with workflow.unsafe.imports_passed_through():
         ProbeCall,
         ProbeSample,
         ProbeStats,
-        StopTrip,
         preapprove,
     )
+    from orchestrator.gameday.slo import StopWatch, recovered_at, slo_miss
     from orchestrator.runs import (
         Abort,
         Decision,
@@ -63,9 +65,11 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
         StepOutcome,
         SwitchInput,
+        switch_workflow_id,
     )
 
 PLAN_ATTEMPTS = 2
+GATE = "gameday"  # the game day's own approval gate
 
 
 class _Halt(Exception):
@@ -98,10 +102,10 @@ class GameDayWorkflow:
             objectives=inp.objectives,
         )
         self.halt: Outcome | None = None  # set once: why the game day stops going forward
-        self.gate_open = False
-        self.decided: Decision | None = None
+        gates = {GATE: inp.approval} if inp.approval is not None else {}
+        self.gate = GateBook(inp.requester, [], gates, what="game day")
         self.probing = False
-        self.bad_since: dict[str, datetime] = {}
+        self.stops = StopWatch(inp.stop_conditions)
         self._published: Outcome | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self.switch_stuck = False  # a child switch waits for its operator (ROLLBACK_FAILED)
@@ -206,15 +210,15 @@ class GameDayWorkflow:
         self._phase(Phase.WAITING_APPROVAL)
         gate = self.inp.approval
         assert gate is not None
-        self.gate_open = True
+        self.gate.opened(GATE)
         try:
             await workflow.wait_condition(
-                lambda: self.decided is not None or self.halt is not None, timeout=gate.expires
+                lambda: GATE in self.gate.outcome or self.halt is not None, timeout=gate.expires
             )
         except TimeoutError:
             self._stop(Outcome.CANCELLED, f"no approval within {gate.expires}")
         finally:
-            self.gate_open = False
+            self.gate.closed(GATE)
 
     async def _inject(self) -> None:
         """Inject the fault (verified in effect) and start probing."""
@@ -297,6 +301,7 @@ class GameDayWorkflow:
                 to,
                 self.p.fault.snapshot or {},
                 attempts=self.inp.fault.retry.attempts,
+                bounded=True,
             )
         except ActivityError as exc:
             self.p.fault.state = "failed"
@@ -311,7 +316,7 @@ class GameDayWorkflow:
     async def _child(self, kind: str, inp: SwitchInput, stoppable: bool) -> RunProgress:
         """Run one switch as a child; tell it to stop (it rolls back) when the game day halts."""
         by = self.p.approved_by or f"game day {self.inp.name} (requested by {self.inp.requester})"
-        wid = f"switch-{inp.runbook}"
+        wid = switch_workflow_id(inp.runbook)
         info = workflow.info()
         try:
             handle = await workflow.start_child_workflow(
@@ -397,6 +402,7 @@ class GameDayWorkflow:
         to: str,
         snapshot: dict[str, Any] | None = None,
         attempts: int | None = None,
+        bounded: bool = False,
     ) -> StepOutcome:
         info = workflow.info()
         return await workflow.execute_activity(
@@ -410,10 +416,8 @@ class GameDayWorkflow:
                 snapshot=snapshot,
             ),
             result_type=StepOutcome,
-            start_to_close_timeout=step.timeout,
-            heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
-            retry_policy=retry_policy(step, attempts),
             summary=f"{step.id} ({name.split('.', 1)[1]})",
+            **step_options(step, self.inp.heartbeat_timeout, attempts, bounded),
         )
 
     async def _detect_once(self, timeout_s: float) -> Detection:
@@ -472,74 +476,35 @@ class GameDayWorkflow:
 
     # ------------------------------------------------------------------ SLO and stops
     def _slo_miss(self, stats: ProbeStats) -> str:
-        slo = self.inp.slo
-        if not stats.requests:
-            return "no request could be sent"
-        if 1 - stats.error_rate < slo.min_success_rate:
-            return f"success {1 - stats.error_rate:.0%} < {slo.min_success_rate:.0%}"
-        if slo.max_latency_ms and stats.p95_ms and stats.p95_ms > slo.max_latency_ms:
-            return f"p95 {stats.p95_ms:g} ms > {slo.max_latency_ms:g} ms"
-        return ""
+        return slo_miss(self.inp.slo, stats)
 
     def _evaluate(self, sample: ProbeSample) -> None:
         """Stop conditions over the probe windows (a condition must hold for its duration)."""
-        assert sample.at is not None
-        began = sample.at - timedelta(seconds=sample.window_s)
-        for rule in self.inp.stop_conditions:
-            stats = sample.service if rule.region is None else sample.regions.get(rule.region)
-            bad = ""
-            if rule.alarm is not None and sample.alarms.get(rule.alarm) == "ALARM":
-                bad = f"alarm {rule.alarm} in ALARM"
-            elif stats is not None and stats.requests:
-                if rule.max_error_rate is not None and stats.error_rate > rule.max_error_rate:
-                    bad = f"error rate {stats.error_rate:.0%}"
-                elif rule.max_latency_ms is not None and (stats.p95_ms or 0) > rule.max_latency_ms:
-                    bad = f"p95 {stats.p95_ms:g} ms"
-            if not bad:
-                self.bad_since.pop(rule.name, None)
-                continue
-            since = self.bad_since.setdefault(rule.name, began)
-            if sample.at - since >= rule.hold and self.halt is None:
-                held = (sample.at - since).total_seconds()
-                self.p.stop = StopTrip(
-                    condition=rule.name,
-                    rule=rule.describe(),
-                    detail=f"{bad} for {held:.1f}s",
-                    at=sample.at,
-                )
-                self._stop(
-                    Outcome.STOPPED,
-                    f"stop condition {rule.name!r} tripped ({rule.describe()}): {bad} "
-                    f"for {held:.1f}s",
-                )
+        trip = self.stops.evaluate(sample)
+        if trip is not None and self.halt is None:
+            self.p.stop = trip
+            self._stop(
+                Outcome.STOPPED,
+                f"stop condition {trip.condition!r} tripped ({trip.rule}): {trip.detail}",
+            )
 
     async def _settle(self, since: datetime) -> float | None:
         """Wait until the SLO has held for `settle` after `since`; seconds to recover, or None
         if it did not within `settle_timeout` (an objective missed, not a reason to stop)."""
-        settle = self.inp.settle
 
-        def recovered_at() -> datetime | None:
-            start: datetime | None = None
-            for s in self.p.samples:
-                if s.at is None or s.at <= since:
-                    continue
-                if self._slo_miss(s.service) or s.error:
-                    start = None
-                elif start is None:
-                    start = s.at - timedelta(seconds=s.window_s)
-            last = self.p.samples[-1].at if self.p.samples else None
-            if start is not None and last is not None and last - start >= settle:
-                return start
-            return None
+        clip = workflow.patched("settle-from-switch-end")  # older histories counted earlier
+
+        def recovered() -> datetime | None:
+            return recovered_at(self.p.samples, self.inp.slo, since, self.inp.settle, clip)
 
         try:
             await workflow.wait_condition(
-                lambda: recovered_at() is not None or self.halt is not None,
+                lambda: recovered() is not None or self.halt is not None,
                 timeout=self.inp.settle_timeout,
             )
         except TimeoutError:
             return None
-        at = recovered_at()
+        at = recovered()
         return max(0.0, round((at - since).total_seconds(), 3)) if at else None
 
     # -------------------------------------------------------------------- approvals
@@ -548,38 +513,31 @@ class GameDayWorkflow:
     )
     def approve(self, decision: Decision) -> str:
         """Approve: the fault is injected and the switch runs (its gates pre-approved by you)."""
-        self.decided = decision
+        self.gate.approve(GATE, decision, workflow.now())
         self.p.approved_by = decision.approver
         return f"approved by {decision.approver}"
 
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:
-        self._check_decider(decision)
+        self._check_decider(decision, approving=True)
 
     @workflow.update(
         description='Reject the game day. Payload: {"approver": "NAME", "comment": "why"}'
     )
     def reject(self, decision: Decision) -> str:
         """Reject: nothing is injected; the game day ends CANCELLED."""
-        self.decided = decision
+        self.gate.reject(GATE, decision, workflow.now())
         self._stop(Outcome.CANCELLED, f"rejected by {decision.approver}: {decision.comment}")
         return f"rejected by {decision.approver}"
 
     @reject.validator
     def _validate_reject(self, decision: Decision) -> None:
-        self._check_decider(decision)
+        self._check_decider(decision, approving=False)
 
-    def _check_decider(self, decision: Decision) -> None:
-        gate = self.inp.approval
-        if gate is None or not self.gate_open or self.decided is not None:
+    def _check_decider(self, decision: Decision, approving: bool) -> None:
+        if GATE not in self.gate.open or GATE in self.gate.outcome:
             raise ValueError("the game day is not waiting for an approval")
-        who = decision.approver.strip()
-        if not who:
-            raise ValueError("approver is required")
-        if who == self.inp.requester:
-            raise ValueError(f"{who} requested this game day and cannot approve it")
-        if gate.approvers and who not in gate.approvers:
-            raise ValueError(f"{who} is not an approver ({', '.join(gate.approvers)})")
+        self.gate.check(decision.model_copy(update={"gate": GATE}), approving)
 
     @workflow.signal(name="stop")
     def stop(self, req: Abort) -> None:
@@ -627,33 +585,7 @@ class GameDayWorkflow:
 
     def _details(self) -> None:
         """The Temporal UI's current details: where the game day is and what users see."""
-        p = self.p
-        last = p.samples[-1] if p.samples else None
-
-        def child(c: ChildRun | None) -> str:
-            if c is None:
-                return "-"
-            state = c.progress.state.value if c.progress else "running"
-            return f"{state} (`{c.workflow_id}`)"
-
-        rows = [
-            ("phase", p.phase.value),
-            ("fault", f"{p.fault.state}: {p.fault_description}"),
-            ("MTTD", "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s"),
-            ("switch", child(p.switch)),
-            ("failback", child(p.failback)),
-            (
-                "users, last window",
-                f"{1 - last.service.error_rate:.0%} ok, p95 {last.service.p95_ms} ms"
-                if last
-                else "-",
-            ),
-        ]
-        text = f"**game day {p.name}**: {p.runbook} {p.from_region} → {p.to_region} and back\n\n"
-        text += "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
-        if p.reason:
-            text += f"\n\n{p.reason}"
-        workflow.set_current_details(text)
+        workflow.set_current_details(ui.gameday_details(self.p))
 
     def _publish(self) -> None:
         state = self.halt or Outcome.RUNNING

@@ -25,14 +25,16 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
-from workflows.retry import retry_policy
+from workflows.retry import step_options
 from workflows.shield import run_shielded
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
+    from orchestrator import ui
+    from orchestrator.approvals import GateBook, operator_target
+    from orchestrator.runbook.graph import undo_plan
     from orchestrator.runs import (
         Abort,
-        ApprovalRecord,
         Decision,
         ErrorInfo,
         OperatorAction,
@@ -46,8 +48,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         SwitchInput,
     )
-
-DETAIL_ROWS = 40  # rows of the step table shown in the Temporal UI's current details
 
 
 class _StepFailed(Exception):
@@ -80,10 +80,8 @@ class RegionSwitchWorkflow:
         self.final: RunState | None = None
         self.rolling_back = False
         self.reason = ""
-        self.approvals: list[ApprovalRecord] = []
-        self.votes: dict[str, list[str]] = {}
-        self.gate_outcome: dict[str, str] = {}
-        self.open_gates: list[str] = []
+        gates = {s.id: s.gate for s in inp.steps if s.gate is not None}
+        self.gates = GateBook(inp.requester, inp.approvers, gates)
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.completion: list[str] = []  # applied steps, in the order they ended
         self.abort_request: Abort | None = None
@@ -245,6 +243,7 @@ class RegionSwitchWorkflow:
         rec: StepRecord,
         snapshot: dict[str, Any] | None = None,
         attempts: int | None = None,
+        bounded: bool = False,
     ) -> StepOutcome:
         phase = name.split(".", 1)[1]
         rec.phase = phase
@@ -261,10 +260,8 @@ class RegionSwitchWorkflow:
                     snapshot=snapshot,
                 ),
                 result_type=StepOutcome,
-                start_to_close_timeout=step.timeout,
-                heartbeat_timeout=min(self.inp.heartbeat_timeout, step.timeout),
-                retry_policy=retry_policy(step, attempts),
                 summary=f"{step.id} ({phase})",
+                **step_options(step, self.inp.heartbeat_timeout, attempts, bounded),
             )
         except ActivityError as exc:
             error, attempt = _error_info(exc)
@@ -288,58 +285,35 @@ class RegionSwitchWorkflow:
             rec.detail = "dry-run: gate not opened"
             return
         if step.gate.preapproved_by:  # no command: histories without it replay unchanged
-            self.approvals.append(
-                ApprovalRecord(
-                    gate=step.id,
-                    approver=step.gate.preapproved_by,
-                    decision="approve",
-                    comment="approved before the run started",
-                    at=workflow.now(),
-                )
-            )
+            self.gates.preapproved(step.id, step.gate.preapproved_by, workflow.now())
             rec.detail = f"pre-approved by {step.gate.preapproved_by}"
             return
         rec.state, rec.phase = StepState.WAITING_APPROVAL, "waiting for approval"
-        self.open_gates.append(step.id)
+        self.gates.opened(step.id)
         self._publish()
         try:
             await workflow.wait_condition(
-                lambda: step.id in self.gate_outcome or self.abort_request is not None,
+                lambda: step.id in self.gates.outcome or self.abort_request is not None,
                 timeout=step.gate.expires,
             )
         except TimeoutError:
-            self.gate_outcome[step.id] = "expired"
-            self.approvals.append(
-                ApprovalRecord(gate=step.id, approver="", decision="expired", at=workflow.now())
-            )
+            self.gates.expire(step.id, workflow.now())
         finally:
-            self.open_gates.remove(step.id)
-        outcome = self.gate_outcome.get(step.id)
+            self.gates.closed(step.id)
+        outcome = self.gates.outcome.get(step.id)
         if outcome == "approved":
-            rec.detail = "approved by " + ", ".join(self.votes.get(step.id, []))
+            rec.detail = "approved by " + ", ".join(self.gates.votes.get(step.id, []))
             return
         if outcome == "expired":
             raise _StepFailed(
                 ErrorInfo(kind="GateExpired", message=f"no decision within {step.gate.expires}")
             )
         if outcome == "rejected":
-            last = next(a for a in reversed(self.approvals) if a.gate == step.id)
+            last = self.gates.rejection(step.id)
             raise _StepFailed(
                 ErrorInfo(kind="Rejected", message=f"rejected by {last.approver}: {last.comment}")
             )
         raise _StepFailed(ErrorInfo(kind="Aborted", message="the run was aborted"))
-
-    def _gate_for(self, decision: Decision) -> str:
-        if decision.gate is not None:
-            if decision.gate not in self.open_gates:
-                open_ = ", ".join(self.open_gates) or "none"
-                raise ValueError(f"gate {decision.gate!r} is not open (open gates: {open_})")
-            return decision.gate
-        if len(self.open_gates) == 1:
-            return self.open_gates[0]
-        if not self.open_gates:
-            raise ValueError("no gate is open")
-        raise ValueError(f"several gates are open ({', '.join(self.open_gates)}): name one")
 
     async def _accepted_gate(self, decision: Decision) -> str | None:
         """The gate an accepted decision is for. Validators do the checking, but they do not
@@ -347,30 +321,17 @@ class RegionSwitchWorkflow:
         opened its gate: wait for it (no command), never raise in the handler."""
         await workflow.wait_condition(
             lambda: (
-                _ok(self._gate_for, decision) is not None
+                _ok(self.gates.gate_for, decision) is not None
                 or self.final is not None
                 or self.rolling_back
             )
         )
-        return _ok(self._gate_for, decision)
+        return _ok(self.gates.gate_for, decision)
 
     def _check_decider(self, decision: Decision, approving: bool) -> str:
         if self.final is not None or self.rolling_back:
             raise ValueError("the run is no longer waiting for a decision")
-        who = decision.approver.strip()
-        if not who:
-            raise ValueError("approver is required: who decides")
-        sid = self._gate_for(decision)
-        gate = self.steps[sid].gate
-        assert gate is not None
-        allowed = gate.approvers or self.inp.approvers
-        if approving and who == self.inp.requester:
-            raise ValueError(f"{who} requested this switch and cannot approve it (two-person rule)")
-        if allowed and who not in allowed:
-            raise ValueError(f"{who} may not decide gate {sid} (approvers: {', '.join(allowed)})")
-        if approving and who in self.votes.get(sid, []):
-            raise ValueError(f"{who} already approved gate {sid}: a second person must approve")
-        return sid
+        return self.gates.check(decision, approving)
 
     @workflow.update(
         description='Approve the open gate. Payload: {"approver": "NAME", "comment": "why", '
@@ -381,25 +342,7 @@ class RegionSwitchWorkflow:
         sid = await self._accepted_gate(decision)
         if sid is None:
             return "the gate is no longer open"
-        gate = self.steps[sid].gate
-        assert gate is not None
-        votes = self.votes.setdefault(sid, [])
-        if decision.approver.strip() in votes:
-            return f"{decision.approver.strip()} already approved gate {sid}"
-        votes.append(decision.approver.strip())
-        self.approvals.append(
-            ApprovalRecord(
-                gate=sid,
-                approver=decision.approver.strip(),
-                decision="approve",
-                comment=decision.comment,
-                at=workflow.now(),
-            )
-        )
-        if len(votes) >= gate.approvals:
-            self.gate_outcome[sid] = "approved"
-            return f"gate {sid} approved: the switch goes on"
-        return f"gate {sid}: {len(votes)} of {gate.approvals} approvals"
+        return self.gates.approve(sid, decision, workflow.now())
 
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:
@@ -414,17 +357,7 @@ class RegionSwitchWorkflow:
         sid = await self._accepted_gate(decision)
         if sid is None:
             return "the gate is no longer open"
-        self.approvals.append(
-            ApprovalRecord(
-                gate=sid,
-                approver=decision.approver.strip(),
-                decision="reject",
-                comment=decision.comment,
-                at=workflow.now(),
-            )
-        )
-        self.gate_outcome[sid] = "rejected"
-        return f"gate {sid} rejected: rolling back"
+        return self.gates.reject(sid, decision, workflow.now())
 
     @reject.validator
     def _validate_reject(self, decision: Decision) -> None:
@@ -476,25 +409,7 @@ class RegionSwitchWorkflow:
         self._check_operator(action)
 
     def _check_operator(self, action: OperatorAction) -> str:
-        if not self.awaiting:
-            raise ValueError("nothing is waiting for the operator")
-        if action.step is None:
-            if len(self.awaiting) > 1:
-                raise ValueError(f"several steps wait ({', '.join(self.awaiting)}): name one")
-            sid = next(iter(self.awaiting))
-        elif action.step in self.awaiting:
-            sid = action.step
-        else:
-            raise ValueError(f"step {action.step!r} is not waiting for the operator")
-        allowed = {"paused": ("retry", "skip", "rollback"), "undo": ("retry", "skip", "end")}
-        if action.action not in allowed[self.awaiting[sid]]:
-            choices = "|".join(allowed[self.awaiting[sid]])
-            raise ValueError(f"{action.action!r} does not apply to {sid}: use {choices}")
-        if not action.by.strip():
-            raise ValueError("by is required: who decides")
-        if action.action == "skip" and not action.reason.strip():
-            raise ValueError("a skip needs a reason")
-        return sid
+        return operator_target(self.awaiting, action)
 
     async def _operator(self, sid: str, why: str) -> OperatorAction | None:
         """Wait for the operator's decision on a step (None: the run was aborted meanwhile)."""
@@ -522,14 +437,8 @@ class RegionSwitchWorkflow:
     async def _rollback(self) -> bool:
         """Undo applied steps (reverse completion order, dependents first); True if the operator
         ended the run with an undo still failed."""
-        todo = list(reversed(self.completion))
-        children: dict[str, list[str]] = {}
-        for s in self.steps.values():
-            for dep in s.depends_on:
-                children.setdefault(dep, []).append(s.id)
-        undoing = set(todo)
-        # A step's undo waits for the undos of the nearest undoable steps that depended on it.
-        waits_for = {sid: _nearest(children, sid, undoing) for sid in todo}
+        deps = {sid: s.depends_on for sid, s in self.steps.items()}
+        todo, waits_for = undo_plan(deps, self.completion)
         blockers = {sid: len(w) for sid, w in waits_for.items()}
         unblocks: dict[str, list[str]] = {}
         for sid, w in waits_for.items():
@@ -588,6 +497,7 @@ class RegionSwitchWorkflow:
                     rec,
                     self.snapshots.get(sid, {}),
                     attempts=max(self.inp.undo_attempts, step.retry.attempts),
+                    bounded=True,
                 )
             except _StepFailed as exc:
                 rec.state, rec.undo_error = StepState.UNDO_FAILED, exc.error
@@ -617,7 +527,7 @@ class RegionSwitchWorkflow:
             return RunState.ROLLING_BACK
         if self.awaiting:
             return RunState.PAUSED
-        if self.open_gates:
+        if self.gates.open:
             return RunState.WAITING_APPROVAL
         return RunState.RUNNING
 
@@ -635,8 +545,8 @@ class RegionSwitchWorkflow:
             ended_at=self.ended_at,
             reason=self.reason,
             steps=list(self.records.values()),
-            approvals=list(self.approvals),
-            open_gates=list(self.open_gates),
+            approvals=list(self.gates.records),
+            open_gates=list(self.gates.open),
             objectives=self.inp.objectives,
             rpo_seconds=self._rpo(),
         )
@@ -655,51 +565,7 @@ class RegionSwitchWorkflow:
         if state != self._published_state:
             workflow.upsert_search_attributes([sa.STATE.value_set(state.value)])
             self._published_state = state
-        workflow.set_current_details(self._details(state))
-
-    def _details(self, state: RunState) -> str:
-        inp = self.inp
-        counts: dict[str, int] = {}
-        shown: list[StepRecord] = []
-        for rec in self.records.values():
-            counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
-            if rec.state not in (StepState.PENDING, StepState.SUCCEEDED) or len(self.records) <= 30:
-                shown.append(rec)
-        lines = [
-            f"**{state.value}** · {inp.mode} of `{inp.runbook}`: {inp.from_region} → "
-            f"{inp.to_region} · requested by {inp.requester}",
-            "",
-            " · ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-        ]
-        if self.reason:
-            lines += ["", f"Rolling back because: {self.reason}"]
-        for sid in self.open_gates:
-            gate = self.steps[sid].gate
-            assert gate is not None
-            who = ", ".join(gate.approvers or inp.approvers) or "anyone but the requester"
-            got = len(self.votes.get(sid, []))
-            lines += [
-                "",
-                f"**Gate `{sid}` is open** ({got}/{gate.approvals} approvals; {who}). "
-                f"{gate.message}",
-                f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
-                f'"gate": "{sid}"}}` (or **reject**).',
-            ]
-        for sid, why in self.awaiting.items():
-            lines += [
-                "",
-                f"**Step `{sid}` waits for the operator** ({why}): send Update **operator** with "
-                f'`{{"action": "retry", "by": "YOUR-NAME", "reason": "...", "step": "{sid}"}}`',
-            ]
-        lines += ["", "| step | state | attempts | detail |", "|---|---|---|---|"]
-        for rec in shown[:DETAIL_ROWS]:
-            err = rec.undo_error or rec.error
-            detail = (err.message if err else "") or rec.detail or rec.phase
-            detail = detail.replace("|", "/")[:100]
-            lines.append(f"| {rec.id} | {rec.state.value} | {rec.attempts} | {detail} |")
-        if len(shown) > DETAIL_ROWS:
-            lines.append(f"| … {len(shown) - DETAIL_ROWS} more | | | |")
-        return "\n".join(lines)
+        workflow.set_current_details(ui.switch_details(self.progress(), self.gates, self.awaiting))
 
 
 def _ok(check: Any, arg: Any) -> Any:
@@ -710,36 +576,26 @@ def _ok(check: Any, arg: Any) -> Any:
         return None
 
 
-def _nearest(children: dict[str, list[str]], start: str, among: set[str]) -> set[str]:
-    """The steps of `among` that depend on `start` with no other step of `among` in between."""
-    found: set[str] = set()
-    seen: set[str] = set()
-    todo = list(children.get(start, ()))
-    while todo:
-        cur = todo.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        if cur in among:
-            found.add(cur)
-        else:
-            todo.extend(children.get(cur, ()))
-    return found
-
-
 def _error_info(exc: ActivityError) -> tuple[ErrorInfo, int]:
     cause = exc.cause
     if isinstance(cause, ApplicationError):
-        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        return (
-            ErrorInfo(
-                kind=cause.type or str(details.get("kind", "Error")),
-                message=cause.message,
-                retryable=not cause.non_retryable,
-            ),
-            int(details.get("attempt", 1)),
-        )
+        return _application_error(cause)
     if isinstance(cause, TemporalTimeoutError):
         what = cause.type.name.lower() if cause.type else "activity"
+        if isinstance(cause.cause, ApplicationError):  # time ran out after this error
+            last, attempt = _application_error(cause.cause)
+            return last.model_copy(update={"message": f"{last.message} ({what} timeout)"}), attempt
         return ErrorInfo(kind="Timeout", message=f"{what} timeout"), 1
     return ErrorInfo(kind=type(cause).__name__, message=str(cause or exc)), 1
+
+
+def _application_error(cause: ApplicationError) -> tuple[ErrorInfo, int]:
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    return (
+        ErrorInfo(
+            kind=cause.type or str(details.get("kind", "Error")),
+            message=cause.message,
+            retryable=not cause.non_retryable,
+        ),
+        int(details.get("attempt", 1)),
+    )

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator import report
 from orchestrator.gameday.models import ChildRun, GameDayProgress, ProbeSample, StopTrip
+from orchestrator.gameday.slo import slo_miss
 
 
 class Direction(BaseModel):
@@ -100,14 +101,11 @@ def _direction(child: ChildRun | None, recovered: float | None) -> Direction | N
 
 
 def _miss(p: GameDayProgress, s: ProbeSample) -> bool:
-    st = s.service
-    if s.error and not st.requests:
-        return True
-    if not st.requests:
-        return False
-    if 1 - st.error_rate < p.slo.min_success_rate:
-        return True
-    return bool(p.slo.max_latency_ms and st.p95_ms and st.p95_ms > p.slo.max_latency_ms)
+    """Users missed the SLO in this window (a window with no request missed it only if the
+    probe itself failed)."""
+    if not s.service.requests:
+        return bool(s.error)
+    return bool(slo_miss(p.slo, s.service))
 
 
 def build(p: GameDayProgress, workflow_id: str, run_id: str | None = None) -> GameDayReport:

@@ -1,0 +1,91 @@
+"""What the Temporal Web UI shows of a run in its "current details" (Markdown): where the run is,
+what it waits for, and the exact Update payload that answers it.
+
+Pure rendering, shared by the workflows and unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from orchestrator.approvals import GateBook
+from orchestrator.gameday.models import ChildRun, GameDayProgress, ProbeStats
+from orchestrator.runs import RunProgress, StepRecord, StepState
+
+DETAIL_ROWS = 40  # rows of the step table shown in the Temporal UI's current details
+
+
+def switch_details(p: RunProgress, gates: GateBook, awaiting: Mapping[str, str]) -> str:
+    """A switch: state, counts, why it rolls back, open gates and waiting steps (with the
+    payload to send), and the step table (the steps not done yet, when there are many)."""
+    counts: dict[str, int] = {}
+    shown: list[StepRecord] = []
+    for rec in p.steps:
+        counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
+        if rec.state not in (StepState.PENDING, StepState.SUCCEEDED) or len(p.steps) <= 30:
+            shown.append(rec)
+    lines = [
+        f"**{p.state.value}** · {p.mode} of `{p.runbook}`: {p.from_region} → "
+        f"{p.to_region} · requested by {p.requester}",
+        "",
+        " · ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+    ]
+    if p.reason:
+        lines += ["", f"Rolling back because: {p.reason}"]
+    for sid in gates.open:
+        who = ", ".join(gates.allowed(sid)) or "anyone but the requester"
+        got = len(gates.votes.get(sid, []))
+        spec = gates.gates[sid]
+        lines += [
+            "",
+            f"**Gate `{sid}` is open** ({got}/{spec.approvals} approvals; {who}). {spec.message}",
+            f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
+            f'"gate": "{sid}"}}` (or **reject**).',
+        ]
+    for sid, why in awaiting.items():
+        lines += [
+            "",
+            f"**Step `{sid}` waits for the operator** ({why}): send Update **operator** with "
+            f'`{{"action": "retry", "by": "YOUR-NAME", "reason": "...", "step": "{sid}"}}`',
+        ]
+    lines += ["", "| step | state | attempts | detail |", "|---|---|---|---|"]
+    for rec in shown[:DETAIL_ROWS]:
+        err = rec.undo_error or rec.error
+        detail = (err.message if err else "") or rec.detail or rec.phase
+        detail = " ".join(detail.replace("|", "/").split())[:100]
+        lines.append(f"| {rec.id} | {rec.state.value} | {rec.attempts} | {detail} |")
+    if len(shown) > DETAIL_ROWS:
+        lines.append(f"| … {len(shown) - DETAIL_ROWS} more | | | |")
+    return "\n".join(lines)
+
+
+def _window(stats: ProbeStats) -> str:
+    if not stats.requests:
+        return "no request could be sent"
+    p95 = "-" if stats.p95_ms is None else f"{stats.p95_ms:g} ms"
+    return f"{1 - stats.error_rate:.0%} ok, p95 {p95}"
+
+
+def gameday_details(p: GameDayProgress) -> str:
+    """A game day: phase, fault, MTTD, both switches and what users saw last."""
+    last = p.samples[-1] if p.samples else None
+
+    def child(c: ChildRun | None) -> str:
+        if c is None:
+            return "-"
+        state = c.progress.state.value if c.progress else "running"
+        return f"{state} (`{c.workflow_id}`)"
+
+    rows = [
+        ("phase", p.phase.value),
+        ("fault", f"{p.fault.state}: {p.fault_description}"),
+        ("MTTD", "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s"),
+        ("switch", child(p.switch)),
+        ("failback", child(p.failback)),
+        ("users, last window", _window(last.service) if last else "-"),
+    ]
+    text = f"**game day {p.name}**: {p.runbook} {p.from_region} → {p.to_region} and back\n\n"
+    text += "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    if p.reason:
+        text += f"\n\n{p.reason}"
+    return text
