@@ -23,6 +23,17 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, An
     return redacted
 
 
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (not when logging was configured: a
+    stream swapped since, and closed, must not turn a log line into an error)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: LogFormat = "console", level: int = logging.INFO) -> None:
     """Route structlog (and the stdlib loggers Temporal uses) to stderr in the chosen format."""
     renderer: Any = (
@@ -39,7 +50,7 @@ def configure(fmt: LogFormat = "console", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=_Stderr(), format="%(name)s: %(message)s")

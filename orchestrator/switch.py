@@ -8,7 +8,9 @@ and the message names the running one.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -26,7 +28,15 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import search_attributes as sa
-from orchestrator.runs import Abort, Decision, OperatorAction, RunProgress, RunState, SwitchInput
+from orchestrator.runs import (
+    Abort,
+    Decision,
+    OperatorAction,
+    RunProgress,
+    RunState,
+    SwitchInput,
+    switch_workflow_id,
+)
 from workflows.region_switch import RegionSwitchWorkflow
 
 Handle = WorkflowHandle[RegionSwitchWorkflow, RunProgress]
@@ -44,11 +54,6 @@ class NoWorkerError(RuntimeError):
     """The run needs a worker to answer and none polls its task queue."""
 
 
-def workflow_id(runbook: str) -> str:
-    """The id of the (single) running switch of a runbook."""
-    return f"switch-{runbook}"
-
-
 def summary(inp: SwitchInput) -> str:
     """The one-line summary shown in the Temporal UI's run list and header."""
     return (
@@ -64,7 +69,7 @@ async def start(
     workflow_id_override: str | None = None,
 ) -> Handle:
     """Start a switch; refused with AlreadyRunningError while another one of the runbook runs."""
-    wid = workflow_id_override or workflow_id(inp.runbook)
+    wid = workflow_id_override or switch_workflow_id(inp.runbook)
     try:
         return await client.start_workflow(
             RegionSwitchWorkflow.run,
@@ -123,7 +128,8 @@ def handle(client: Client, wid: str, run_id: str | None = None) -> Handle:
     return client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid, run_id=run_id)
 
 
-async def _update(h: Handle, name: str, arg: Decision | Abort | OperatorAction) -> str:
+async def update(h: WorkflowHandle[Any, Any], name: str, arg: BaseModel) -> str:
+    """Run an Update on a run; its refusal (a validator's reason) is a RefusedError."""
     try:
         result = await h.execute_update(name, arg, result_type=str)
     except WorkflowUpdateFailedError as exc:
@@ -139,22 +145,22 @@ async def _update(h: Handle, name: str, arg: Decision | Abort | OperatorAction) 
 
 async def approve(h: Handle, decision: Decision) -> str:
     """Approve an open gate (refused: RefusedError with the workflow's reason)."""
-    return await _update(h, "approve", decision)
+    return await update(h, "approve", decision)
 
 
 async def reject(h: Handle, decision: Decision) -> str:
     """Reject an open gate: the switch rolls back."""
-    return await _update(h, "reject", decision)
+    return await update(h, "reject", decision)
 
 
 async def abort(h: Handle, req: Abort) -> str:
     """Abort the switch: it rolls back what it did."""
-    return await _update(h, "abort", req)
+    return await update(h, "abort", req)
 
 
 async def operator(h: Handle, action: OperatorAction) -> str:
     """Retry / skip / roll back / end, for a paused step or a failed undo."""
-    return await _update(h, "operator", action)
+    return await update(h, "operator", action)
 
 
 async def progress(h: Handle) -> RunProgress:

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.test_cli_switch import failover
+from tests.cli import failover
 from tests.workflows.helpers import ROOT
 from tests.workflows.test_shop_runbook import world
 
@@ -87,13 +87,13 @@ def test_run_follows_a_game_day_then_history_report_and_trends(
     before = world(fresh)
     name = f"cli-{uuid.uuid4().hex[:6]}"
     proc = failover(fresh, "gameday", "run", name, "--runbook", SHOP, "--from", "us-east-1",
-                    "--to", "us-west-2", "-o", "json", timeout=240)  # fmt: skip
+                    "--to", "us-west-2", "-o", "json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["outcome"] == "SUCCEEDED" and r["kind"] == "gameday" and r["mttd_s"] is not None
     assert r["switch"]["outcome"] == r["failback"]["outcome"] == "SUCCEEDED"
     assert world(fresh) == before
-    written = list((ROOT / ".failover/reports").glob(f"{r['workflow_id']}-*"))
+    written = list((Path(fresh.home) / "reports").glob(f"{r['workflow_id']}-*"))
     assert {p.suffix for p in written} == {".md", ".json", ".html"}
     history = json.loads(failover(fresh, "gameday", "history", name, "-o", "json").stdout)
     assert [(h["workflow_id"], h["outcome"]) for h in history] == [(r["workflow_id"], "SUCCEEDED")]

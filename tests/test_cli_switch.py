@@ -15,19 +15,21 @@ import pytest
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
+from tests.cli import Ran, failover
 from tests.workflows.helpers import ROOT, observe
 
 RUNBOOK = str(ROOT / "runbooks/maintenance-drill.yaml")
 
 
-def failover(env: SandboxEnv, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def failover_process(env: SandboxEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m orchestrator ARGS` in its own process: the real entry point."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=120,
         env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, FAILOVER_USER="alice",
-                 PYTHONPATH=str(ROOT)),
+                 FAILOVER_REPORTS=str(Path(env.home) / "reports"), PYTHONPATH=str(ROOT)),
         cwd=ROOT,
     )  # fmt: skip
 
@@ -61,10 +63,11 @@ def test_drill_with_auto_approve_succeeds_and_reports_json(fresh: SandboxEnv) ->
 
 
 def test_drill_that_rolls_back_exits_3(fresh: SandboxEnv, control: SandboxControl) -> None:
+    """Through the real entry point (its own process, which ends with os._exit)."""
     control.add_fault(FaultRule(target="aws:ssm:PutParameter", region="us-west-2",
                                 error="AccessDenied"))  # fmt: skip
     before = observe(fresh)
-    proc = failover(fresh, "drill", RUNBOOK, "--from", "us-east-1", "--to", "us-west-2",
+    proc = failover_process(fresh, "drill", RUNBOOK, "--from", "us-east-1", "--to", "us-west-2",
                     "--auto-approve", "bob")  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert "ROLLED_BACK" in proc.stderr and "AccessDenied" in proc.stderr
@@ -184,13 +187,8 @@ def test_config_show_redacts_secrets(env: SandboxEnv) -> None:
 
 
 def test_temporal_env_config_wins_and_unreachable_temporal_is_exit_5(env: SandboxEnv) -> None:
-    def run_with(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True,
-            timeout=60, cwd=ROOT,
-            env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT),
-                     TEMPORAL_ADDRESS="127.0.0.1:9", TEMPORAL_NAMESPACE="payments"),
-        )  # fmt: skip
+    def run_with(*args: str) -> Ran:
+        return failover(env, *args, TEMPORAL_ADDRESS="127.0.0.1:9", TEMPORAL_NAMESPACE="payments")
 
     shown = run_with("config", "show")
     assert "address: 127.0.0.1:9" in shown.stdout and "namespace: payments" in shown.stdout

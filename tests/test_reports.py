@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -15,18 +12,15 @@ from orchestrator.runs import RunProgress
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
+from tests.cli import Ran
+from tests.cli import failover as run_cli
 from tests.workflows.helpers import ROOT
 
 SHOP = str(ROOT / "runbooks/shop-region-switch.yaml")
 
 
-def failover(env: SandboxEnv, reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True, text=True, timeout=180, cwd=ROOT,
-        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, FAILOVER_USER="alice",
-                 FAILOVER_REPORTS=str(reports), PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+def failover(env: SandboxEnv, reports: Path, *args: str) -> Ran:
+    return run_cli(env, *args, FAILOVER_REPORTS=str(reports))
 
 
 def test_drill_writes_reports_with_rto_rpo_and_valid_json(

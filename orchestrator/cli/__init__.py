@@ -8,8 +8,9 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import gameday, runbook, sandbox, trends, worker
+from orchestrator.cli import gameday, runbook, trends, worker
 from orchestrator.cli import switch as switch_cli
+from orchestrator.cli.output import fail
 
 app = typer.Typer(
     name="failover",
@@ -17,7 +18,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(sandbox.app, name="sandbox")
+
+
+def _sandbox_app() -> typer.Typer:
+    """The sandbox's commands; when this install has no sandbox, a stand-in that says so."""
+    try:
+        from orchestrator.cli import sandbox
+    except ImportError as exc:  # the product runs without it (`failover worker`, `run`, ...)
+        why = f"the sandbox is not installed ({exc.name or exc}): "
+        missing = typer.Typer(help="The local sandbox (not installed here).")
+
+        @missing.callback(invoke_without_command=True)
+        def not_installed() -> None:
+            fail(why + "pip install 'failover-orchestrator[sandbox]'")
+
+        return missing
+    return sandbox.app
+
+
+app.add_typer(_sandbox_app(), name="sandbox")
 runbook.register(app)
 app.command()(worker.worker)
 config_app = typer.Typer(help="The configuration: Temporal, AWS, Kubernetes, endpoints.")

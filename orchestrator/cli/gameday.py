@@ -9,7 +9,6 @@ hosts a worker in its own process while it follows, like `drill`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -19,35 +18,41 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.live import Live
 from rich.table import Table
-from temporalio.client import Client, ScheduleHandle, WorkflowHandle
+from temporalio.client import Client, ScheduleHandle
 from temporalio.service import RPCError
 
+from orchestrator import report_store
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.output import (
+from orchestrator.cli.hosted import hosted_worker
+from orchestrator.cli.options import (
+    AsOption,
+    ConfigOption,
+    FromOption,
+    OutOption,
     OutputFormat,
     OutputOption,
+    ParamOption,
+    ReportFormat,
+    ReportFormatOption,
+    ToOption,
+    identity,
+    load_config,
+    parse_params,
+)
+from orchestrator.cli.output import (
     console,
+    emit,
     err_console,
     fail,
     info,
     print_json,
     print_table,
-)
-from orchestrator.cli.switch import (
-    AsOption,
-    FromOption,
-    ParamOption,
-    ToOption,
-    _call,
-    _hosted_worker,
-    _parse_params,
-    _ui_link,
-    emit,
-    identity,
+    problems,
     render,
-    write_files,
 )
-from orchestrator.cli.worker import ConfigOption, load_config
+from orchestrator.cli.temporal import call, ui_link
+from orchestrator.cli.views import gameday_table, seconds
+from orchestrator.gameday import client as gameday
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday import schedules
 from orchestrator.gameday.models import GameDayInput, GameDayProgress, Outcome
@@ -57,8 +62,7 @@ from orchestrator.runbook.durations import parse_duration
 from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.models import ID_PATTERN
 from orchestrator.runbook.resolve import ResolveError
-from orchestrator.runs import Abort, Decision
-from workflows.gameday import GameDayWorkflow
+from orchestrator.runs import Decision
 
 app = typer.Typer(
     help="Game days: inject a fault, switch, verify SLOs, fail back, report. Now or on a schedule.",
@@ -102,12 +106,10 @@ def _resolve(
     try:
         return resolve_gameday(
             load_file(runbook), name, from_region, to_region, requester=who,
-            params=_parse_params(params),
+            params=parse_params(params),
         )  # fmt: skip
     except RunbookError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+        problems(exc.problems)
     except ResolveError as exc:
         fail(str(exc))
 
@@ -143,7 +145,7 @@ def schedule_create(
     param: ParamOption = [],  # noqa: B006 - Typer's way to spell a repeatable option
     as_: AsOption = None,
     config: ConfigOption = None,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Schedule a game day (Temporal Schedule; overlap: skip)."""
     _name(name)
@@ -174,7 +176,7 @@ def schedule_create(
             "next": [t.isoformat() for t in desc.info.next_action_times[:3]],
         }
 
-    out = _call(cfg, body)
+    out = call(cfg, body)
     if output == OutputFormat.json:
         print_json(out)
     else:
@@ -183,7 +185,7 @@ def schedule_create(
 
 
 @schedule_app.command("list")
-def schedule_list(config: ConfigOption = None, output: OutputFormat = OutputOption) -> None:
+def schedule_list(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Every game day schedule: spec, paused or not, next and last run."""
     cfg = load_config(config)
 
@@ -207,7 +209,7 @@ def schedule_list(config: ConfigOption = None, output: OutputFormat = OutputOpti
             )
         return sorted(rows, key=lambda r: r["name"])
 
-    rows = _call(cfg, body)
+    rows = call(cfg, body)
     if output == OutputFormat.json:
         print_json(rows)
     else:
@@ -234,7 +236,7 @@ def _iso(t: datetime | None) -> str | None:
 
 @schedule_app.command("describe")
 def schedule_describe(
-    name: NameArg, config: ConfigOption = None, output: OutputFormat = OutputOption
+    name: NameArg, config: ConfigOption = None, output: OutputOption = OutputFormat.table
 ) -> None:
     """A schedule: what it runs, when, its recent game days."""
     cfg = load_config(config)
@@ -269,7 +271,7 @@ def schedule_describe(
             ],
         }
 
-    out = _call(cfg, body)
+    out = call(cfg, body)
     if output == OutputFormat.json:
         print_json(out)
         return
@@ -306,7 +308,7 @@ def _simple(name: str, config: Path | None, action: str, note: str = "") -> None
             await asyncio.sleep(0.25)
         return f"triggered {h.id} (skipped if a game day of it is still running: overlap skip)"
 
-    info(_call(cfg, body))
+    info(call(cfg, body))
 
 
 @schedule_app.command("pause")
@@ -358,7 +360,7 @@ def schedule_backfill(
         await h.backfill(fill)
         return f"backfill of {h.id} from {_iso(start)} to {_iso(end)} requested"
 
-    info(_call(cfg, body))
+    info(call(cfg, body))
 
 
 # ----------------------------------------------------------------------------- game days
@@ -374,7 +376,7 @@ def run(
     as_: AsOption = None,
     detach: Annotated[bool, typer.Option(help="Return the workflow id at once.")] = False,
     config: ConfigOption = None,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run one game day now: the schedule NAME's, or --runbook/--from/--to's. Follows it live."""
     _name(name)
@@ -395,12 +397,12 @@ def run(
             h = _schedule(client, name)
             await _exists(h, name)
             chosen = await schedules.game_day_input(client, h)
-        async with _hosted_worker(client, cfg) if not detach else contextlib.nullcontext():
+        async with hosted_worker(client, cfg, enabled=not detach):
             try:
-                wf = await schedules.start_now(client, chosen, cfg.temporal.task_queue, suffix)
+                wf = await gameday.start_now(client, chosen, cfg.temporal.task_queue, suffix)
             except Exception as exc:  # already started: the id has the second in it
                 fail(f"could not start the game day: {exc}")
-            link = _ui_link(cfg, wf.id, wf.result_run_id)
+            link = ui_link(cfg, wf.id, wf.result_run_id)
             if detach:
                 if output == OutputFormat.json:
                     print_json({"workflow_id": wf.id, "run_id": wf.result_run_id, "ui": link})
@@ -410,48 +412,20 @@ def run(
             info(f"started {wf.id}" + (f": {link}" if link else ""))
             return await _follow(wf, output == OutputFormat.json), wf.id, wf.result_run_id
 
-    result = _call(cfg, body)
+    result = call(cfg, body)
     if result is not None:
         _finish(*result, output)
 
 
-def _live(p: GameDayProgress) -> Table:
-    t = Table(title=f"game day {p.name}: {p.runbook} {p.from_region} -> {p.to_region} and back")
-    for col in ("phase", "fault", "MTTD", "switch", "failback", "users (last window)", "outcome"):
-        t.add_column(col)
-    last = p.samples[-1] if p.samples else None
-    users = (
-        f"{1 - last.service.error_rate:.0%} ok, p95 {last.service.p95_ms} ms {last.weights}"
-        if last
-        else "-"
-    )
-
-    def child(c: Any) -> str:
-        if c is None:
-            return "-"
-        return c.progress.state.value if c.progress else "running"
-
-    t.add_row(
-        p.phase.value,
-        p.fault.state,
-        "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s",
-        child(p.switch),
-        child(p.failback),
-        users,
-        p.outcome.value,
-    )
-    return t
-
-
-async def _follow(h: WorkflowHandle[Any, GameDayProgress], quiet: bool) -> GameDayProgress:
+async def _follow(h: gameday.Handle, quiet: bool) -> GameDayProgress:
     live = Live(console=err_console, refresh_per_second=4, transient=False)
     if not quiet:
         live.start()
     try:
         while True:
-            p = await h.query(GameDayWorkflow.progress)
+            p = await gameday.progress(h)
             if not quiet:
-                live.update(_live(p))
+                live.update(gameday_table(p))
             if p.ended_at is not None:
                 return p
             await asyncio.sleep(0.5)
@@ -465,7 +439,7 @@ async def _follow(h: WorkflowHandle[Any, GameDayProgress], quiet: bool) -> GameD
 
 def _finish(p: GameDayProgress, wid: str, rid: str | None, output: OutputFormat) -> NoReturn:
     r = gd_report.build(p, wid, rid)
-    written = write_files(r, gd_report.markdown(r), gd_report.html_page(r))
+    written = report_store.write(r, gd_report.markdown(r), gd_report.html_page(r))
     if output == OutputFormat.json:
         print_json(r)
     else:
@@ -475,9 +449,7 @@ def _finish(p: GameDayProgress, wid: str, rid: str | None, output: OutputFormat)
 
 
 def _summary(r: gd_report.GameDayReport) -> None:
-    def s(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}s"
-
+    s = seconds
     style = "green" if r.outcome == "SUCCEEDED" else "bold red"
     err_console.print(f"[{style}]{r.outcome}[/] {r.reason}", highlight=False)
     parts = [f"MTTD {s(r.mttd_s)}", f"SLO breach {s(r.slo_breach_s)}"]
@@ -490,59 +462,48 @@ def _summary(r: gd_report.GameDayReport) -> None:
         err_console.print(f"[bold red]objectives missed:[/] {', '.join(missed)}", highlight=False)
 
 
-async def _handle(client: Client, ref: str) -> WorkflowHandle[Any, GameDayProgress]:
-    """A game day by workflow id, or the latest one of a name."""
-    if ref.startswith(schedules.PREFIX):
-        return client.get_workflow_handle(ref, result_type=GameDayProgress)
-    async for wf in client.list_workflows(schedules.history_query(ref), limit=1):
-        return client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=GameDayProgress)
-    fail(f"no game day named {ref!r} has run (failover gameday history {ref})")
-
-
-async def _progress(h: WorkflowHandle[Any, GameDayProgress]) -> GameDayProgress:
-    desc = await h.describe()
-    if desc.status is not None and desc.status.name != "RUNNING":
-        try:
-            return await h.result()
-        except Exception:
-            pass
-    return await h.query(GameDayWorkflow.progress)
+async def _handle(client: Client, ref: str) -> gameday.Handle:
+    """A game day by workflow id, or the latest one of a name (one-line error if none)."""
+    try:
+        return await gameday.handle(client, ref)
+    except gameday.NoGameDayError as exc:
+        fail(str(exc))
 
 
 @app.command("status")
-def status(ref: RefArg, config: ConfigOption = None, output: OutputFormat = OutputOption) -> None:
+def status(
+    ref: RefArg, config: ConfigOption = None, output: OutputOption = OutputFormat.table
+) -> None:
     """Where a game day is: phase, fault, MTTD, both switches, what users see."""
     cfg = load_config(config)
 
     async def body(client: Client) -> GameDayProgress:
-        return await _progress(await _handle(client, ref))
+        return await gameday.progress(await _handle(client, ref))
 
-    p = _call(cfg, body)
+    p = call(cfg, body)
     if output == OutputFormat.json:
         print_json(p)
     else:
-        console.print(_live(p))
+        console.print(gameday_table(p))
 
 
 @app.command("report")
 def report_cmd(
     ref: RefArg,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md, json or html")] = "md",
-    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+    fmt: ReportFormatOption = ReportFormat.md,
+    out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """A game day's report: MTTD, RTO/RPO both ways, SLO breach, stop condition, objectives."""
-    if fmt not in ("md", "json", "html"):
-        fail(f"--format: expected md, json or html, got {fmt!r}")
     cfg = load_config(config)
 
     async def body(client: Client) -> gd_report.GameDayReport:
         h = await _handle(client, ref)
         desc = await h.describe()
-        return gd_report.build(await _progress(h), desc.id, desc.run_id)
+        return gd_report.build(await gameday.progress(h), desc.id, desc.run_id)
 
-    r = _call(cfg, body)
-    emit(render(r, fmt, gd_report.markdown, gd_report.html_page), out)
+    r = call(cfg, body)
+    emit(render(r, fmt.value, gd_report.markdown, gd_report.html_page), out)
 
 
 @app.command("history")
@@ -550,39 +511,15 @@ def history(
     name: NameArg,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 20,
     config: ConfigOption = None,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Past game days of a name, newest first, with their outcome and measures."""
     cfg = load_config(config)
 
     async def body(client: Client) -> list[dict[str, Any]]:
-        rows = []
-        async for wf in client.list_workflows(schedules.history_query(name), limit=limit):
-            row: dict[str, Any] = {
-                "workflow_id": wf.id,
-                "run_id": wf.run_id,
-                "started_at": _iso(wf.start_time),
-                "status": wf.status.name if wf.status else "",
-                "outcome": None,
-                "mttd_s": None,
-                "slo_breach_s": None,
-                "switch_rto_s": None,
-                "failback_rto_s": None,
-            }
-            if wf.status is not None and wf.status.name == "COMPLETED":
-                h = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=GameDayProgress)
-                r = gd_report.build(await h.result(), wf.id, wf.run_id)
-                row |= {
-                    "outcome": r.outcome,
-                    "mttd_s": r.mttd_s,
-                    "slo_breach_s": r.slo_breach_s,
-                    "switch_rto_s": r.switch.rto_traffic_s if r.switch else None,
-                    "failback_rto_s": r.failback.rto_traffic_s if r.failback else None,
-                }
-            rows.append(row)
-        return rows
+        return [row async for row in gameday.history(client, name, limit)]
 
-    rows = _call(cfg, body)
+    rows = call(cfg, body)
     if output == OutputFormat.json:
         print_json(rows)
         return
@@ -604,13 +541,10 @@ def cancel(
 
     async def body(client: Client) -> str:
         h = await _handle(client, ref)
-        if reason:
-            await h.signal(GameDayWorkflow.stop, Abort(by=who, reason=reason))
-        else:
-            await h.cancel()
+        await gameday.cancel(h, who, reason)
         return f"cancelling {h.id}: the fault will be removed and the switch undone"
 
-    info(_call(cfg, body))
+    info(call(cfg, body))
 
 
 def _decide(ref: str, approving: bool, comment: str, as_: str | None, config: Path | None) -> None:
@@ -618,14 +552,9 @@ def _decide(ref: str, approving: bool, comment: str, as_: str | None, config: Pa
     decision = Decision(approver=identity(as_), comment=comment)
 
     async def body(client: Client) -> str:
-        h = await _handle(client, ref)
-        try:
-            out: str = await h.execute_update("approve" if approving else "reject", decision)
-        except Exception as exc:
-            fail(f"refused: {getattr(exc, 'cause', None) or exc}")
-        return out
+        return await gameday.decide(await _handle(client, ref), approving, decision)
 
-    info(_call(cfg, body))
+    info(call(cfg, body))
 
 
 @app.command("approve")

@@ -1,9 +1,11 @@
-"""Output helpers shared by the CLI sub-apps: tables for people, JSON for machines."""
+"""Output helpers shared by the CLI sub-apps: tables for people, JSON for machines, one-line
+errors; progress and errors on stderr so that stdout stays clean for `-o json`."""
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -15,14 +17,6 @@ from orchestrator.cli.exit_codes import ExitCode
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-OutputOption = typer.Option(OutputFormat.table, "--output", "-o", help="table or json")
 
 
 def _plain(data: Any) -> Any:
@@ -58,3 +52,26 @@ def fail(message: str, code: ExitCode = ExitCode.INVALID_INPUT) -> NoReturn:
 def info(message: str) -> None:
     """Progress for people, on stderr (so stdout stays clean for -o json)."""
     err_console.print(message, highlight=False)
+
+
+def problems(items: list[Any]) -> NoReturn:
+    """Every problem of an invalid input, one line each; exit 2 (nothing was done)."""
+    for problem in items:
+        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+def render(r: Any, fmt: str, markdown: Callable[[Any], str], page: Callable[[Any], str]) -> str:
+    """A report (a pydantic model) as json, md or html text."""
+    if fmt == "json":
+        return str(r.model_dump_json(indent=2)) + "\n"
+    return markdown(r) if fmt == "md" else page(r)
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Text to stdout, or to a file (then say so on stderr)."""
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        info(f"wrote {out}")

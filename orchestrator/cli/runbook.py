@@ -12,15 +12,8 @@ import yaml
 from activities import registry
 from orchestrator import permissions
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.output import (
-    OutputFormat,
-    OutputOption,
-    err_console,
-    fail,
-    info,
-    print_json,
-    print_table,
-)
+from orchestrator.cli.options import OutputFormat, OutputOption
+from orchestrator.cli.output import err_console, fail, info, print_json, print_table
 from orchestrator.runbook.graph import levels
 from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.models import Runbook
@@ -28,7 +21,7 @@ from orchestrator.runbook.models import Runbook
 
 def validate(
     runbook: Annotated[Path, typer.Argument(help="Runbook YAML file.")],
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Check a runbook: structure, step types and params, dependencies, templates, safety rules."""
     try:
@@ -52,7 +45,7 @@ def schema() -> None:
     typer.echo(json.dumps(Runbook.model_json_schema(), indent=2))
 
 
-def steps(output: OutputFormat = OutputOption) -> None:
+def steps(output: OutputOption = OutputFormat.table) -> None:
     """The registered step types and their params schema."""
     rows = [
         {

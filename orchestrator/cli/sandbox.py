@@ -12,7 +12,8 @@ import typer
 from pydantic import ValidationError
 
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.output import OutputFormat, OutputOption, fail, info, print_json, print_table
+from orchestrator.cli.options import OutputFormat, OutputOption
+from orchestrator.cli.output import fail, info, print_json, print_table
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.latency import LatencyModel
@@ -73,7 +74,7 @@ def up(
         float, typer.Option(help="Multiplier of real-world durations (1.0 = real time).")
     ] = LatencyModel().time_scale,
     free_ports: Annotated[bool, typer.Option(help="Use free ports, not the defaults.")] = False,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the sandbox (harmless if already up) and seed the shop topology."""
     names = tuple(r.strip() for r in regions.split(",") if r.strip())
@@ -103,7 +104,7 @@ def down(home: HomeOption = DEFAULT_HOME) -> None:
 
 
 @app.command()
-def status(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+def status(home: HomeOption = DEFAULT_HOME, output: OutputOption = OutputFormat.table) -> None:
     """Each component's health; exits non-zero if any is not running."""
     env, statuses = _sandbox(home).status()
     if output == OutputFormat.json:
@@ -143,7 +144,7 @@ def reset(home: HomeOption = DEFAULT_HOME) -> None:
 def calls(
     home: HomeOption = DEFAULT_HOME,
     since: Annotated[float | None, typer.Option(help="Only calls after this Unix time.")] = None,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Every mutating call the sandbox served: operation, region, parameters, time."""
     with _answering():
@@ -159,7 +160,7 @@ def calls(
 
 
 @app.command()
-def active(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+def active(home: HomeOption = DEFAULT_HOME, output: OutputOption = OutputFormat.table) -> None:
     """Which region is active now (holds the Aurora writer) and which are standby."""
     with _answering():
         env = _env(home)
@@ -187,7 +188,7 @@ def fault_add(
         str, typer.Option(help="before: nothing changes; after: the change lands, then the error")
     ] = "before",
     home: HomeOption = DEFAULT_HOME,
-    output: OutputFormat = OutputOption,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Make the next N matching calls fail with a real error response from the server."""
     if count < 0:
@@ -213,7 +214,7 @@ def fault_add(
 
 
 @fault_app.command("list")
-def fault_list(home: HomeOption = DEFAULT_HOME, output: OutputFormat = OutputOption) -> None:
+def fault_list(home: HomeOption = DEFAULT_HOME, output: OutputOption = OutputFormat.table) -> None:
     """Active faults and how many calls each has hit."""
     with _answering():
         rules = _control(home).faults()

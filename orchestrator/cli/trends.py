@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from temporalio.client import Client
 
+from orchestrator import report_store
 from orchestrator import trends as trends_mod
-from orchestrator.cli.output import fail, info, print_table
-from orchestrator.cli.switch import REPORTS, _call, emit
-from orchestrator.cli.worker import ConfigOption, load_config
+from orchestrator.cli.options import ChartFormat, ChartOption, ConfigOption, OutOption, load_config
+from orchestrator.cli.output import emit, fail, info, print_table
+from orchestrator.cli.temporal import call
 
 
 def trends(
@@ -21,16 +22,16 @@ def trends(
     threshold: Annotated[
         float, typer.Option(help="Flag an RTO this much above the previous runs' median (0.5=50%).")
     ] = 0.5,
-    reports: Annotated[Path, typer.Option(help="Also read reports from here.")] = REPORTS,
-    output: Annotated[str, typer.Option("--output", "-o", help="table, json or html")] = "table",
-    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+    reports: Annotated[
+        Path | None, typer.Option(help="Also read reports from here [default: the report store].")
+    ] = None,
+    output: ChartOption = ChartFormat.table,
+    out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """RTO, RPO and MTTD of a runbook's switches and game days over time (Temporal results and
     stored reports), with the objectives; a run whose RTO regressed beyond the threshold compared
     with the median of the previous runs is flagged. `-o html` draws the chart."""
-    if output not in ("table", "json", "html"):
-        fail(f"--output: expected table, json or html, got {output!r}")
     if threshold < 0:
         fail("--threshold: must not be negative")
     now = datetime.now(UTC)
@@ -42,13 +43,14 @@ def trends(
 
     async def body(client: Client) -> trends_mod.Trends:
         points, objectives = await trends_mod.from_temporal(client, runbook, start)
-        points += trends_mod.from_reports(reports, runbook, start)
+        stored = reports or report_store.default_directory()
+        points += trends_mod.from_reports(stored, runbook, start)
         return trends_mod.build(runbook, points, start, objectives, threshold)
 
-    t = _call(cfg, body)
-    if output == "json":
+    t = call(cfg, body)
+    if output == ChartFormat.json:
         text = t.model_dump_json(indent=2) + "\n"
-    elif output == "html":
+    elif output == ChartFormat.html:
         text = trends_mod.html_page(t)
     else:
         print_table(

@@ -4,45 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from orchestrator import config as configuration
 from orchestrator.cli.exit_codes import ExitCode
+from orchestrator.cli.options import ConfigOption, LogFormat, load_config
 from orchestrator.cli.output import fail, info
 from orchestrator.client import UnreachableError, connect
-from orchestrator.logs import LogFormat, configure
+from orchestrator.logs import configure
 from orchestrator.worker import build_worker, executor
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", envvar="FAILOVER_CONFIG", help="Config file (default: sandbox)."
-    ),
-]
-
-
-def load_config(path: Path | None) -> configuration.Config:
-    """The configuration, or a one-line error (exit 2 for a bad file, 5 for no sandbox)."""
-    try:
-        return configuration.load(path)
-    except configuration.ConfigError as exc:
-        code = ExitCode.INVALID_INPUT if path else ExitCode.UNREACHABLE
-        fail(str(exc), code)
 
 
 def worker(
     config: ConfigOption = None,
     task_queue: Annotated[str | None, typer.Option(help="Task queue (default: failover).")] = None,
-    log_format: Annotated[str, typer.Option(help="console or json")] = "console",
+    log_format: Annotated[
+        LogFormat, typer.Option(help="console or json", case_sensitive=False)
+    ] = LogFormat.console,
 ) -> None:
     """Run a worker: region-switch workflows and step activities; stops cleanly on SIGTERM."""
-    if log_format not in ("console", "json"):
-        fail(f"--log-format: expected console or json, got {log_format!r}")
-    fmt: LogFormat = "json" if log_format == "json" else "console"
-    configure(fmt)
+    configure("json" if log_format == LogFormat.json else "console")
     cfg = load_config(config)
     queue = task_queue or cfg.temporal.task_queue
     try:

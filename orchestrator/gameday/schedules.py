@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio.client import (
     Client,
@@ -25,12 +24,11 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    WorkflowHandle,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from orchestrator import search_attributes as sa
-from orchestrator.gameday.models import GameDayInput, GameDayProgress
+from orchestrator.gameday.models import GameDayInput
 from workflows.gameday import GameDayWorkflow
 
 PREFIX = "gameday-"
@@ -133,26 +131,6 @@ async def game_day_input(client: Client, handle: ScheduleHandle) -> GameDayInput
         return arg
     decoded = await client.data_converter.decode([arg], [GameDayInput])
     return GameDayInput.model_validate(decoded[0])
-
-
-async def start_now(
-    client: Client, inp: GameDayInput, task_queue: str, suffix: str
-) -> WorkflowHandle[Any, GameDayProgress]:
-    """Start one game day now, outside its schedule (`failover gameday run`)."""
-    return await client.start_workflow(
-        GameDayWorkflow.run,
-        inp,
-        id=f"{schedule_id(inp.name)}-{suffix}",
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        execution_timeout=timedelta(days=2),
-        search_attributes=attributes(inp),
-        static_summary=summary(inp),
-    )
-
-
-def history_query(name: str) -> str:
-    return f"WorkflowType = 'GameDay' AND FailoverGameDay = '{name}'"
 
 
 def backfill(start: datetime, end: datetime) -> ScheduleBackfill:

@@ -18,14 +18,15 @@ from temporalio.client import (
 )
 
 from orchestrator.client import connect
+from orchestrator.gameday import client as gameday_client
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday import schedules
 from orchestrator.gameday.models import GameDayProgress, Outcome, Phase
 from orchestrator.runs import Decision, RunState
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
+from tests.cli import failover
 from tests.gameday.helpers import app_faults, child_until, progress_until, shop_gameday
-from tests.test_cli_switch import failover
 from tests.workflows.helpers import WorkerProcess, run, sandbox_config, spawn_worker, worker
 from tests.workflows.test_crash_safety import HEARTBEAT
 from tests.workflows.test_shop_runbook import world
@@ -37,7 +38,7 @@ def _name() -> str:
 
 
 async def _start(client: Client, queue: str, name: str, **edits: str) -> object:
-    return await schedules.start_now(client, shop_gameday(name, **edits), queue, "test")
+    return await gameday_client.start_now(client, shop_gameday(name, **edits), queue, "test")
 
 
 def test_scheduled_game_day_completes_and_leaves_the_sandbox_as_found(
@@ -181,7 +182,7 @@ def test_approval_gate_two_person_rule_and_rejection(fresh: SandboxEnv) -> None:
                 await h.execute_update(GameDayWorkflow.approve, Decision(approver="mallory"))  # type: ignore[attr-defined]
                 raise AssertionError("a non-approver approved")
             except WorkflowUpdateFailedError as exc:
-                assert "not an approver" in str(exc.cause)
+                assert "mallory may not decide" in str(exc.cause)
             await h.execute_update(  # type: ignore[attr-defined]
                 GameDayWorkflow.reject, Decision(approver="bob", comment="not today")
             )
@@ -259,7 +260,7 @@ def test_worker_killed_mid_switch_the_game_day_still_ends_as_found(
 
     async def scenario() -> GameDayProgress:
         client = await connect(sandbox_config(fresh).temporal)
-        h = await schedules.start_now(client, inp, queue, "crash")
+        h = await gameday_client.start_now(client, inp, queue, "crash")
         await progress_until(h, lambda p: p.phase == Phase.SWITCHING, 90)
         first.kill()
         assert app_faults(fresh)["us-east-1"][0] is False  # the fault outlives the worker ...

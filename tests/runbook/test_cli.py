@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from activities import registry
+from tests.cli import Ran
+from tests.cli import failover as run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def failover(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, timeout=60
-    )
+def failover(*args: str) -> Ran:
+    return run_cli(None, *args)
 
 
 def test_validate_ok_and_json() -> None:

@@ -104,7 +104,7 @@ async def record(home: Path, version: str) -> None:
 
 async def record_gamedays(home: Path, version: str) -> None:
     """GameDay histories (succeeded, stopped mid-switch), and the stopped child switch's."""
-    from orchestrator.gameday import schedules
+    from orchestrator.gameday import client as gameday_client
     from orchestrator.gameday.models import Phase
     from tests.gameday.helpers import progress_until, shop_gameday
 
@@ -113,7 +113,7 @@ async def record_gamedays(home: Path, version: str) -> None:
         env = box.reset()
         control = SandboxControl(env)
         async with worker(sandbox_config(env)) as (client, queue):
-            h = await schedules.start_now(client, shop_gameday(f"rec-{name}"), queue, version)
+            h = await gameday_client.start_now(client, shop_gameday(f"rec-{name}"), queue, version)
             if name == "stopped":
                 await progress_until(h, lambda p: p.phase == Phase.SWITCHING)
                 control.set_app_fault("us-west-2", 0.6, 0.0)
