@@ -51,6 +51,8 @@ log = structlog.get_logger("failover.step")
 
 #: How long a settle or a wait may take when no activity deadline bounds it (plans, tests).
 DEFAULT_WAIT = 120.0
+#: Decisions one `drive` takes at most when its writes take effect only in part.
+DECISIONS = 3
 
 
 class StepParams(BaseModel):
@@ -338,37 +340,49 @@ class StateStep(StepType[P]):
         A transition already heading there is left to finish; another one is waited out first.
         The write is sent only if the settled state differs, and after any error of the write
         the world is observed again: if the write took effect (or started the transition), the
-        error is logged and the step goes on to verify; otherwise the error stands (and the
-        engine retries or fails the step, by its kind).
+        error is logged and the step goes on to verify; if it took effect in part (some of the
+        objects it writes), the step decides again from there; if nothing changed, the error
+        stands (and the engine retries or fails the step, by its kind).
         """
-        current = self.observe(ctx, params)
-        if self.in_transition(current):
-            if self.heading_to(current, wanted):
+        for decision in range(1, DECISIONS + 1):
+            current = self.observe(ctx, params)
+            if self.in_transition(current):
+                if self.heading_to(current, wanted):
+                    return
+                current = self.settled(ctx, params)
+            if self.matches(current, wanted):
                 return
-            current = self.settled(ctx, params)
-        if self.matches(current, wanted):
-            return
-        stuck = self.dead_end(current, wanted)
-        if stuck is not None:
-            raise stuck
-        try:
-            self.write(ctx, params, wanted, current)
-        except Exception as exc:
-            err = classify(exc)
+            stuck = self.dead_end(current, wanted)
+            if stuck is not None:
+                raise stuck
             try:
-                seen = self.observe(ctx, params)
-            except Exception:
-                raise err from exc
-            if not self.landed(seen, wanted):
-                raise err from exc
-            log.warning(
-                "the write answered an error but took effect",
-                step_id=ctx.step_id,
-                step_type=self.name,
-                error_kind=err.kind,
-                error=err.message,
-            )
-            self.confirm(ctx, params, wanted)
+                self.write(ctx, params, wanted, current)
+                return
+            except Exception as exc:
+                err = classify(exc)
+                try:
+                    seen = self.observe(ctx, params)
+                except Exception:
+                    raise err from exc
+                if self.landed(seen, wanted):
+                    log.warning(
+                        "the write answered an error but took effect",
+                        step_id=ctx.step_id,
+                        step_type=self.name,
+                        error_kind=err.kind,
+                        error=err.message,
+                    )
+                    self.confirm(ctx, params, wanted)
+                    return
+                if seen == current or decision == DECISIONS:
+                    raise err from exc  # nothing changed: the error stands
+                # Part of it took effect (one of several objects): decide again from there.
+                log.warning(
+                    "the write answered an error and took effect in part: deciding again",
+                    step_id=ctx.step_id,
+                    step_type=self.name,
+                    error_kind=err.kind,
+                )
 
     def holds(self, ctx: StepContext, params: P, wanted: State) -> Check:
         """Whether the world is settled at `wanted` and ready."""

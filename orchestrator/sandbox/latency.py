@@ -11,6 +11,7 @@ class LatencyModel(BaseModel):
     time_scale: float = Field(default=0.02, ge=0, description="1.0 = real-world durations")
     aurora_switchover: float = 60.0
     aurora_failover: float = 45.0
+    replica_promotion: float = 60.0
     dns_propagation: float = 30.0
     rollout_ready: float = 20.0
     job_run: float = 15.0

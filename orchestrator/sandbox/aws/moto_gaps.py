@@ -5,10 +5,13 @@ tell it from AWS except by endpoint URL:
 
 - RDS: `SwitchoverGlobalCluster` and `FailoverGlobalCluster` (not implemented by moto) really swap
   the writer, with the global cluster passing through its in-flight states for a configurable time;
-  `PromoteReadReplica` detaches the replica; `RemoveFromGlobalCluster` works for any member.
+  `PromoteReadReplica` detaches the replica after a `modifying` time (a second call meanwhile is
+  refused); `RemoveFromGlobalCluster` works for any member.
 - Route 53: every change gets its own id and is PENDING until DNS propagation time has passed;
   `GetHealthCheckStatus` really probes the checked endpoint (so a region whose app is down
   reports unhealthy), honouring Inverted, Disabled and CALCULATED checks.
+- FIS: an experiment is initiating, then running for its actions' duration, then completed
+  (moto completes it as soon as it is read); StopExperiment stops it after a short time.
 - CloudWatch: replication-lag metrics for every Aurora global secondary
   (`AuroraGlobalDBReplicationLag`, ms) and every RDS read replica (`ReplicaLag`, s), published
   from a value the sandbox controls.
@@ -16,6 +19,7 @@ tell it from AWS except by endpoint URL:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.request
@@ -47,6 +51,8 @@ class _State:
         self.changes: dict[str, tuple[datetime, float]] = {}
         # global cluster id -> (done_at, target cluster)
         self.transitions: dict[str, tuple[float, DBCluster]] = {}
+        # DB instance (replica being promoted) -> when the promotion is done
+        self.promotions: dict[Any, float] = {}
         # replication lag the sandbox reports, in seconds: "*" is the default
         self.lag_seconds: dict[str, float] = {"*": 0.05}
 
@@ -98,6 +104,12 @@ def tick() -> None:
             gc.status = "available"
             gc.failover_state = None
             del STATE.transitions[gid]
+        for db, done_at in list(STATE.promotions.items()):
+            if now < done_at:
+                continue
+            _detach(db)
+            db.status = "available"
+            del STATE.promotions[db]
 
 
 def _start_transition(gc: GlobalCluster, target: DBCluster, data_loss: bool, kind: str) -> None:
@@ -185,14 +197,30 @@ def describe_global_clusters(self: RDSResponse) -> ActionResult:
 
 
 def promote_read_replica(self: RDSResponse) -> ActionResult:
-    """Promote: the replica stops reporting a source and is writable; the source forgets it."""
-    backend = self.backend
+    """Promote, as RDS does it: the replica is `modifying` for the promotion's time (a second
+    PromoteReadReplica meanwhile is refused: InvalidDBInstanceState), then stands alone, writable,
+    and its source forgets it."""
     ident = self.params["DBInstanceIdentifier"]
-    db = backend.databases.get(ident)
-    if db is None:
-        raise SandboxError("DBInstanceNotFound", f"DBInstance {ident} not found.")
-    if not db.is_replica:
-        raise SandboxError("InvalidDBInstanceState", f"DB Instance {ident} is not a read replica.")
+    with STATE.lock:
+        tick()
+        db = self.backend.databases.get(ident)
+        if db is None:
+            raise SandboxError("DBInstanceNotFound", f"DBInstance {ident} not found.")
+        if db in STATE.promotions or db.status != "available":
+            raise SandboxError(
+                "InvalidDBInstanceState", f"DB Instance {ident} is not in available state."
+            )
+        if not db.is_replica:
+            raise SandboxError(
+                "InvalidDBInstanceState", f"DB Instance {ident} is not a read replica."
+            )
+        db.status = "modifying"
+        STATE.promotions[db] = time.monotonic() + STATE.latency.seconds("replica_promotion")
+        return ActionResult({"DBInstance": db})
+
+
+def _detach(db: Any) -> None:
+    """A promoted replica: no source any more, and its source no longer lists it."""
     for region_backend in rds_backends[ACCOUNT].values():
         for source in region_backend.databases.values():
             for ref in (db.db_instance_arn, db.db_instance_identifier):
@@ -200,7 +228,6 @@ def promote_read_replica(self: RDSResponse) -> ActionResult:
                     source.replicas.remove(ref)
     db.is_replica = False
     db.source_db_instance_identifier = None
-    return ActionResult({"DBInstance": db})
 
 
 # ---------------------------------------------------------------------------------- Route 53
@@ -342,8 +369,51 @@ def publish_lag_metrics() -> None:
             )
 
 
+# -------------------------------------------------------------------------------------- FIS
+_ISO_PART = re.compile(r"(\d+(?:\.\d+)?)([DHMS])")
+_ISO_SECONDS = {"D": 86400, "H": 3600, "M": 60, "S": 1}
+FIS_DEFAULT_RUN = 3600.0  # an experiment whose actions name no duration runs an hour
+
+
+def _iso_seconds(text: str) -> float:
+    """PT10M, PT1H30M, P1D: seconds."""
+    return sum(float(n) * _ISO_SECONDS[u] for n, u in _ISO_PART.findall(text.upper()))
+
+
+def _fis_status(self: Any) -> str:
+    """An experiment's status over time, as FIS runs one: initiating while its actions start
+    (the injection time), running for its longest action's `duration` (an hour when none is
+    given), then completed; stopping for the injection time after StopExperiment, then
+    stopped. (moto advances it on every read, so it completes as soon as anyone looks.)"""
+    now = time.monotonic()
+    born = self.__dict__.setdefault("_sandbox_born", now)
+    status: str = self._status or "pending"
+    inject = STATE.latency.seconds("chaos_injection")
+    if status == "stopping":
+        since = self.__dict__.setdefault("_sandbox_stopping", now)
+        if now - since >= inject:
+            status = "stopped"
+    elif status not in ("completed", "stopped", "failed", "cancelled"):
+        durations = [
+            _iso_seconds(str(a.get("parameters", {}).get("duration", "")))
+            for a in (self.actions or {}).values()
+        ]
+        run = max([d for d in durations if d] or [FIS_DEFAULT_RUN]) * STATE.latency.time_scale
+        age = now - born
+        status = "initiating" if age < inject else "running" if age < inject + run else "completed"
+    self._status = status
+    return status
+
+
+def _set_fis_status(self: Any, value: str) -> None:
+    self._status = value
+
+
 def install() -> None:
     """Patch moto's handlers (idempotent; this process only)."""
+    from moto.fis.models import Experiment
+
+    Experiment.status = property(_fis_status, _set_fis_status)  # type: ignore[assignment,method-assign]
     GlobalCluster.failover_state = None  # type: ignore[attr-defined]
     RDSResponse.switchover_global_cluster = switchover_global_cluster  # type: ignore[attr-defined]
     RDSResponse.failover_global_cluster = failover_global_cluster  # type: ignore[attr-defined]
@@ -359,4 +429,5 @@ def reset() -> None:
     with STATE.lock:
         STATE.changes.clear()
         STATE.transitions.clear()
+        STATE.promotions.clear()
         STATE.lag_seconds = {"*": 0.05}

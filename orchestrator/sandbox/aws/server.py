@@ -80,15 +80,13 @@ class SandboxAWS:
                 return self._fail(req, fault, start_response)
 
         status, out_headers, out_body = self._dispatch(req, environ)
+        if req.mutating:  # served (landed, if it succeeded): recorded now, whatever comes next
+            self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
         late = self.faults.take(req.key, req.region, "after")
         if late is not None:
-            time.sleep(late.delay)
-            if req.mutating and status < 400:
-                self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
-            if late.error.lower() != "none":
+            time.sleep(late.delay)  # the answer is late (a client may give up first) ...
+            if late.error.lower() != "none":  # ... or an error, although the change landed
                 return self._fail(req, late, start_response, record=False)
-        elif req.mutating:
-            self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
         start_response(_status_line(status), list(out_headers.items()))
         return [out_body]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -91,7 +93,19 @@ def test_promote_read_replica_detaches_it(fresh: SandboxEnv) -> None:
     assert source["ReadReplicaDBInstanceIdentifiers"]
     resp = west.promote_read_replica(DBInstanceIdentifier="shop-db-replica")
     assert_response_shape("rds", "PromoteReadReplica", resp)
+    # The promotion takes time, as on RDS: the instance is modifying, still a replica, and a
+    # second PromoteReadReplica meanwhile is refused.
     replica = west.describe_db_instances(DBInstanceIdentifier="shop-db-replica")["DBInstances"][0]
+    assert replica["DBInstanceStatus"] == "modifying"
+    with pytest.raises(ClientError) as busy:
+        west.promote_read_replica(DBInstanceIdentifier="shop-db-replica")
+    assert busy.value.response["Error"]["Code"] == "InvalidDBInstanceState"
+
+    def promoted() -> dict[str, Any] | None:
+        db = west.describe_db_instances(DBInstanceIdentifier="shop-db-replica")["DBInstances"][0]
+        return db if db["DBInstanceStatus"] == "available" else None
+
+    replica = wait_for(promoted, timeout=10)
     assert "ReadReplicaSourceDBInstanceIdentifier" not in replica
     source = east.describe_db_instances(DBInstanceIdentifier="shop-db")["DBInstances"][0]
     assert not source.get("ReadReplicaDBInstanceIdentifiers")
