@@ -106,14 +106,17 @@ def test_failure_at_each_mutating_step_rolls_everything_back(
 def test_throttling_is_retried_and_the_step_succeeds(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
-    # More throttles than boto3's own retries absorb: the activity itself must be retried.
+    # More throttles than boto3's own retries absorb (2 attempts here, so that its backoff is
+    # short): the activity itself must be retried, and then succeeds.
     control.add_fault(
         FaultRule(target="aws:ssm:PutParameter", region="us-east-1", error="ThrottlingException",
-                  count=6)
+                  count=3)
     )  # fmt: skip
+    config = sandbox_config(fresh)
+    config.aws.max_attempts = 2
 
     async def scenario() -> object:
-        async with worker(sandbox_config(fresh)) as (client, queue):
+        async with worker(config) as (client, queue):
             return await drive(await start(client, queue, plan("maintenance-drill.yaml")))
 
     result = run(scenario())

@@ -1,0 +1,64 @@
+"""The house rules, enforced: every module imports on its own (no import cycle hidden by the order
+in which modules happen to be imported), and the dependency contracts of pyproject.toml hold
+(workflows do no I/O, activities do not reach up to the CLI, the product never imports the
+sandbox, models sit at the bottom, no cycles between siblings)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("orchestrator", "workflows", "activities")
+
+FRESH_IMPORTS = """
+import importlib, json, sys
+failed = {}
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.split(".")[0] in ("orchestrator", "workflows",
+                                                                  "activities")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(failed))
+"""
+
+
+def modules() -> list[str]:
+    """Every module of the three packages (not `__main__`, which runs the CLI)."""
+    out = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__main__":
+                continue
+            out.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return out
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """Each module is imported first, with no module of the project loaded before it."""
+    names = modules()
+    assert "activities.builtin" in names and "orchestrator.cli.switch" in names
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_IMPORTS, *names],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {}
+
+
+def test_the_dependency_contracts_hold() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+         "sys.exit(lint_imports(no_cache=True, no_logo=True))"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
