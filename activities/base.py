@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin
 
 import structlog
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from activities.errors import StepError, classify
 from orchestrator.runbook.problems import describe as describe_error
 from orchestrator.runbook.problems import dotted
+from orchestrator.runs import GateSpec
 
 if TYPE_CHECKING:
     from activities.clients import Clients
@@ -206,6 +208,15 @@ class StepType(Generic[P]):
     def resource(self, ctx: StepContext, params: P) -> str:
         """What the step touches, for plans, reports and leases."""
         return self.name
+
+    # ------------------------------------------------------ steps the engine runs itself
+    def gate_spec(self, params: P, approvers: list[str]) -> GateSpec | None:
+        """For a gate type: who may approve, how many, until when (`approvers`: the runbook's)."""
+        return None
+
+    def timer(self, params: P) -> timedelta | None:
+        """For a timer type: how long the durable timer runs."""
+        return None
 
     # ------------------------------------------------------------------ runtime contract
     def preflight(self, ctx: StepContext, params: P) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from activities.base import State, StepContext, StepParams, StepType
 from orchestrator.runbook.durations import Duration, format_duration
+from orchestrator.runs import GateSpec
 
 
 class NoopParams(StepParams):
@@ -47,6 +48,9 @@ class Wait(StepType[WaitParams]):
     def describe(self, params: WaitParams) -> str:
         return f"wait {format_duration(params.duration)}"
 
+    def timer(self, params: WaitParams) -> timedelta:
+        return params.duration
+
 
 class ApprovalParams(StepParams):
     approvers: list[str] = Field(
@@ -79,3 +83,11 @@ class Approval(StepType[ApprovalParams]):
         who = ", ".join(params.approvers) or "the runbook's approvers"
         expires = format_duration(params.expires)
         return f"approval by {params.approvals} of {who} (expires in {expires})"
+
+    def gate_spec(self, params: ApprovalParams, approvers: list[str]) -> GateSpec:
+        return GateSpec(
+            approvers=params.approvers or approvers,
+            approvals=params.approvals,
+            expires=params.expires,
+            message=params.message,
+        )

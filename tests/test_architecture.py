@@ -62,3 +62,38 @@ def test_the_dependency_contracts_hold() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+WITHOUT_SANDBOX = """
+import importlib.abc, sys
+
+class NoSandbox(importlib.abc.MetaPathFinder):
+    '''An install without the sandbox: its package and moto are not there.'''
+    def find_spec(self, name, path=None, target=None):
+        if name == "moto" or name.startswith(("moto.", "orchestrator.sandbox")):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoSandbox())
+sys.argv = ["failover", *sys.argv[1:]]
+import orchestrator.worker, orchestrator.switch  # what `failover worker` and `run` use
+from orchestrator.cli import main
+main()
+"""
+
+
+def test_the_product_runs_without_the_sandbox_installed(tmp_path: Path) -> None:
+    def failover(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_SANDBOX, *args], capture_output=True, text=True,
+            cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )  # fmt: skip
+
+    helped = failover("--help")
+    assert helped.returncode == 0 and "worker" in helped.stdout, helped.stderr
+    valid = failover("validate", str(ROOT / "runbooks/shop-region-switch.yaml"))
+    assert valid.returncode == 0, valid.stderr
+    sandbox = failover("sandbox", "up")
+    assert sandbox.returncode == 2
+    assert sandbox.stderr.strip().startswith("error: the sandbox is not installed")
+    assert "pip install 'failover-orchestrator[sandbox]'" in sandbox.stderr

@@ -20,23 +20,26 @@ app = typer.Typer(
 )
 
 
-def _sandbox_app() -> typer.Typer:
+def _add_sandbox(app: typer.Typer) -> None:
     """The sandbox's commands; when this install has no sandbox, a stand-in that says so."""
     try:
         from orchestrator.cli import sandbox
     except ImportError as exc:  # the product runs without it (`failover worker`, `run`, ...)
         why = f"the sandbox is not installed ({exc.name or exc}): "
-        missing = typer.Typer(help="The local sandbox (not installed here).")
 
-        @missing.callback(invoke_without_command=True)
+        @app.command(
+            "sandbox",
+            help="The local sandbox (not installed here).",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )
         def not_installed() -> None:
             fail(why + "pip install 'failover-orchestrator[sandbox]'")
 
-        return missing
-    return sandbox.app
+        return
+    app.add_typer(sandbox.app, name="sandbox")
 
 
-app.add_typer(_sandbox_app(), name="sandbox")
+_add_sandbox(app)
 runbook.register(app)
 app.command()(worker.worker)
 config_app = typer.Typer(help="The configuration: Temporal, AWS, Kubernetes, endpoints.")

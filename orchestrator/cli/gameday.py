@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client, ScheduleHandle
 from temporalio.service import RPCError
@@ -451,7 +452,7 @@ def _finish(p: GameDayProgress, wid: str, rid: str | None, output: OutputFormat)
 def _summary(r: gd_report.GameDayReport) -> None:
     s = seconds
     style = "green" if r.outcome == "SUCCEEDED" else "bold red"
-    err_console.print(f"[{style}]{r.outcome}[/] {r.reason}", highlight=False)
+    err_console.print(f"[{style}]{r.outcome}[/] {escape(r.reason)}", highlight=False)
     parts = [f"MTTD {s(r.mttd_s)}", f"SLO breach {s(r.slo_breach_s)}"]
     for label, d in (("switch", r.switch), ("failback", r.failback)):
         if d is not None:

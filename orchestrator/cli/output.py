@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.exit_codes import ExitCode
@@ -45,19 +46,20 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) ->
 
 def fail(message: str, code: ExitCode = ExitCode.INVALID_INPUT) -> NoReturn:
     """One line on stderr, a distinct exit code; never a traceback for a user error."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
 def info(message: str) -> None:
     """Progress for people, on stderr (so stdout stays clean for -o json)."""
-    err_console.print(message, highlight=False)
+    err_console.print(escape(message), highlight=False)
 
 
 def problems(items: list[Any]) -> NoReturn:
     """Every problem of an invalid input, one line each; exit 2 (nothing was done)."""
     for problem in items:
-        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
     raise typer.Exit(int(ExitCode.INVALID_INPUT))
 
 

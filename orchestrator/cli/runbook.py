@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 
 from activities import registry
 from orchestrator import permissions
@@ -31,7 +32,8 @@ def validate(
             print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
         else:
             for problem in exc.problems:
-                err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False,
+                                  soft_wrap=True)  # fmt: skip
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
     groups = levels({s.id: s.depends_on for s in rb.steps})
     if output == OutputFormat.json:

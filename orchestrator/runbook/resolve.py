@@ -10,11 +10,9 @@ from typing import Any
 
 from activities import registry
 from activities.base import ParamsError
-from activities.builtin import ApprovalParams, WaitParams
 from orchestrator.runbook.models import Runbook, Step
 from orchestrator.runbook.templates import TemplateError, render
 from orchestrator.runs import (
-    GateSpec,
     GuardSpec,
     Mode,
     Objectives,
@@ -122,16 +120,8 @@ def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> P
         if stype.mutating
         else StepKind.CHECK
     )
-    gate = wait = None
-    if isinstance(params, ApprovalParams):
-        gate = GateSpec(
-            approvers=params.approvers or list(rb.approvers),
-            approvals=params.approvals,
-            expires=params.expires,
-            message=params.message,
-        )
-    if isinstance(params, WaitParams):
-        wait = params.duration
+    gate = stype.gate_spec(params, list(rb.approvers))
+    wait = stype.timer(params)
     return PlannedStep(
         id=step.id,
         type=step.type,
