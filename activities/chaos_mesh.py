@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from activities.base import Change, Check, RegionalParams, State, StateStep, StepContext
+from activities.base import Change, Check, RegionalParams, State, StepContext
 from activities.errors import StepError, missing_ok
+from activities.kubernetes import RunObject
 
 GROUP, VERSION = "chaos-mesh.org", "v1alpha1"
 PLURALS = {
@@ -44,7 +45,7 @@ class ChaosMeshParams(RegionalParams):
         return v
 
 
-class ChaosMeshFault(StateStep[ChaosMeshParams]):
+class ChaosMeshFault(RunObject[ChaosMeshParams]):
     """Creates a Chaos Mesh object and waits until it is injected; deletes it on undo and waits
     until it is gone (the targets recovered)."""
 
@@ -84,29 +85,13 @@ class ChaosMeshFault(StateStep[ChaosMeshParams]):
                       (obj.get("status") or {}).get("conditions") or []}  # fmt: skip
         return {"object": "present", "name": name, "conditions": conditions}
 
-    def snapshot(self, ctx: StepContext, params: ChaosMeshParams) -> State:
-        return {"object": "absent"}
-
-    def desired(self, ctx: StepContext, params: ChaosMeshParams, current: State) -> State:
-        return {"object": "present"}
-
-    def matches(self, observed: State, wanted: State) -> bool:
-        return bool(observed["object"] == wanted["object"])
-
-    def in_transition(self, observed: State) -> bool:
-        """Chaos Mesh recovers the targets in a finalizer before the object disappears."""
-        return bool(observed["object"] == "deleting")
-
-    def heading_to(self, observed: State, wanted: State) -> bool:
-        return bool(wanted["object"] == "absent")
-
     def transition(self, observed: State) -> str:
         return f"{observed['name']} being deleted (recovering)"
 
     def dead_end(self, observed: State, wanted: State) -> StepError | None:
         conditions = observed.get("conditions") or {}
         if (
-            wanted["object"] == "present"
+            wanted.get("object") == "present"
             and conditions.get("AllRecovered") == "True"
             and conditions.get("AllInjected") != "True"
         ):
@@ -136,7 +121,7 @@ class ChaosMeshFault(StateStep[ChaosMeshParams]):
     def ready(
         self, ctx: StepContext, params: ChaosMeshParams, observed: State, wanted: State
     ) -> Check:
-        if wanted["object"] == "absent":
+        if wanted.get("object") != "present":
             return Check(ok=True, detail=f"{params.kind} deleted: targets recovered")
         injected = observed["conditions"].get("AllInjected") == "True"
         return Check(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from activities.base import Change, Check, RegionalParams, State, StateStep, StepContext
+from activities.base import (
+    Change,
+    Check,
+    RegionalParams,
+    State,
+    StateStep,
+    StepContext,
+    StepParams,
+)
 from activities.errors import StepError, missing_ok
 
 
@@ -201,6 +209,31 @@ class CnpgRole(StateStep[CnpgRoleParams]):
                                    f"phase {observed.get('phase')!r}")  # fmt: skip
 
 
+P = TypeVar("P", bound=StepParams)
+
+
+class RunObject(StateStep[P]):
+    """A step whose state is whether one object of this run exists (a Job, a Chaos Mesh
+    object), named from the run and the step so that a repeated create finds it: `absent`,
+    `present` (with what the type reports of it) or `deleting`. Apply creates it, undo deletes it
+    and waits until it is gone."""
+
+    def snapshot(self, ctx: StepContext, params: P) -> State:
+        return {"object": "absent"}
+
+    def desired(self, ctx: StepContext, params: P, current: State) -> State:
+        return {"object": "present"}
+
+    def matches(self, observed: State, wanted: State) -> bool:
+        return bool(observed["object"] == wanted.get("object", "absent"))
+
+    def in_transition(self, observed: State) -> bool:
+        return bool(observed["object"] == "deleting")
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return wanted.get("object", "absent") == "absent"
+
+
 class K8sJobParams(RegionalParams):
     namespace: str
     name: str = Field(description="Job name prefix; the run's step gets its own Job.")
@@ -210,12 +243,9 @@ class K8sJobParams(RegionalParams):
     annotations: dict[str, str] = Field(default_factory=dict, description="Pod annotations.")
 
 
-class K8sJob(StateStep[K8sJobParams]):
+class K8sJob(RunObject[K8sJobParams]):
     """Runs a Job (a smoke test) and waits for it to succeed; a failed Job fails the step with
-    its reason. Undo deletes the Job.
-
-    The state is whether this run's Job exists: `absent`, `present` or `deleting`. The Job's name
-    is derived from the run and the step, so a repeated create finds it (409, then observed)."""
+    its reason. Undo deletes the Job."""
 
     name = "k8s_job"
     idempotent_write = False
@@ -243,40 +273,25 @@ class K8sJob(StateStep[K8sJobParams]):
         job = missing_ok(lambda: self._batch(ctx, params).read_namespaced_job(
             name, params.namespace))  # fmt: skip
         if job is None:
-            return {"job": "absent"}
+            return {"object": "absent"}
         if job.metadata.deletion_timestamp:
-            return {"job": "deleting"}
+            return {"object": "deleting"}
         failed = [c for c in job.status.conditions or []
                   if c.type == "Failed" and c.status == "True"]  # fmt: skip
         return {
-            "job": "present",
+            "object": "present",
             "succeeded": bool(job.status.succeeded),
             "failed": f"{failed[0].reason}: {failed[0].message}" if failed else None,
         }
 
-    def snapshot(self, ctx: StepContext, params: K8sJobParams) -> State:
-        return {"job": "absent"}
-
-    def desired(self, ctx: StepContext, params: K8sJobParams, current: State) -> State:
-        return {"job": "present"}
-
-    def matches(self, observed: State, wanted: State) -> bool:
-        return bool(observed["job"] == wanted["job"])
-
-    def in_transition(self, observed: State) -> bool:
-        return bool(observed["job"] == "deleting")
-
-    def heading_to(self, observed: State, wanted: State) -> bool:
-        return bool(wanted["job"] == "absent")
-
     def dead_end(self, observed: State, wanted: State) -> StepError | None:
-        if wanted["job"] == "present" and observed.get("failed"):
+        if wanted.get("object") == "present" and observed.get("failed"):
             return StepError("CheckFailed", f"Job failed: {observed['failed']}")
         return None
 
     def write(self, ctx: StepContext, params: K8sJobParams, state: State, current: State) -> None:
         batch, name = self._batch(ctx, params), self.job_name(ctx, params)
-        if state["job"] == "absent":
+        if state["object"] == "absent":
             batch.delete_namespaced_job(name, params.namespace, propagation_policy="Background")
             return
         batch.create_namespaced_job(params.namespace, {
@@ -301,7 +316,7 @@ class K8sJob(StateStep[K8sJobParams]):
         self, ctx: StepContext, params: K8sJobParams, observed: State, wanted: State
     ) -> Check:
         name = self.job_name(ctx, params)
-        if wanted["job"] == "absent":
+        if wanted.get("object") != "present":
             return Check(ok=True, detail=f"Job {name} deleted")
         if observed.get("succeeded"):
             return Check(ok=True, detail=f"Job {name} succeeded")

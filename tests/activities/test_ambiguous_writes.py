@@ -181,18 +181,23 @@ def _observed(h: Harness, case: Case, call: StepCall) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ tests
+def prepared(env: SandboxEnv, case: Case) -> tuple[Harness, StepCall]:
+    """The case's world set up and its step prepared (snapshot taken), as the engine does."""
+    _warm(env)
+    if case.setup:
+        case.setup(env)
+    h = Harness(env)
+    call = step_call(case)
+    call.snapshot = h.run(h.acts.prepare, call).snapshot
+    return h, call
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_apply_whose_write_lands_but_answers_an_error_succeeds_once(
     fresh: SandboxEnv, control: SandboxControl, case: Case, fault: str
 ) -> None:
-    _warm(fresh)
-    if case.setup:
-        case.setup(fresh)
-    h = Harness(fresh)
-    call = step_call(case)
-    prepared = h.run(h.acts.prepare, call)
-    call.snapshot = prepared.snapshot
+    h, call = prepared(fresh, case)
     t0 = time.time()
     control.add_fault(FaultRule(target=case.apply_op, when="after", count=1, **FAULTS[fault]))
     out = h.run(h.acts.apply, call)  # no error: the write landed, the step saw it
@@ -215,12 +220,7 @@ UNDOABLE = [c for c in CASES if c.undo_op is not None]
 def test_undo_whose_write_lands_but_answers_an_error_restores_the_world(
     fresh: SandboxEnv, control: SandboxControl, case: Case, fault: str
 ) -> None:
-    _warm(fresh)
-    if case.setup:
-        case.setup(fresh)
-    h = Harness(fresh)
-    call = step_call(case)
-    call.snapshot = h.run(h.acts.prepare, call).snapshot
+    h, call = prepared(fresh, case)
     before = _observed(h, case, call)
     h.run(h.acts.apply, call)
     t0 = time.time()

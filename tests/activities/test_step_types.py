@@ -280,7 +280,7 @@ def test_access_denied_is_final_and_changes_nothing_throttling_is_retryable(
         assert len(served) <= 1, "sent once"
 
 
-JOB_ABSENT = {"job": "absent"}  # a Job step's snapshot: this run's Job did not exist
+JOB_ABSENT = {"object": "absent"}  # a Job step's snapshot: this run's Job did not exist
 
 
 def _run_job(env: SandboxEnv, **values: object) -> tuple[Any, StepParams, StepContext]:
