@@ -209,6 +209,14 @@ class StepType(Generic[P]):
         """What the step touches, for plans, reports and leases."""
         return self.name
 
+    def regions_used(self, params: P, step_region: str | None) -> set[str]:
+        """The regions whose endpoints the step calls: its params' `region`, else the step's
+        (none: it acts in the target region). Types bound to a control plane served from one
+        region say so (Route 53: us-east-1). An unplanned run refuses a step that uses the
+        region it leaves (static stability)."""
+        region = getattr(params, "region", None) or step_region
+        return {region} if region else set()
+
     # ------------------------------------------------------ steps the engine runs itself
     def gate_spec(self, params: P, approvers: list[str]) -> GateSpec | None:
         """For a gate type: who may approve, how many, until when (`approvers`: the runbook's)."""

@@ -51,6 +51,9 @@ class Wait(StepType[WaitParams]):
     def timer(self, params: WaitParams) -> timedelta:
         return params.duration
 
+    def regions_used(self, params: WaitParams, step_region: str | None) -> set[str]:
+        return set()
+
 
 class ApprovalParams(StepParams):
     approvers: list[str] = Field(
@@ -83,6 +86,9 @@ class Approval(StepType[ApprovalParams]):
         who = ", ".join(params.approvers) or "the runbook's approvers"
         expires = format_duration(params.expires)
         return f"approval by {params.approvals} of {who} (expires in {expires})"
+
+    def regions_used(self, params: ApprovalParams, step_region: str | None) -> set[str]:
+        return set()
 
     def gate_spec(self, params: ApprovalParams, approvers: list[str]) -> GateSpec:
         return GateSpec(

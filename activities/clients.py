@@ -39,9 +39,22 @@ class Clients:
         return self._cached(key, lambda: self._new_aws(service, region, None, retry))
 
     def aws_at(self, service: str, region: str, endpoint_url: str) -> Any:
-        """A boto3 client for a given endpoint (Route 53 ARC cluster endpoints are per cluster)."""
-        key = (service, f"{region}@{endpoint_url}", True)
-        return self._cached(key, lambda: self._new_aws(service, region, endpoint_url))
+        """A boto3 client for one of several endpoints of a service (Route 53 ARC's cluster
+        endpoints): one attempt with short timeouts, so that a caller moves on to the next
+        endpoint quickly when this one's region is down (AWS's advice for ARC)."""
+        cfg = self.config.aws
+        timeouts = (min(cfg.connect_timeout, 2.0), min(cfg.read_timeout, 5.0))
+        key = (service, f"{region}@{endpoint_url}", False)
+        return self._cached(
+            key, lambda: self._new_aws(service, region, endpoint_url, False, timeouts)
+        )
+
+    def aws_probe(self, service: str, region: str, connect: float, read: float) -> Any:
+        """A client for a quick look at a region: short timeouts, a single attempt."""
+        key = (service, f"{region}~probe", False)
+        return self._cached(
+            key, lambda: self._new_aws(service, region, None, False, (connect, read))
+        )
 
     def _cached(self, key: tuple[str, str, bool], make: Any) -> Any:
         with self._lock:
@@ -50,7 +63,12 @@ class Clients:
             return self._aws[key]
 
     def _new_aws(
-        self, service: str, region: str, endpoint_url: str | None = None, retry: bool = True
+        self,
+        service: str,
+        region: str,
+        endpoint_url: str | None = None,
+        retry: bool = True,
+        timeouts: tuple[float, float] | None = None,
     ) -> Any:
         import boto3
         from botocore.config import Config as BotoConfig
@@ -76,8 +94,8 @@ class Clients:
             config=BotoConfig(
                 retries=retries,
                 parameter_validation=True,
-                connect_timeout=cfg.connect_timeout,
-                read_timeout=cfg.read_timeout,
+                connect_timeout=timeouts[0] if timeouts else cfg.connect_timeout,
+                read_timeout=timeouts[1] if timeouts else cfg.read_timeout,
             ),
         )
 
@@ -90,7 +108,16 @@ class Clients:
                 self._kube[region] = self._new_kube(region)
             return self._kube[region]
 
-    def _new_kube(self, region: str) -> Any:
+    def kube_probe(self, region: str) -> Any:
+        """A kubernetes ApiClient for a quick look at a region: a single attempt (urllib3
+        retries a connection or a read three times by default)."""
+        with self._lock:
+            key = f"{region}~probe"
+            if key not in self._kube:
+                self._kube[key] = self._new_kube(region, retries=False)
+            return self._kube[key]
+
+    def _new_kube(self, region: str, retries: bool = True) -> Any:
         from kubernetes import client as k8s
         from kubernetes import config as kube_config
         from kubernetes.client import rest
@@ -120,6 +147,8 @@ class Clients:
             config_file=cfg.kubeconfig, context=cfg.context(region),
             client_configuration=configuration,
         )  # fmt: skip
+        if not retries:
+            configuration.retries = False
         api = k8s.ApiClient(configuration=configuration)
         api.rest_client = BoundedREST(configuration)
         return api

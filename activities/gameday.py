@@ -1,10 +1,11 @@
 """A game day's own activities: the SLO probe and the fault detector.
 
 - `gameday.probe`: one window of synthetic traffic. Requests to the service as users reach it (a
-  URL, or each region's endpoint in proportion to a weighted Route 53 record's weights, as
-  resolvers would split users) and, for stop conditions scoped to a region, to that region
-  directly. Requests are spread evenly over the window. Never fails for what it measures: an
-  unreachable service is a measurement (errors), not an activity failure.
+  URL, or each region's endpoint as DNS answers the record, one question per request, where the
+  configuration names the zone's name servers; else in proportion to the weighted record's
+  weights) and, for stop conditions scoped to a region, to that region directly. Requests are
+  spread evenly over the window. Never fails for what it measures: an unreachable service is a
+  measurement (errors), not an activity failure.
 - `gameday.busy`: the runbook's switches and game days running now (preflight).
 - `gameday.detect`: polls the game day's detectors (read-only step types: health checks, alarms)
   until one turns red; MTTD is the time from the fault being in place to that moment.
@@ -25,6 +26,7 @@ from activities import registry
 from activities.aws.route53 import record_weights
 from activities.base import StepContext, StepType
 from activities.clients import Clients
+from activities.dns import answers as dns_answers
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
 from activities.http import send
@@ -133,6 +135,18 @@ class GameDayActivities:
             heartbeat=beat,
         )
 
+    def _users_split(self, call: ProbeCall, beat: Callable[..., None]) -> dict[str, int]:
+        """How users split between regions: as DNS answers them where the configuration names
+        the zone's name servers (the data plane: it answers while Route 53's API is down with
+        us-east-1), else by the weighted record's weights (Route 53's API)."""
+        slo = call.slo
+        assert slo.dns_zone and slo.dns_record
+        if self.clients.config.dns.nameservers:
+            # (an answer naming no region of ours, or none at all, is a request that fails)
+            return dns_answers(self.clients.config, slo.dns_record, queries=call.requests,
+                               zone=slo.dns_zone)  # fmt: skip
+        return record_weights(self._context("probe", beat), slo.dns_zone, slo.dns_record)
+
     @activity.defn(name="gameday.probe")
     def probe(self, call: ProbeCall) -> ProbeSample:
         """One window of synthetic user traffic; what users saw."""
@@ -146,10 +160,9 @@ class GameDayActivities:
             else:
                 assert slo.dns_zone and slo.dns_record
                 try:
-                    ctx = self._context("probe", heart.beat)
-                    weights = record_weights(ctx, slo.dns_zone, slo.dns_record)
-                except Exception as exc:  # DNS control plane down: users still hit something
-                    error = f"could not read {slo.dns_record} weights: {classify(exc).message}"
+                    weights = self._users_split(call, heart.beat)
+                except Exception as exc:  # no answer: users still hit something
+                    error = f"could not resolve {slo.dns_record}: {classify(exc).message}"
                 for region, n in split(call.requests, weights).items():
                     plan += [("service", self._url(region, slo.endpoint, slo.path))] * n
             for region in call.regions:

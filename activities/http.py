@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from activities.base import Check, State, StepContext, StepParams, StepType
+from activities.errors import StepError
 
 
 class HttpCheckParams(StepParams):
@@ -105,16 +107,76 @@ def send(
     method: str = "GET",
     timeout: float = 5.0,
     body: bytes | None = None,
+    limit: int = 4096,
 ) -> tuple[int, str]:
-    """One request; (status, first 4 KiB of the body), status 0 when nothing answered."""
+    """One request; (status, the first `limit` bytes of the body), status 0 when nothing
+    answered."""
     data = body if body is not None else (b"{}" if method in ("POST", "PUT") else None)
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
         with opener.open(req, timeout=timeout) as resp:
-            return int(resp.status), resp.read(4096).decode(errors="replace")
+            return int(resp.status), resp.read(limit).decode(errors="replace")
     except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read(4096).decode(errors="replace")
+        return int(exc.code), exc.read(limit).decode(errors="replace")
     except (urllib.error.URLError, OSError):
         return 0, ""
+
+
+class WriteDivergenceParams(StepParams):
+    endpoint: str = Field(default="app", description="The application's named endpoint.")
+    path: str = Field(
+        default="/_orders", description="Reports the writes it took and those it replicated."
+    )
+    failed_region: str = Field(description="The region that failed (e.g. ${{ from_region }}).")
+    kept_region: str = Field(description="The region that took over (e.g. ${{ to_region }}).")
+    request_timeout: float = Field(default=5.0, gt=0)
+
+
+class WriteDivergence(StepType[WriteDivergenceParams]):
+    """Read-only: the writes a failed region accepted that never reached the region that took
+    over (lost in an unplanned failover), from the application's own account of them: GET PATH
+    answers {"accepted": [{"id", "at"}], "replicated": [{"id", "at"}]}. Reports how many were
+    lost and the window they span (the RPO measured)."""
+
+    name = "write_divergence"
+
+    def describe(self, params: WriteDivergenceParams) -> str:
+        return f"writes {params.failed_region} accepted that never reached {params.kept_region}"
+
+    def regions_used(self, params: WriteDivergenceParams, step_region: str | None) -> set[str]:
+        return {params.failed_region, params.kept_region}
+
+    def _writes(self, ctx: StepContext, p: WriteDivergenceParams, region: str) -> dict[str, Any]:
+        base = ctx.clients.endpoint(p.endpoint, region)
+        status, body = send(ctx.clients.http(), base.rstrip("/") + p.path, "GET",
+                            p.request_timeout, limit=64 * 1024 * 1024)  # fmt: skip
+        if status != 200:
+            raise StepError(
+                "ServiceUnavailable", f"{region} {p.path}: HTTP {status or 'no answer'}"
+            )
+        data: dict[str, Any] = json.loads(body or "{}")
+        return data
+
+    def verify(self, ctx: StepContext, params: WriteDivergenceParams, snapshot: State) -> Check:
+        failed = self._writes(ctx, params, params.failed_region).get("accepted", [])
+        kept = self._writes(ctx, params, params.kept_region).get("replicated", [])
+        received = {w["id"] for w in kept}
+        lost = [w for w in failed if w["id"] not in received]
+        # The data lost spans from the last write the kept region has to the last one lost.
+        last_kept = max((w["at"] for w in failed if w["id"] in received), default=None)
+        if lost:
+            first = min(w["at"] for w in lost) if last_kept is None else last_kept
+            window = round(max(w["at"] for w in lost) - first, 3)
+        else:
+            window = 0.0
+        detail = (
+            f"{len(lost)} write(s) {params.failed_region} accepted never reached "
+            f"{params.kept_region}: its last {window:g}s of writes are lost"
+            if lost
+            else f"no write lost: {params.kept_region} has all {len(failed)} of "
+            f"{params.failed_region}'s"
+        )
+        return Check(ok=True, detail=detail,
+                     observed={"lost_writes": len(lost), "lost_writes_rpo_s": window})  # fmt: skip

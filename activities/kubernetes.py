@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from activities.base import (
     Change,
@@ -142,15 +142,34 @@ class K8sScale(StateStep[K8sScaleParams]):
 
 class CnpgRoleParams(RegionalParams):
     namespace: str
-    name: str = Field(description="The CloudNativePG Cluster.")
+    name: str = Field(description="The CloudNativePG Cluster (in the step's region).")
     role: Literal["primary", "replica"] = Field(
-        description="primary: promote this cluster; replica: demote it (its old primary "
-        "publishes a demotion token)."
+        description="primary: promote this cluster; replica: demote it (it then publishes a "
+        "demotion token)."
     )
+    primary: str = Field(
+        description="The topology name (spec.replica.self) of the cluster that is the primary "
+        "after the step, e.g. shop-db-${{ to_region }}."
+    )
+    token_from: str | None = Field(
+        default=None,
+        description="role primary: the region of the demoted primary whose status.demotionToken "
+        "the promotion carries (no data loss). None: promote without a token (an unplanned "
+        "promotion, which may lose writes: mark the step irreversible, behind a gate).",
+    )
+
+    @model_validator(mode="after")
+    def _token_for_promotion(self) -> CnpgRoleParams:
+        if self.token_from is not None and self.role != "primary":
+            raise ValueError("token_from goes with role: primary")
+        return self
 
 
 class CnpgRole(StateStep[CnpgRoleParams]):
-    """Promotes or demotes a CloudNativePG replica cluster and waits for a healthy status."""
+    """Promotes or demotes a CloudNativePG cluster of a distributed topology (1.24+) through
+    spec.replica.primary, and waits for a healthy status. A planned promotion carries the
+    demoted primary's demotion token (CloudNativePG then promotes without data loss); without
+    one it is an unplanned promotion."""
 
     name = "cnpg_role"
     poll_interval = 0.5
@@ -158,55 +177,90 @@ class CnpgRole(StateStep[CnpgRoleParams]):
     GROUP, VERSION, PLURAL = "postgresql.cnpg.io", "v1", "clusters"
     HEALTHY = "Cluster in healthy state"
 
-    def _api(self, ctx: StepContext, p: CnpgRoleParams) -> Any:
+    def _api(self, ctx: StepContext, region: str) -> Any:
         from kubernetes import client
 
-        return client.CustomObjectsApi(ctx.clients.kube(ctx.region_for(p)))
+        return client.CustomObjectsApi(ctx.clients.kube(region))
+
+    def _cluster(self, ctx: StepContext, p: CnpgRoleParams, region: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self._api(ctx, region).get_namespaced_custom_object(
+            self.GROUP, self.VERSION, p.namespace, self.PLURAL, p.name
+        )
+        return obj
 
     def describe(self, params: CnpgRoleParams) -> str:
         verb = "promote" if params.role == "primary" else "demote"
-        return f"{verb} CloudNativePG cluster {params.namespace}/{params.name}{params.where}"
+        how = f" with {params.token_from}'s demotion token" if params.token_from else ""
+        if params.role == "primary" and not params.token_from:
+            how = " WITHOUT a demotion token (writes not replicated are lost)"
+        return f"{verb} CloudNativePG cluster {params.namespace}/{params.name}{params.where}{how}"
 
     def resource(self, ctx: StepContext, params: CnpgRoleParams) -> str:
         p = params
         return f"k8s:{ctx.region_for(p)}:clusters.postgresql.cnpg.io/{p.namespace}/{p.name}"
 
     def observe(self, ctx: StepContext, params: CnpgRoleParams) -> State:
-        obj = self._api(ctx, params).get_namespaced_custom_object(
-            self.GROUP, self.VERSION, params.namespace, self.PLURAL, params.name
-        )
+        obj = self._cluster(ctx, params, ctx.region_for(params))
+        topology = (obj.get("spec") or {}).get("replica") or {}
         status = obj.get("status") or {}
         return {
-            "replica": bool(((obj.get("spec") or {}).get("replica") or {}).get("enabled")),
+            "primary": topology.get("primary"),
+            "self": topology.get("self"),
             "status_replica": bool(status.get("replicaCluster")),
             "phase": status.get("phase"),
         }
 
     def snapshot(self, ctx: StepContext, params: CnpgRoleParams) -> State:
-        return {"replica": self.settled(ctx, params)["replica"]}
+        return {"primary": self.settled(ctx, params)["primary"]}
 
     def desired(self, ctx: StepContext, params: CnpgRoleParams, current: State) -> State:
-        return {"replica": params.role == "replica"}
+        return {"primary": params.primary}
 
     def in_transition(self, observed: State) -> bool:
         """The operator has not caught up with the spec (promotion or demotion under way)."""
-        return bool(observed.get("status_replica") != observed.get("replica"))
+        replica = observed.get("primary") != observed.get("self")
+        refused = str(observed.get("phase") or "").startswith("Promotion refused")
+        return bool(observed.get("status_replica") != replica) and not refused
 
     def heading_to(self, observed: State, wanted: State) -> bool:
-        return bool(observed.get("replica") == wanted.get("replica"))
+        return bool(observed.get("primary") == wanted.get("primary"))
+
+    def dead_end(self, observed: State, wanted: State) -> StepError | None:
+        phase = str(observed.get("phase") or "")
+        if phase.startswith("Promotion refused") and observed.get("primary") == wanted["primary"]:
+            return StepError("InvalidState", f"CloudNativePG: {phase}", retryable=False)
+        return None
 
     def write(self, ctx: StepContext, params: CnpgRoleParams, state: State, current: State) -> None:
-        self._api(ctx, params).patch_namespaced_custom_object(
+        topology: dict[str, Any] = {"primary": state["primary"], "promotionToken": None}
+        promoting = state["primary"] == current.get("self")
+        if promoting and params.token_from and state["primary"] == params.primary:
+            topology["promotionToken"] = self._demotion_token(ctx, params)
+        self._api(ctx, ctx.region_for(params)).patch_namespaced_custom_object(
             self.GROUP, self.VERSION, params.namespace, self.PLURAL, params.name,
-            {"spec": {"replica": {"enabled": state["replica"]}}},
+            {"spec": {"replica": topology}},
         )  # fmt: skip
+
+    def _demotion_token(self, ctx: StepContext, p: CnpgRoleParams) -> str:
+        """The demoted primary's token (waited for: it is published once the demotion is
+        done)."""
+        assert p.token_from is not None
+        seen: dict[str, str] = {}
+
+        def published() -> tuple[bool, str]:
+            status = self._cluster(ctx, p, p.token_from or "").get("status") or {}
+            seen["token"] = status.get("demotionToken") or ""
+            return bool(seen["token"]), f"no demotion token in {p.token_from} yet"
+
+        ctx.wait("demotion token", published, self.poll_interval)
+        return seen["token"]
 
     def ready(
         self, ctx: StepContext, params: CnpgRoleParams, observed: State, wanted: State
     ) -> Check:
         ok = observed.get("phase") == self.HEALTHY
-        return Check(ok=ok, detail=f"replica={observed['status_replica']}, "
-                                   f"phase {observed.get('phase')!r}")  # fmt: skip
+        role = "replica" if observed.get("status_replica") else "primary"
+        return Check(ok=ok, detail=f"{role}, phase {observed.get('phase')!r}")
 
 
 P = TypeVar("P", bound=StepParams)

@@ -11,7 +11,7 @@ from activities.aws.ecs import EcsService
 from activities.aws.elbv2 import ElbWeights
 from activities.aws.fis import FisExperiment
 from activities.aws.promote import RdsPromoteReplica
-from activities.aws.rds import AuroraGlobalFailover, AuroraGlobalSwitchover
+from activities.aws.rds import AuroraGlobalFailover, AuroraGlobalRejoin, AuroraGlobalSwitchover
 from activities.aws.route53 import DnsView, Route53Failover, Route53Weighted
 from activities.aws.ssm import SsmParameter
 from activities.aws.traffic import (
@@ -23,10 +23,11 @@ from activities.aws.traffic import (
 from activities.base import ParamsError, StepParams, StepType
 from activities.builtin import Approval, Noop, Wait
 from activities.chaos_mesh import ChaosMeshFault
+from activities.dns import DnsAnswer
 from activities.errors import StepError
-from activities.http import HttpCheck
+from activities.http import HttpCheck, WriteDivergence
 from activities.kubernetes import CnpgRole, ConfigMapFlag, K8sJob, K8sPatch, K8sScale
-from activities.sandbox import SandboxFault
+from activities.sandbox import RegionOutage, SandboxFault
 
 STEP_TYPES: dict[str, StepType[Any]] = {
     t.name: t()
@@ -35,6 +36,7 @@ STEP_TYPES: dict[str, StepType[Any]] = {
         Wait,
         Approval,
         HttpCheck,
+        WriteDivergence,
         SsmParameter,
         ConfigMapFlag,
         K8sScale,
@@ -45,12 +47,14 @@ STEP_TYPES: dict[str, StepType[Any]] = {
         Route53Failover,
         Route53HealthCheck,
         DnsView,
+        DnsAnswer,
         GaTrafficDial,
         ArcRoutingControls,
         ElbWeights,
         AsgCapacity,
         AuroraGlobalSwitchover,
         AuroraGlobalFailover,
+        AuroraGlobalRejoin,
         RdsPromoteReplica,
         EcsService,
         ReplicaLag,
@@ -58,6 +62,7 @@ STEP_TYPES: dict[str, StepType[Any]] = {
         AlarmState,
         Route53HealthStatus,
         SandboxFault,
+        RegionOutage,
         FisExperiment,
         ChaosMeshFault,
     )

@@ -39,6 +39,7 @@ class GateBook:
         self.votes: dict[str, list[str]] = {}
         self.outcome: dict[str, str] = {}  # gate -> approved | rejected | expired
         self.records: list[ApprovalRecord] = []
+        self.notes: dict[str, str] = {}  # gate -> what the approver must know (the RPO at risk)
 
     # --------------------------------------------------------------------------- rules
     def waiting(self) -> list[str]:
@@ -85,6 +86,10 @@ class GateBook:
         return sid
 
     # ------------------------------------------------------------------------- records
+    def note(self, gate: str, text: str) -> None:
+        """Something the approver must know, shown with the open gate."""
+        self.notes[gate] = text
+
     def opened(self, gate: str) -> None:
         self.open.append(gate)
 

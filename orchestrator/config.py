@@ -61,6 +61,11 @@ class AWSConfig(_Strict):
     #: read or an idempotent write, is retried): a region that hangs costs this much, not more.
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
+    #: Route 53 ARC clusters' data-plane endpoints by cluster name ([{"Region", "Endpoint"}], as
+    #: `aws route53-recovery-control-config describe-cluster` lists them). Listed here, routing
+    #: controls are read and set without ARC's control plane (us-west-2 only): AWS's advice for
+    #: a failover that must work while a region is down.
+    arc_clusters: dict[str, list[dict[str, str]]] = Field(default_factory=dict)
 
     def endpoint(self, region: str) -> str | None:
         return self.endpoints.get(region, self.endpoint_url)
@@ -78,12 +83,22 @@ class KubernetesConfig(_Strict):
         return self.contexts.get(region, region)
 
 
+class DnsConfig(_Strict):
+    """Where DNS answers are checked (the data plane: what users' resolvers are told)."""
+
+    #: host[:port] of name servers to ask; empty: the zone's own authoritative name servers,
+    #: found through DNS itself (so checking works while Route 53's API does not).
+    nameservers: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=2.0, gt=0)
+
+
 class Config(_Strict):
     """The resolved configuration of a CLI or worker process."""
 
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     aws: AWSConfig = Field(default_factory=AWSConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
     #: Named HTTP endpoints per region, e.g. {"app": {"us-east-1": "https://..."}}.
     endpoints: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: True when this is the local sandbox (demos may auto-approve only there).
@@ -105,9 +120,12 @@ def from_sandbox(env: ConnectionFile, source: str = "") -> Config:
         ),
         aws=AWSConfig(
             endpoint_url=env.aws_endpoint_url,
+            endpoints=dict(env.aws_endpoints),
+            arc_clusters={k: [dict(e) for e in v] for k, v in env.arc_clusters.items()},
             access_key_id=SecretStr("sandbox"),
             secret_access_key=SecretStr("sandbox"),
         ),
+        dns=DnsConfig(nameservers=[env.dns_server] if env.dns_server else []),
         kubernetes=KubernetesConfig(
             kubeconfig=env.kubeconfig,
             contexts={r: e.kube_context for r, e in env.regions.items()},
@@ -115,6 +133,9 @@ def from_sandbox(env: ConnectionFile, source: str = "") -> Config:
         endpoints={
             "app": {r: e.app_url for r, e in env.regions.items()},
             "sandbox": {r: env.control_url(r) for r in env.regions},
+            # the AWS server's control endpoint (one for every region): a region_outage fault
+            # takes the region's AWS endpoint down there
+            "sandbox-aws": {r: env.control_url("aws") for r in env.regions},
         },
         sandbox=True,
         source=source or f"{env.home}/env.json",

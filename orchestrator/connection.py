@@ -26,6 +26,9 @@ class RegionEnv(BaseModel):
     kube_context: str
     kube_api: str
     app_url: str
+    #: The region's own control endpoints (its outage, app faults, calls), which keep answering
+    #: while the region is down; older sandboxes served them on the Kubernetes API's port.
+    control: str | None = None
 
 
 class ConnectionFile(BaseModel):
@@ -37,6 +40,15 @@ class ConnectionFile(BaseModel):
     temporal_namespace: str = "default"
     temporal_ui_url: str
     aws_endpoint_url: str
+    #: Each region's AWS endpoint: the calls made in a region go there, so that a region can be
+    #: taken down on its own (older sandboxes had one endpoint for every region).
+    aws_endpoints: dict[str, str] = Field(default_factory=dict)
+    #: host:port of the authoritative DNS server of the hosted zones (UDP and TCP).
+    dns_server: str | None = None
+    #: Route 53 ARC clusters' data-plane endpoints, by cluster name, as DescribeCluster lists
+    #: them ([{"Region": ..., "Endpoint": ...}]): known ahead, so that moving traffic needs no
+    #: control-plane call (which has a single home region) while a region is down.
+    arc_clusters: dict[str, list[dict[str, str]]] = Field(default_factory=dict)
     kubeconfig: str
     regions: dict[str, RegionEnv]
     #: Resource ids the world was seeded with (names, ARNs), for demos and tests.
@@ -46,7 +58,8 @@ class ConnectionFile(BaseModel):
         """Base URL of a component's /_sandbox/ control endpoints ("aws" or a region)."""
         if component == "aws":
             return self.aws_endpoint_url
-        return self.regions[component].kube_api
+        region = self.regions[component]
+        return region.control or region.kube_api
 
 
 def connection_path(home: Path | str | None = None) -> Path:

@@ -50,6 +50,11 @@ class Plan(BaseModel):
     #: Successful past runs of this runbook (from Temporal visibility) and their median duration.
     past_runs: int = 0
     past_median_s: float | None = None
+    kind: str = "planned"
+    #: What the other kind of run (planned / unplanned) does with each step.
+    other: dict[str, str] = Field(default_factory=dict)
+    #: An unplanned run's steps deferred to the failed region.
+    owed: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +113,8 @@ def make_plan(inp: SwitchInput, clients: Clients) -> Plan:
         gates=[s.id for s in inp.steps if s.kind == StepKind.GATE],
         irreversible=[s.id for s in inp.steps if s.irreversible],
         steps=rows,
+        kind=inp.kind,
+        owed=[o.id for o in inp.owed],
     )
 
 

@@ -62,6 +62,15 @@ class Report(BaseModel):
     steps: list[ReportStep]
     approvals: list[ApprovalRecord]
     rolled_back: list[str] = Field(description="Steps undone, in the order they were undone.")
+    kind: str = Field(default="planned", description="planned, unplanned or recovery.")
+    owed: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="An unplanned run's work owed to the failed region (`failover recover`).",
+    )
+    measured: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the run's checks measured (e.g. lost_writes in a recovery).",
+    )
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -106,6 +115,14 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
         steps=[_step(s) for s in p.steps],
         approvals=p.approvals,
         rolled_back=[s.id for s in undone],
+        kind=p.kind,
+        owed=[o.model_dump() for o in p.owed],
+        measured={
+            k: v
+            for s in p.steps
+            for k, v in s.observed.items()
+            if k in ("lost_writes", "lost_writes_rpo_s", "lag_seconds")
+        },
     )
 
 
@@ -156,8 +173,9 @@ def met_text(o: Objective) -> str:
 
 def markdown(r: Report) -> str:
     """The report as Markdown."""
+    kind = "" if r.kind == "planned" else f"{r.kind} "
     lines = [
-        f"# {r.mode} of `{r.runbook}`: {r.from_region} → {r.to_region}: **{r.outcome}**",
+        f"# {kind}{r.mode} of `{r.runbook}`: {r.from_region} → {r.to_region}: **{r.outcome}**",
         "",
         f"Requested by {r.requester}; started {r.started_at:%Y-%m-%d %H:%M:%S} UTC; "
         f"workflow `{r.workflow_id}`" + (f" run `{r.run_id}`" if r.run_id else ""),
@@ -165,14 +183,35 @@ def markdown(r: Report) -> str:
     ]
     if r.reason:
         lines += [f"Rolled back because: {r.reason}", ""]
+    lost, lost_s = r.measured.get("lost_writes"), r.measured.get("lost_writes_rpo_s")
+    lines += ["| measure | value | objective |", "|---|---|---|"]
+    if r.kind == "recovery":  # the RTO was the unplanned run's; what it cost is counted now
+        lines.append(f"| recovery, whole run | {_fmt(r.rto_total_s)} | |")
+    else:
+        lines += [
+            f"| RTO, traffic on the target | {_fmt(r.rto_traffic_s)} | "
+            f"{met_text(r.objectives['rto'])} |",
+            f"| RTO, whole run | {_fmt(r.rto_total_s)} | |",
+            f"| RPO (lag at promotion) | {_fmt(r.rpo_s)} | {met_text(r.objectives['rpo'])} |",
+        ]
+    if lost is not None:
+        target = r.objectives["rpo"].target_s
+        measured = objective(None, lost_s)
+        if target is not None and lost_s is not None:
+            measured = Objective(target_s=target, measured_s=lost_s, met=lost_s <= target)
+        lines.append(
+            f"| RPO measured: writes lost (accepted by the failed region, never replicated) | "
+            f"**{lost}**, the last {_fmt(lost_s)} of writes | {met_text(measured)} |"
+        )
+    lines.append("")
+    if r.owed:
+        lines += [
+            f"Owed to {r.from_region} (run `failover recover {r.runbook} --region "
+            f"{r.from_region}` once it answers): "
+            + ", ".join(f"{o['id']} ({o['description']})" for o in r.owed),
+            "",
+        ]
     lines += [
-        "| measure | value | objective |",
-        "|---|---|---|",
-        f"| RTO, traffic on the target | {_fmt(r.rto_traffic_s)} | "
-        f"{met_text(r.objectives['rto'])} |",
-        f"| RTO, whole run | {_fmt(r.rto_total_s)} | |",
-        f"| RPO (lag at promotion) | {_fmt(r.rpo_s)} | {met_text(r.objectives['rpo'])} |",
-        "",
         "## Steps",
         "",
         "| step | state | attempts | took | changed | error |",

@@ -15,6 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["failover", "drill", "dry-run", "gameday"]
+#: What kind of run: a planned switch (both regions answer), an unplanned one (the source region
+#: does not: only the target is touched, work on the source is owed to it), or the recovery of a
+#: region that failed (`failover recover`: the owed work, once it answers again).
+Kind = Literal["planned", "unplanned", "recovery"]
 
 #: Every switch's workflow id starts so: one switch per runbook runs at a time.
 SWITCH_PREFIX = "switch-"
@@ -90,6 +94,22 @@ class Objectives(_Model):
     rpo: timedelta | None = None
 
 
+class OwedStep(_Model):
+    """A step an unplanned run did not attempt: work on the failed region, owed to it."""
+
+    id: str
+    type: str
+    description: str = ""
+
+
+class ReachCall(_Model):
+    """`switch.reach`: which endpoints of a region to ask."""
+
+    region: str
+    kubernetes: bool = False
+    aws: bool = False
+
+
 class SwitchInput(_Model):
     """Everything the workflow needs: the resolved runbook and who asked for what."""
 
@@ -103,6 +123,11 @@ class SwitchInput(_Model):
     steps: list[PlannedStep]
     max_parallel: int = 10
     heartbeat_timeout: timedelta = timedelta(seconds=30)
+    kind: Kind = "planned"
+    #: An unplanned run's work owed to the failed region (`failover recover` runs it).
+    owed: list[OwedStep] = Field(default_factory=list)
+    #: A planned run first asks whether its source region answers (what its steps use there).
+    reach: ReachCall | None = None
     #: Attempts of an undo before the run stops in ROLLBACK_FAILED for the operator.
     undo_attempts: int = 5
 
@@ -244,6 +269,8 @@ class RunProgress(_Model):
     objectives: Objectives = Field(default_factory=Objectives)
     #: Replication lag measured last before a promotion (a lag check or guard): the run's RPO.
     rpo_seconds: float | None = None
+    kind: Kind = "planned"
+    owed: list[OwedStep] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

@@ -20,8 +20,10 @@ STATE = SearchAttributeKey.for_keyword("FailoverState")
 REQUESTER = SearchAttributeKey.for_keyword("FailoverRequester")
 #: The game day a run belongs to (its schedule's name): on the GameDay workflow and its switches.
 GAMEDAY = SearchAttributeKey.for_keyword("FailoverGameDay")
+#: planned, unplanned (the source region did not answer) or recovery (of a failed region).
+KIND = SearchAttributeKey.for_keyword("FailoverKind")
 
-ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY)
+ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY, KIND)
 
 
 def cli_flags() -> list[str]:

@@ -36,9 +36,11 @@ def switch_details(p: RunProgress, gates: GateBook, awaiting: Mapping[str, str])
         who = ", ".join(gates.allowed(sid)) or "anyone but the requester"
         got = len(gates.votes.get(sid, []))
         spec = gates.gates[sid]
+        note = gates.notes.get(sid)
         lines += [
             "",
-            f"**Gate `{sid}` is open** ({got}/{spec.approvals} approvals; {who}). {spec.message}",
+            f"**Gate `{sid}` is open** ({got}/{spec.approvals} approvals; {who}). {spec.message}"
+            + (f" **{note}**" if note else ""),
             f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
             f'"gate": "{sid}"}}` (or **reject**).',
         ]
@@ -81,6 +83,7 @@ def gameday_details(p: GameDayProgress) -> str:
         ("fault", f"{p.fault.state}: {p.fault_description}"),
         ("MTTD", "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s"),
         ("switch", child(p.switch)),
+        *([("recovery", child(p.recovery))] if p.recovery is not None else []),
         ("failback", child(p.failback)),
         ("users, last window", _window(last.service) if last else "-"),
     ]

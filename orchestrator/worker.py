@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.gameday import GameDayActivities
+from activities.reach import ReachActivities
 from activities.steps import StepActivities
 from orchestrator.config import Config
 from workflows import WORKFLOWS
@@ -36,11 +37,12 @@ def build_worker(
     clients = Clients(config)
     steps = StepActivities(clients)
     gameday = GameDayActivities(clients, client)
+    reach = ReachActivities(clients)
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[*steps.all(), *gameday.all()],
+        activities=[*steps.all(), *gameday.all(), *reach.all()],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,

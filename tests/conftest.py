@@ -59,7 +59,7 @@ def control(env: SandboxEnv) -> Iterator[SandboxControl]:
     yield ctl
     ctl.clear_faults()
     for region in env.regions:
-        ctl.set_region_health(region, True)
+        ctl.set_outage(region, None)
         ctl.set_app_fault(region, 0.0, 0.0)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.cli import failover
 from tests.workflows.helpers import ROOT
-from tests.workflows.test_shop_runbook import world
+from tests.workflows.shop import world
 
 SHOP = str(ROOT / "runbooks/shop-region-switch.yaml")
 

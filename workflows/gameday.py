@@ -80,6 +80,10 @@ class _Failed(Exception):
     """Something the game day needed did not work (preflight, a switch that rolled back)."""
 
 
+#: The phase a game day is in while one of its child switches runs.
+_PHASES = {"switch": Phase.SWITCHING, "recovery": Phase.RECOVERING, "failback": Phase.FAILING_BACK}
+
+
 @workflow.defn(name="GameDay")
 class GameDayWorkflow:
     """A game day: fault, detection, switch, SLO verification, fault removal, failback, report."""
@@ -129,6 +133,8 @@ class GameDayWorkflow:
             await self._detect()
             await self._switch()
             await self._remove_fault()
+            if self.inp.recovery is not None:  # unplanned: the failed region's owed work
+                await self._recover()
             await self._failback()
         except _Halt:
             pass
@@ -158,7 +164,10 @@ class GameDayWorkflow:
         """Plan both directions and the fault; detectors green; SLO met. Nothing changes."""
         self._phase(Phase.PREFLIGHT)
         calls: list[tuple[str, str, PlannedStep, str, str]] = []
-        for label, sw in (("switch", self.inp.switch), ("failback", self.inp.failback)):
+        runs = [("switch", self.inp.switch), ("failback", self.inp.failback)]
+        if self.inp.recovery is not None:
+            runs.insert(1, ("recovery", self.inp.recovery))
+        for label, sw in runs:
             for step in sw.steps:
                 if step.kind == StepKind.MUTATE:
                     calls.append(("step.plan", label, step, sw.from_region, sw.to_region))
@@ -267,6 +276,16 @@ class GameDayWorkflow:
         self.p.recovered_s["switch"] = await self._settle(result.ended_at or workflow.now())
         self._check()
 
+    async def _recover(self) -> None:
+        """Unplanned game days: the region the fault took down answers again; the work the
+        unplanned switch owes it runs (fence it, count the writes lost, rejoin its databases)."""
+        assert self.inp.recovery is not None
+        self._phase(Phase.RECOVERING)
+        result = await self._child("recovery", self.inp.recovery, stoppable=True)
+        if result.state != RunState.SUCCEEDED:
+            self._check()
+            raise _Failed(f"the recovery ended {result.state.value}: {result.reason}")
+
     async def _failback(self) -> None:
         self._phase(Phase.FAILING_BACK)
         result = await self._child("failback", self.inp.failback, stoppable=True)
@@ -282,11 +301,31 @@ class GameDayWorkflow:
             await self._remove_fault()
         switched = self._succeeded(self.p.switch)
         if switched and self.p.failback is None and self.p.fault.state != "failed":
+            unrecovered = self.inp.recovery is not None and not self._succeeded(self.p.recovery)
+            if unrecovered and not await self._recover_in_clean_up():
+                return
             self.p.reason += " Failing back (the switch had completed)."
             self._phase(Phase.FAILING_BACK)
             result = await self._child("failback", self.inp.failback, stoppable=False)
             if result.state != RunState.SUCCEEDED:
                 self.p.reason += f" The failback ended {result.state.value}: {result.reason}"
+
+    async def _recover_in_clean_up(self) -> bool:
+        """An unplanned switch completed: the failback needs the recovery first. Run it if it
+        has not run; whether it succeeded (if not, the reason says what to do by hand)."""
+        assert self.inp.recovery is not None
+        how = (f"run 'failover recover {self.inp.runbook} --region {self.inp.from_region}', "
+               "then fail back")  # fmt: skip
+        if self.p.recovery is not None:  # it ran, and did not succeed
+            self.p.reason += f" The failed region is not recovered: {how}."
+            return False
+        self.p.reason += " Recovering the failed region (the switch had completed)."
+        self._phase(Phase.RECOVERING)
+        result = await self._child("recovery", self.inp.recovery, stoppable=False)
+        if result.state != RunState.SUCCEEDED:
+            self.p.reason += f" The recovery ended {result.state.value}: {result.reason}; {how}."
+            return False
+        return True
 
     async def _remove_fault(self) -> None:
         if self.p.fault.state not in ("injecting", "injected"):
@@ -318,6 +357,17 @@ class GameDayWorkflow:
         by = self.p.approved_by or f"game day {self.inp.name} (requested by {self.inp.requester})"
         wid = switch_workflow_id(inp.runbook)
         info = workflow.info()
+        attributes: list[SearchAttributePair[Any]] = [
+            SearchAttributePair(sa.RUNBOOK, inp.runbook),
+            SearchAttributePair(sa.FROM_REGION, inp.from_region),
+            SearchAttributePair(sa.TO_REGION, inp.to_region),
+            SearchAttributePair(sa.MODE, inp.mode),
+            SearchAttributePair(sa.STATE, RunState.RUNNING.value),
+            SearchAttributePair(sa.REQUESTER, inp.requester),
+            SearchAttributePair(sa.GAMEDAY, self.inp.name),
+        ]
+        if workflow.patched("child-kind"):  # (children of earlier game days have no kind)
+            attributes.append(SearchAttributePair(sa.KIND, inp.kind))
         try:
             handle = await workflow.start_child_workflow(
                 "RegionSwitch",
@@ -327,17 +377,7 @@ class GameDayWorkflow:
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"game day {self.inp.name}: {kind} "
                 f"{inp.from_region} -> {inp.to_region}",
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.RUNBOOK, inp.runbook),
-                        SearchAttributePair(sa.FROM_REGION, inp.from_region),
-                        SearchAttributePair(sa.TO_REGION, inp.to_region),
-                        SearchAttributePair(sa.MODE, inp.mode),
-                        SearchAttributePair(sa.STATE, RunState.RUNNING.value),
-                        SearchAttributePair(sa.REQUESTER, inp.requester),
-                        SearchAttributePair(sa.GAMEDAY, self.inp.name),
-                    ]
-                ),
+                search_attributes=TypedSearchAttributes(attributes),
                 memo={"gameday": f"{info.workflow_id}/{info.run_id}"},
             )
         except Exception as exc:
@@ -372,7 +412,7 @@ class GameDayWorkflow:
                 # (histories from before this did it after the switch ended: they replay so).
                 if workflow.patched("remove-fault-on-stop"):
                     await self._remove_fault()
-                    self._phase(Phase.SWITCHING if kind == "switch" else Phase.FAILING_BACK)
+                    self._phase(_PHASES[kind])
                 elif not stuck():
                     break
             elif stuck():
@@ -381,7 +421,7 @@ class GameDayWorkflow:
                     f"failover resolve {wid}); the fault was removed meanwhile."
                 ).strip()
                 await self._remove_fault()
-                self._phase(Phase.SWITCHING if kind == "switch" else Phase.FAILING_BACK)
+                self._phase(_PHASES[kind])
         try:
             record.progress = await waiting
         except ChildWorkflowError as exc:

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -32,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator import ui
     from orchestrator.approvals import GateBook, operator_target
-    from orchestrator.runbook.graph import undo_plan
+    from orchestrator.runbook.graph import ancestors, undo_plan
     from orchestrator.runs import (
         Abort,
         Decision,
@@ -88,6 +89,7 @@ class RegionSwitchWorkflow:
         self.awaiting: dict[str, str] = {}  # step id -> "paused" | "undo": waiting for operator
         self.decisions: dict[str, OperatorAction] = {}
         self._published_state: RunState | None = None
+        self._quiet_waits = True
         self._abort_seen = False
         self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
 
@@ -96,6 +98,13 @@ class RegionSwitchWorkflow:
     async def run(self, inp: SwitchInput) -> RunProgress:
         """Run the switch; returns the final progress table (state SUCCEEDED, ROLLED_BACK or
         ROLLBACK_FAILED)."""
+        # Waiting for a person (an open gate, a paused step) is not written to the FailoverState
+        # search attribute: an upsert in the activation that opens a gate can be ordered after
+        # the decision's Update on the original run and before it on replay (when the server
+        # delivers the decision in the same workflow task), a nondeterminism error. The progress
+        # query and the UI's current details show those states; histories recorded before this
+        # change replay with the upserts they made.
+        self._quiet_waits = workflow.patched("quiet-waits")
         self._publish()
         await run_shielded(self._main(), self._cancelled)
         return self.progress()
@@ -106,7 +115,12 @@ class RegionSwitchWorkflow:
             self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
 
     async def _main(self) -> None:
-        failure = await self._forward()
+        failure = await self._unreachable()
+        if failure is not None:  # nothing was started: nothing to undo
+            for rec in self.records.values():
+                rec.state = StepState.NOT_RUN
+        else:
+            failure = await self._forward()
         if failure is None:
             self.final = RunState.SUCCEEDED
         else:
@@ -117,6 +131,33 @@ class RegionSwitchWorkflow:
             self.final = RunState.ROLLBACK_FAILED if ended else RunState.ROLLED_BACK
         self.ended_at = workflow.now()
         self._publish()
+
+    async def _unreachable(self) -> str | None:
+        """A planned run's preflight: does its source region answer? (A run recorded before
+        this preflight existed has no `reach`, or no marker: it replays without it.)"""
+        reach = self.inp.reach
+        if reach is None or not workflow.patched("reach-preflight"):
+            return None
+        try:
+            problems: list[str] = await workflow.execute_activity(
+                "switch.reach",
+                reach,
+                result_type=list[str],
+                # The probe answers within ~10 s (short timeouts, no retry of its own); an
+                # attempt that ends otherwise lost its worker and is tried again on another.
+                start_to_close_timeout=timedelta(seconds=20),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"does {reach.region} answer?",
+            )
+        except ActivityError as exc:  # the probe itself timed out or failed: no answer either
+            problems = [f"its probe failed: {_error_info(exc)[0].message}"]
+        if not problems:
+            return None
+        return (
+            f"preflight: {reach.region} does not answer ({'; '.join(problems)}): a planned switch "
+            f"needs both regions; to leave a region that is down, run an unplanned switch "
+            f"(--unplanned)"
+        )
 
     # --------------------------------------------------------------------------- forward
     async def _forward(self) -> str | None:
@@ -181,7 +222,8 @@ class RegionSwitchWorkflow:
                     await self._execute(step, rec)
                     break
                 except _StepFailed as exc:
-                    if step.on_failure != "pause" or self.abort_request is not None:
+                    pause = step.on_failure == "pause" or self._past_no_return()
+                    if not pause or self.abort_request is not None:
                         raise
                     rec.state, rec.error = StepState.PAUSED, exc.error
                     action = await self._operator(sid, "paused")
@@ -289,6 +331,14 @@ class RegionSwitchWorkflow:
             rec.detail = f"pre-approved by {step.gate.preapproved_by}"
             return
         rec.state, rec.phase = StepState.WAITING_APPROVAL, "waiting for approval"
+        if self.inp.kind == "unplanned" and self._guards_irreversible(step.id):
+            rpo = self._rpo()
+            rec.detail = (
+                f"RPO at risk: replication lag last measured {rpo:g}s before the outage"
+                if rpo is not None
+                else "RPO at risk: unknown (no replication lag was measured)"
+            )
+            self.gates.note(step.id, rec.detail)
         self.gates.opened(step.id)
         self._publish()
         try:
@@ -303,6 +353,8 @@ class RegionSwitchWorkflow:
         outcome = self.gates.outcome.get(step.id)
         if outcome == "approved":
             rec.detail = "approved by " + ", ".join(self.gates.votes.get(step.id, []))
+            if step.id in self.gates.notes:  # what they approved knowing (unplanned runs only)
+                rec.detail += f" ({self.gates.notes[step.id]})"
             return
         if outcome == "expired":
             raise _StepFailed(
@@ -314,6 +366,20 @@ class RegionSwitchWorkflow:
                 ErrorInfo(kind="Rejected", message=f"rejected by {last.approver}: {last.comment}")
             )
         raise _StepFailed(ErrorInfo(kind="Aborted", message="the run was aborted"))
+
+    def _past_no_return(self) -> bool:
+        """An unplanned run past an irreversible step (the writer moved, accepting data loss):
+        rolling back would leave users with neither region, so a failing step pauses for the
+        operator (retry, skip, or roll back anyway) instead. Planned runs are unchanged, and no
+        history before unplanned runs existed can reach this."""
+        return self.inp.kind == "unplanned" and any(
+            rec.applied and self.steps[sid].irreversible for sid, rec in self.records.items()
+        )
+
+    def _guards_irreversible(self, gate: str) -> bool:
+        """Whether an irreversible step depends (directly or not) on this gate."""
+        deps = {sid: s.depends_on for sid, s in self.steps.items()}
+        return any(gate in ancestors(deps, sid) for sid, s in self.steps.items() if s.irreversible)
 
     async def _accepted_gate(self, decision: Decision) -> str | None:
         """The gate an accepted decision is for. Validators do the checking, but they do not
@@ -534,13 +600,16 @@ class RegionSwitchWorkflow:
     @workflow.query
     def progress(self) -> RunProgress:
         """The whole step table: state, attempts, timings, last error; approvals and open gates."""
+        state = self._state()
+        # What the failed region will owe: nothing once the run rolls back (it changed nothing).
+        undone = state in (RunState.ROLLING_BACK, RunState.ROLLED_BACK, RunState.ROLLBACK_FAILED)
         return RunProgress(
             runbook=self.inp.runbook,
             from_region=self.inp.from_region,
             to_region=self.inp.to_region,
             mode=self.inp.mode,
             requester=self.inp.requester,
-            state=self._state(),
+            state=state,
             started_at=self.started_at,
             ended_at=self.ended_at,
             reason=self.reason,
@@ -549,6 +618,8 @@ class RegionSwitchWorkflow:
             open_gates=list(self.gates.open),
             objectives=self.inp.objectives,
             rpo_seconds=self._rpo(),
+            kind=self.inp.kind,
+            owed=[] if undone else list(self.inp.owed),
         )
 
     def _rpo(self) -> float | None:
@@ -562,10 +633,15 @@ class RegionSwitchWorkflow:
     def _publish(self) -> None:
         """Keep the FailoverState search attribute and the UI's current details up to date."""
         state = self._state()
+        if self._quiet_waits and state in _PERSON_STATES:
+            state = RunState.ROLLING_BACK if self.rolling_back else RunState.RUNNING
         if state != self._published_state:
             workflow.upsert_search_attributes([sa.STATE.value_set(state.value)])
             self._published_state = state
         workflow.set_current_details(ui.switch_details(self.progress(), self.gates, self.awaiting))
+
+
+_PERSON_STATES = (RunState.WAITING_APPROVAL, RunState.PAUSED)
 
 
 def _ok(check: Any, arg: Any) -> Any:

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from activities.aws.common import region_of_arn
 from activities.base import Check, State, StateStep, StepContext, StepParams, require
-from activities.errors import StepError
+from activities.errors import StepError, missing_ok
 
 
 class AuroraSwitchoverParams(StepParams):
@@ -55,6 +55,9 @@ class AuroraGlobalSwitchover(StateStep[AuroraSwitchoverParams]):
 
     def describe(self, params: AuroraSwitchoverParams) -> str:
         return f"Aurora global {params.global_cluster}: switch the writer to {params.target_region}"
+
+    def regions_used(self, params: AuroraSwitchoverParams, step_region: str | None) -> set[str]:
+        return {params.api_region or params.target_region}
 
     def resource(self, ctx: StepContext, params: AuroraSwitchoverParams) -> str:
         return f"rds:global-cluster/{params.global_cluster}"
@@ -143,3 +146,126 @@ class AuroraGlobalFailover(AuroraGlobalSwitchover):
             TargetDbClusterIdentifier=self._member_arn(ctx, params, state["writer_region"]),
             AllowDataLoss=True,
         )
+
+
+#: Tags the secondary a rejoin creates with the run's id.
+REJOIN_TAG = "failover.dev/rejoined-by"
+
+
+class AuroraRejoinParams(StepParams):
+    global_cluster: str = Field(description="Global cluster identifier.")
+    cluster: str = Field(
+        description="The old writer's cluster, e.g. shop-aurora-${{ from_region }}."
+    )
+    region: str = Field(description="Its region: the one that failed (${{ from_region }}).")
+    engine: str = Field(default="aurora-postgresql", description="Engine of the global cluster.")
+    engine_version: str | None = Field(default=None, description="Default: the global cluster's.")
+
+
+class AuroraGlobalRejoin(StateStep[AuroraRejoinParams]):
+    """Recovery after an unplanned failover: the old writer cluster was left out of the global
+    cluster (with the writes it never replicated). It is kept in a snapshot, then replaced by a
+    secondary of the same name that replicates from the new writer. IRREVERSIBLE: what the old
+    writer held beyond the new writer survives only in that snapshot."""
+
+    name = "aurora_global_rejoin"
+    reversible = False
+    idempotent_write = False
+    poll_interval = 0.5
+    actions = (
+        "rds:DescribeGlobalClusters",
+        "rds:DescribeDBClusters",
+        "rds:CreateDBClusterSnapshot",
+        "rds:DeleteDBCluster",
+        "rds:CreateDBCluster",
+        "rds:AddTagsToResource",  # the new secondary is tagged with the run (tag on create)
+    )
+
+    def _rds(self, ctx: StepContext, p: AuroraRejoinParams, retry: bool = True) -> Any:
+        return ctx.clients.aws("rds", p.region, retry=retry)
+
+    def describe(self, params: AuroraRejoinParams) -> str:
+        return (
+            f"Aurora {params.cluster}: snapshot it, then rejoin {params.global_cluster} as a "
+            f"secondary in {params.region} (IRREVERSIBLE)"
+        )
+
+    def resource(self, ctx: StepContext, params: AuroraRejoinParams) -> str:
+        return f"rds:{params.region}:cluster/{params.cluster}"
+
+    def regions_used(self, params: AuroraRejoinParams, step_region: str | None) -> set[str]:
+        return {params.region}
+
+    def _global(self, ctx: StepContext, p: AuroraRejoinParams) -> dict[str, Any]:
+        found = self._rds(ctx, p).describe_global_clusters(GlobalClusterIdentifier=p.global_cluster)
+        require(bool(found["GlobalClusters"]), "NotFound", f"{p.global_cluster} not found")
+        return dict(found["GlobalClusters"][0])
+
+    def observe(self, ctx: StepContext, params: AuroraRejoinParams) -> State:
+        members = self._global(ctx, params).get("GlobalClusterMembers", [])
+        member = [m for m in members if m["DBClusterArn"].endswith(f":cluster:{params.cluster}")]
+        clusters = missing_ok(lambda: self._rds(ctx, params).describe_db_clusters(
+            DBClusterIdentifier=params.cluster)["DBClusters"]) or []  # fmt: skip
+        tag_list = (clusters[0].get("TagList") or []) if clusters else []
+        tags = {t["Key"]: t["Value"] for t in tag_list}
+        return {
+            "member": bool(member),
+            "writer": bool(member and member[0].get("IsWriter")),
+            "exists": bool(clusters),
+            # the secondary this run created (tagged): never taken for the old writer
+            "ours": tags.get(REJOIN_TAG) == ctx.run_id,
+            "status": clusters[0].get("Status") if clusters else None,
+        }
+
+    def snapshot(self, ctx: StepContext, params: AuroraRejoinParams) -> State:
+        return {"member": self.settled(ctx, params)["member"]}
+
+    def desired(self, ctx: StepContext, params: AuroraRejoinParams, current: State) -> State:
+        return {"member": True}
+
+    def in_transition(self, observed: State) -> bool:
+        if observed.get("ours") and not observed.get("member"):
+            return True  # created, joining the global cluster
+        return observed.get("exists", False) and observed.get("status") not in (None, "available")
+
+    def heading_to(self, observed: State, wanted: State) -> bool:
+        return bool(observed.get("status") == "creating" and wanted.get("member"))
+
+    def write(
+        self, ctx: StepContext, params: AuroraRejoinParams, state: State, current: State
+    ) -> None:
+        if not state.get("member"):
+            raise StepError("Validation", "a rejoined cluster is not taken out again", False)
+        rds = self._rds(ctx, params, retry=False)
+        if current.get("ours"):
+            return  # created by this run already: joining
+        if current.get("exists"):  # the old writer, standalone: kept in a snapshot, replaced
+            stamp = ctx.run_id.rsplit("/", 1)[-1][:12].lower().replace("_", "-")
+            ident = f"{params.cluster}-before-rejoin-{stamp}"
+            taken = missing_ok(lambda: self._rds(ctx, params).describe_db_cluster_snapshots(
+                DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"])  # fmt: skip
+            if not taken:
+                rds.create_db_cluster_snapshot(
+                    DBClusterSnapshotIdentifier=ident, DBClusterIdentifier=params.cluster
+                )
+            rds.delete_db_cluster(DBClusterIdentifier=params.cluster, SkipFinalSnapshot=True)
+
+            def gone() -> tuple[bool, str]:
+                return not self.observe(ctx, params)["exists"], f"{params.cluster} deleting"
+
+            ctx.wait("old writer deleted", gone, self.poll_interval)
+        version = params.engine_version or self._global(ctx, params).get("EngineVersion")
+        rds.create_db_cluster(
+            DBClusterIdentifier=params.cluster,
+            Engine=params.engine,
+            EngineVersion=version,
+            GlobalClusterIdentifier=params.global_cluster,
+            Tags=[{"Key": REJOIN_TAG, "Value": ctx.run_id}],
+        )
+
+    def holds(self, ctx: StepContext, params: AuroraRejoinParams, wanted: State) -> Check:
+        check = super().holds(ctx, params, wanted)
+        seen = self.observe(ctx, params)
+        if check.ok and seen["writer"]:
+            return Check(ok=False, detail=f"{params.cluster} is the writer, not a secondary")
+        return check

@@ -102,6 +102,9 @@ class _RecordStep(StateStep[R]):
     def resource(self, ctx: StepContext, params: R) -> str:
         return f"route53:{params.record}"
 
+    def regions_used(self, params: R, step_region: str | None) -> set[str]:
+        return {GLOBAL}  # Route 53's API (its control plane) is served from us-east-1
+
     def confirm(self, ctx: StepContext, params: R, wanted: State) -> None:
         upsert(ctx, params, record_sets(ctx, params))
 
@@ -217,8 +220,9 @@ class DnsViewParams(RecordParams):
 
 
 class DnsView(StepType[DnsViewParams]):
-    """Read-only: the record sets Route 53 would answer for a name (weights > 0, failover PRIMARY
-    unless its health check fails) are exactly `expect`."""
+    """Read-only: the record sets Route 53 would answer for a name, worked out from its API
+    (weighted: the healthy ones with a weight, else the healthy ones, else all; failover: the
+    PRIMARY unless its health check fails) are exactly `expect`."""
 
     name = "dns_view"
     actions = (
@@ -229,6 +233,9 @@ class DnsView(StepType[DnsViewParams]):
 
     def describe(self, params: DnsViewParams) -> str:
         return f"DNS view of {params.record}: answers from {', '.join(params.expect)}"
+
+    def regions_used(self, params: DnsViewParams, step_region: str | None) -> set[str]:
+        return {GLOBAL}  # it reads Route 53's API, not DNS (see dns_answer for the data plane)
 
     def _healthy(self, ctx: StepContext, hc_id: str | None) -> bool:
         if not hc_id:
@@ -241,15 +248,20 @@ class DnsView(StepType[DnsViewParams]):
         """Set identifiers a resolver would be answered from."""
         records = record_sets(ctx, p)
         weighted = [r for r in records if "Weight" in r]
-        if weighted:
-            live = [r for r in weighted if r["Weight"] > 0 and
-                    self._healthy(ctx, r.get("HealthCheckId"))]  # fmt: skip
+        if weighted:  # Route 53: healthy ones by weight, else healthy zero-weight ones, else
+            # (none healthy) it fails open: all of them by weight
+            healthy = [r for r in weighted if self._healthy(ctx, r.get("HealthCheckId"))]
+            live = [r for r in healthy if r["Weight"] > 0] or healthy
+            if not healthy:
+                live = [r for r in weighted if r["Weight"] > 0] or weighted
             return sorted(r["SetIdentifier"] for r in live)
         primary = [r for r in records if r.get("Failover") == "PRIMARY"]
         secondary = [r for r in records if r.get("Failover") == "SECONDARY"]
         if primary and self._healthy(ctx, primary[0].get("HealthCheckId")):
             return [primary[0]["SetIdentifier"]]
-        return [r["SetIdentifier"] for r in secondary[:1]]
+        if secondary and self._healthy(ctx, secondary[0].get("HealthCheckId")):
+            return [secondary[0]["SetIdentifier"]]
+        return [r["SetIdentifier"] for r in (primary or secondary)[:1]]  # fails open
 
     def verify(self, ctx: StepContext, params: DnsViewParams, snapshot: State) -> Check:
         got = self.answer(ctx, params)

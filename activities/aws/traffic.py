@@ -51,6 +51,9 @@ class GaTrafficDial(StateStep[GaDialParams]):
                     return dict(acc), dict(g)
         raise StepError("NotFound", f"{p.accelerator} has no endpoint group in {p.region}")
 
+    def regions_used(self, params: GaDialParams, step_region: str | None) -> set[str]:
+        return {GA_REGION}  # Global Accelerator's API is served from us-west-2
+
     def describe(self, params: GaDialParams) -> str:
         return f"Global Accelerator {params.accelerator}: {params.region} dial -> {params.dial:g}%"
 
@@ -108,28 +111,35 @@ class ArcRoutingControls(StateStep[ArcParams]):
     def _config(self, ctx: StepContext) -> Any:
         return ctx.clients.aws("route53-recovery-control-config", GA_REGION)
 
-    def _cluster(self, ctx: StepContext, p: ArcParams) -> dict[str, Any]:
-        clusters = [c for c in self._config(ctx).list_clusters()["Clusters"]
-                    if c["Name"] == p.cluster]  # fmt: skip
-        require(bool(clusters), "NotFound", f"ARC cluster {p.cluster} not found")
-        return dict(clusters[0])
+    def _endpoints(self, ctx: StepContext, p: ArcParams) -> list[dict[str, str]]:
+        """The cluster's data-plane endpoints: from the configuration when it lists them (no
+        control-plane call: it lives in us-west-2 alone), else from the control plane."""
+        known = ctx.clients.config.aws.arc_clusters.get(p.cluster)
+        if known:
+            return known
+        try:
+            clusters = self._config(ctx).list_clusters()["Clusters"]
+        except Exception as exc:
+            err = classify(exc)
+            raise StepError(
+                err.kind,
+                f"ARC's control plane ({GA_REGION}) did not answer ({err.message}); list the "
+                f"endpoints of cluster {p.cluster} under aws.arc_clusters in the configuration "
+                "so that routing controls can be set without it",
+                retryable=err.retryable,
+            ) from exc
+        match = [c for c in clusters if c["Name"] == p.cluster]
+        require(bool(match), "NotFound", f"ARC cluster {p.cluster} not found")
+        return list(match[0]["ClusterEndpoints"])
 
-    def _panel_arn(self, ctx: StepContext, p: ArcParams, cluster_arn: str) -> str:
-        panels = self._config(ctx).list_control_panels(ClusterArn=cluster_arn)["ControlPanels"]
-        match = [x for x in panels if x["Name"] == p.control_panel]
-        require(bool(match), "NotFound", f"control panel {p.control_panel} not found")
-        return str(match[0]["ControlPanelArn"])
-
-    def _on_endpoints(
-        self, ctx: StepContext, p: ArcParams, fn: Callable[[Any, dict[str, Any]], T]
-    ) -> T:
-        """Run fn(client, cluster) on each cluster endpoint in turn until one answers."""
-        cluster = self._cluster(ctx, p)
+    def _on_endpoints(self, ctx: StepContext, p: ArcParams, fn: Callable[[Any], T]) -> T:
+        """Run fn(client) on each cluster endpoint in turn until one answers."""
         errors = []
-        for ep in cluster["ClusterEndpoints"]:
+        # The failed region's endpoint last (an unplanned run leaves it): the others first.
+        for ep in sorted(self._endpoints(ctx, p), key=lambda e: e["Region"] == ctx.from_region):
             data = ctx.clients.aws_at("route53-recovery-cluster", ep["Region"], ep["Endpoint"])
             try:
-                return fn(data, cluster)
+                return fn(data)
             except Exception as exc:
                 err = classify(exc)
                 if not err.retryable:
@@ -139,6 +149,9 @@ class ArcRoutingControls(StateStep[ArcParams]):
             "ServiceUnavailable", "no ARC cluster endpoint answered: " + "; ".join(errors)
         )
 
+    def regions_used(self, params: ArcParams, step_region: str | None) -> set[str]:
+        return set()  # the data plane: any of the cluster's endpoints answers
+
     def describe(self, params: ArcParams) -> str:
         states = ", ".join(f"{k}={v}" for k, v in params.states.items())
         return f"Route 53 ARC routing controls: {states}"
@@ -147,10 +160,15 @@ class ArcRoutingControls(StateStep[ArcParams]):
         return f"arc:{params.cluster}/{params.control_panel}"
 
     def _controls(self, ctx: StepContext, p: ArcParams) -> dict[str, dict[str, Any]]:
-        def list_all(data: Any, cluster: dict[str, Any]) -> dict[str, dict[str, Any]]:
-            panel = self._panel_arn(ctx, p, cluster["ClusterArn"])
-            out = data.list_routing_controls(ControlPanelArn=panel)
-            return {c["RoutingControlName"]: c for c in out["RoutingControls"]}
+        """The panel's routing controls by name, from the data plane (which names panels)."""
+
+        def list_all(data: Any) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for page in data.get_paginator("list_routing_controls").paginate():
+                for c in page["RoutingControls"]:
+                    if c.get("ControlPanelName") == p.control_panel:
+                        out[c["RoutingControlName"]] = c
+            return out
 
         return self._on_endpoints(ctx, p, list_all)
 
@@ -176,7 +194,7 @@ class ArcRoutingControls(StateStep[ArcParams]):
             for n, s in state["states"].items()
         ]
 
-        def update(data: Any, cluster: dict[str, Any]) -> None:
+        def update(data: Any) -> None:
             data.update_routing_control_states(UpdateRoutingControlStateEntries=entries)
 
         self._on_endpoints(ctx, params, update)
@@ -205,6 +223,9 @@ class Route53HealthCheck(StateStep[HealthCheckParams]):
         "route53:GetHealthCheck",
         "route53:UpdateHealthCheck",
     )
+
+    def regions_used(self, params: HealthCheckParams, step_region: str | None) -> set[str]:
+        return {GLOBAL}  # Route 53's API
 
     def describe(self, params: HealthCheckParams) -> str:
         wanted = (("inverted", params.inverted), ("disabled", params.disabled))
@@ -265,6 +286,9 @@ class Route53HealthStatus(StepType[HealthStatusParams]):
         "route53:ListTagsForResources",
         "route53:GetHealthCheckStatus",
     )
+
+    def regions_used(self, params: HealthStatusParams, step_region: str | None) -> set[str]:
+        return {GLOBAL}  # Route 53's API
 
     def describe(self, params: HealthStatusParams) -> str:
         return f"Route 53 health check {params.name} is {params.expect}"

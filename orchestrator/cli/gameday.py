@@ -168,9 +168,15 @@ def _summary(r: gd_report.GameDayReport) -> None:
     style = "green" if r.outcome == "SUCCEEDED" else "bold red"
     err_console.print(f"[{style}]{r.outcome}[/] {escape(r.reason)}", highlight=False)
     parts = [f"MTTD {s(r.mttd_s)}", f"SLO breach {s(r.slo_breach_s)}"]
-    for label, d in (("switch", r.switch), ("failback", r.failback)):
-        if d is not None:
-            parts.append(f"{label} {d.outcome} RTO {s(d.rto_traffic_s)} RPO {s(d.rpo_s)}")
+    for label, d in (("switch", r.switch), ("recovery", r.recovery), ("failback", r.failback)):
+        if d is None:
+            continue
+        if label == "recovery":
+            parts.append(f"recovery {d.outcome} in {s(d.rto_total_s)}, writes lost "
+                         f"{'-' if d.lost_writes is None else d.lost_writes}")  # fmt: skip
+        else:
+            kind = " (unplanned)" if d.kind == "unplanned" else ""
+            parts.append(f"{label}{kind} {d.outcome} RTO {s(d.rto_traffic_s)} RPO {s(d.rpo_s)}")
     info("; ".join(parts))
     missed = [k for k, o in r.objectives.items() if o.met is False]
     if missed:

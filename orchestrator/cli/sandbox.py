@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import OutputFormat, OutputOption
 from orchestrator.cli.output import fail, info, print_json, print_table
+from orchestrator.runbook.durations import parse_duration
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.latency import LatencyModel
@@ -239,20 +241,65 @@ def fault_clear(home: HomeOption = DEFAULT_HOME) -> None:
     info(f"cleared {n} fault(s)")
 
 
-def _set_region(region: str, healthy: bool, home: Path) -> None:
-    with _answering():
-        _control(home).set_region_health(region, healthy)
-    state = "up" if healthy else "DOWN: its app answers 503, its health check fails"
-    info(f"region {region} is {state}")
+class Outage(StrEnum):
+    app = "app"
+    full = "full"
 
 
 @region_app.command("down")
-def region_down(region: str, home: HomeOption = DEFAULT_HOME) -> None:
-    """The region's app answers 503 and its Route 53 health check fails."""
-    _set_region(region, False, home)
+def region_down(
+    region: str,
+    outage: Annotated[
+        Outage,
+        typer.Option(
+            help="app: its app answers 503 (health checks fail); full: the "
+            "whole region stops answering (Kubernetes API, app, AWS endpoint, "
+            "its ARC endpoint; Route 53's API with us-east-1)."
+        ),
+    ] = Outage.app,
+    hang: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="With --outage full: calls hang this long (seconds), "
+            "then fail (a blackholed region; default: refused at once).",
+        ),
+    ] = 0.0,
+    for_: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="DURATION",
+            help="Bring it back by itself after this long (30s, 10m, 1h); default: until "
+            "`region up`.",
+        ),
+    ] = None,
+    home: HomeOption = DEFAULT_HOME,
+) -> None:
+    """Take a region down."""
+    if hang and outage != Outage.full:
+        fail("--hang goes with --outage full")
+    expires = None
+    if for_ is not None:
+        try:
+            expires = parse_duration(for_).total_seconds()
+        except ValueError as exc:
+            fail(f"--for: {exc}")
+    with _answering():
+        _control(home).set_outage(region, outage.value, hang, expires)
+    what = (
+        "DOWN: its app answers 503, its health check fails"
+        if outage == Outage.app
+        else "DOWN (full outage): its Kubernetes API, app and AWS endpoint "
+        + (f"hang {hang:g}s then fail" if hang else "refuse connections")
+        + (", and Route 53's API with it" if region == "us-east-1" else "")
+    )
+    info(f"region {region} is {what}" + (f"; back by itself in {for_}" if for_ else ""))
 
 
 @region_app.command("up")
 def region_up(region: str, home: HomeOption = DEFAULT_HOME) -> None:
-    """Bring a downed region back."""
-    _set_region(region, True, home)
+    """Bring a downed region back (whatever the outage)."""
+    with _answering():
+        _control(home).set_outage(region, None)
+    info(f"region {region} is up")

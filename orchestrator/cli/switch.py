@@ -71,6 +71,7 @@ from orchestrator.runs import (
     SWITCH_PREFIX,
     Abort,
     Decision,
+    Kind,
     Mode,
     OperatorAction,
     RunProgress,
@@ -107,14 +108,30 @@ def run_id(ref: str) -> str:
     return ref if ref.startswith((SWITCH_PREFIX, "test-")) else switch_workflow_id(ref)
 
 
+UnplannedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unplanned",
+        help="The source region does not answer: touch only the target (the runbook's "
+        "`unplanned:` choices); work on the source is owed to it (`failover recover`).",
+    ),
+]
+
+
 def resolved(
-    runbook: Path, from_region: str, to_region: str, params: list[str], mode: Mode, requester: str
+    runbook: Path,
+    from_region: str,
+    to_region: str,
+    params: list[str],
+    mode: Mode,
+    requester: str,
+    kind: Kind = "planned",
 ) -> SwitchInput:
     """The runbook loaded and resolved, or one-line errors and exit 2 (nothing started)."""
     try:
         return resolve(
             load_file(runbook), from_region, to_region, mode=mode, requester=requester,
-            params=parse_params(params),
+            params=parse_params(params), kind=kind,
         )  # fmt: skip
     except RunbookError as exc:
         problems(exc.problems)
@@ -128,21 +145,26 @@ def plan(
     from_region: FromOption,
     to_region: ToOption,
     param: ParamOption = [],  # noqa: B006 - Typer's way to spell a repeatable option
+    unplanned: UnplannedOption = False,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """What a switch would do: parallel groups, critical path, gates, irreversible steps, and
-    every step's preflight and diff. Mutates nothing; exit 6 if a preflight fails."""
-    inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None))
+    every step's preflight and diff, with what the other kind of run does with each step (planned
+    or --unplanned). Mutates nothing; exit 6 if a preflight fails."""
+    kind: Kind = "unplanned" if unplanned else "planned"
+    inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind)
     cfg = load_config(config)
     result = make_plan(inp, Clients(cfg))
+    result.other = _other_kind(runbook, kind)
     result.past_runs, result.past_median_s = _past_durations(cfg, inp.runbook)
     if output == OutputFormat.json:
         print_json(result)
     else:
         table = Table(title=f"plan: {inp.runbook} {inp.from_region} -> {inp.to_region}",
                       header_style="bold", title_justify="left")  # fmt: skip
-        for col in ("group", "step", "type", "preflight", "would change"):
+        other = "planned" if unplanned else "unplanned"
+        for col in ("group", "step", "type", "preflight", "would change", other):
             table.add_column(col, overflow="fold")
         for row in result.steps:
             changes = "; ".join(
@@ -151,8 +173,15 @@ def plan(
             flag = " IRREVERSIBLE" if row.irreversible else ""
             style = "red" if row.error_kind else ""
             table.add_row(str(row.level), row.id + flag, row.type,
-                          Text(row.preflight, style=style), changes)  # fmt: skip
+                          Text(row.preflight, style=style), changes,
+                          result.other.get(row.id, ""))  # fmt: skip
         console.print(table)
+        if inp.owed:
+            info(f"deferred (owed to {inp.from_region}, run by 'failover recover'): "
+                 + ", ".join(o.id for o in inp.owed))  # fmt: skip
+        missing = [sid for sid, what in result.other.items() if what.startswith("only ")]
+        if missing:
+            info(f"only in {other} runs: {', '.join(missing)}")
         minutes = result.critical_path_timeout_s / 60
         info(f"critical path ({minutes:.0f} min at most, by step timeouts and gate expiry): "
              + " -> ".join(result.critical_path))  # fmt: skip
@@ -188,6 +217,25 @@ def state(
         )
     if any(r.error for r in rows):
         raise typer.Exit(int(ExitCode.NOT_HEALTHY))
+
+
+def _other_kind(runbook: Path, kind: Kind) -> dict[str, str]:
+    """What the other kind of run (planned / unplanned) does with each step."""
+    from orchestrator.runbook.models import Unplanned
+
+    rb = load_file(runbook)
+    out = {}
+    for s in rb.steps:
+        if kind == "planned":
+            u = s.unplanned
+            out[s.id] = f"-> {u.replace.type}" if isinstance(u, Unplanned) else u
+            if s.planned == "skip":
+                out[s.id] = "only unplanned"
+        else:
+            out[s.id] = "skip" if s.planned == "skip" else "run"
+            if s.unplanned in ("skip", "defer"):
+                out[s.id] = "only planned"
+    return out
 
 
 def _other(runbook: Path, region: str) -> str:
@@ -246,11 +294,12 @@ def _start(
     detach: bool,
     config: Path | None,
     output: OutputFormat,
+    kind: Kind = "planned",
 ) -> None:
     # The live table is the progress; a worker hosted here only reports problems.
     configure("console", level=logging.WARNING)
     requester = identity(as_)
-    inp = resolved(runbook, from_region, to_region, params, mode, requester)
+    inp = resolved(runbook, from_region, to_region, params, mode, requester, kind)
     cfg = load_config(config)
     if auto_approve is not None:
         if not cfg.sandbox:
@@ -339,6 +388,7 @@ def drill(
     from_region: FromOption,
     to_region: ToOption,
     param: ParamOption = [],  # noqa: B006
+    unplanned: UnplannedOption = False,
     as_: AsOption = None,
     auto_approve: AutoApproveOption = None,
     detach: DetachOption = False,
@@ -348,7 +398,7 @@ def drill(
     """Practise a switch (mode drill) and follow it live; exit 0/3/4 = succeeded/rolled back/
     rollback failed."""
     _start("drill", runbook, from_region, to_region, param, as_, auto_approve, detach, config,
-           output)  # fmt: skip
+           output, "unplanned" if unplanned else "planned")  # fmt: skip
 
 
 def run(
@@ -356,6 +406,7 @@ def run(
     from_region: FromOption,
     to_region: ToOption,
     param: ParamOption = [],  # noqa: B006
+    unplanned: UnplannedOption = False,
     as_: AsOption = None,
     auto_approve: AutoApproveOption = None,
     detach: DetachOption = False,
@@ -365,7 +416,34 @@ def run(
 ) -> None:
     """Switch for real (mode failover), or --dry-run to see what would change."""
     mode: Mode = "dry-run" if dry_run else "failover"
-    _start(mode, runbook, from_region, to_region, param, as_, auto_approve, detach, config, output)
+    _start(mode, runbook, from_region, to_region, param, as_, auto_approve, detach, config,
+           output, "unplanned" if unplanned else "planned")  # fmt: skip
+
+
+def recover(
+    runbook: RunbookArg,
+    region: Annotated[str, typer.Option(help="The region that failed and answers again.")],
+    to_region: Annotated[
+        str | None,
+        typer.Option("--to", help="The region that took over (default: the runbook's other)."),
+    ] = None,
+    param: ParamOption = [],  # noqa: B006
+    as_: AsOption = None,
+    auto_approve: AutoApproveOption = None,
+    detach: DetachOption = False,
+    dry_run: Annotated[bool, typer.Option(help="Preflight and dry-run every step.")] = False,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Recover a region that failed, once it answers: the work an unplanned switch deferred to
+    it (fence its writers, demote its database, scale it down), then the runbook's `recovery:`
+    steps (rejoin its database to the global cluster, report the writes it lost). A durable run
+    like a switch: live table, gates, rollback, report. Until it has run, a planned switch back
+    to the region is refused."""
+    mode: Mode = "dry-run" if dry_run else "failover"
+    target = to_region or _other(runbook, region)
+    _start(mode, runbook, region, target, param, as_, auto_approve, detach, config, output,
+           "recovery")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------- inspect
@@ -424,7 +502,12 @@ def list_runs(
 ) -> None:
     """Recent runs, newest first (from the search attributes)."""
     query = ["WorkflowType = 'RegionSwitch'"]
-    if state:
+    # A run waiting for a person keeps FailoverState RUNNING (the workflow explains why): those
+    # are found among the running ones and told apart by asking each run its state.
+    live = state in (RunState.WAITING_APPROVAL, RunState.PAUSED)
+    if live and state is not None:
+        query.append(f"FailoverState IN ('{RunState.RUNNING.value}', '{state.value}')")
+    elif state:
         query.append(f"FailoverState = '{state.value}'")
     if runbook:
         query.append(f"FailoverRunbook = '{runbook.replace(chr(39), '')}'")
@@ -434,6 +517,12 @@ def list_runs(
         rows = []
         async for wf in client.list_workflows(" AND ".join(query), limit=limit):
             attrs = wf.typed_search_attributes
+            current = attrs.get(sa.STATE)
+            if live:
+                h: switch.Handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+                current = (await switch.progress(h)).state.value
+                if current != state:
+                    continue
             rows.append(
                 {
                     "workflow_id": wf.id,
@@ -442,7 +531,8 @@ def list_runs(
                     "from": attrs.get(sa.FROM_REGION),
                     "to": attrs.get(sa.TO_REGION),
                     "mode": attrs.get(sa.MODE),
-                    "state": attrs.get(sa.STATE),
+                    "kind": attrs.get(sa.KIND) or "planned",
+                    "state": current,
                     "requester": attrs.get(sa.REQUESTER),
                     "started": wf.start_time.isoformat(),
                 }
@@ -455,10 +545,10 @@ def list_runs(
         return
     print_table(
         f"{len(rows)} run(s)",
-        ["workflow", "runbook", "from -> to", "mode", "state", "requester", "started"],
+        ["workflow", "runbook", "from -> to", "mode", "kind", "state", "requester", "started"],
         [
-            [r["workflow_id"], r["runbook"], f"{r['from']} -> {r['to']}", r["mode"], r["state"],
-             r["requester"], r["started"][:19]]
+            [r["workflow_id"], r["runbook"], f"{r['from']} -> {r['to']}", r["mode"], r["kind"],
+             r["state"], r["requester"], r["started"][:19]]
             for r in rows
         ],
     )  # fmt: skip
@@ -519,7 +609,7 @@ def resolve_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the top-level app."""
-    for fn in (plan, state, drill, run, status, watch, approve, reject, abort):
+    for fn in (plan, state, drill, run, recover, status, watch, approve, reject, abort):
         app.command()(fn)
     app.command("list")(list_runs)
     app.command("report")(report_cmd)

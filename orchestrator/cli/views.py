@@ -39,8 +39,9 @@ def progress_table(p: RunProgress) -> Group:
     """The step table and, when a gate or the operator is awaited, what to do."""
     now = datetime.now(UTC)
     elapsed = ((p.ended_at or now) - p.started_at).total_seconds()
+    kind = "" if p.kind == "planned" else f"{p.kind} "
     title = (
-        f"{p.mode} {p.runbook}: {p.from_region} -> {p.to_region}  ·  {p.state.value}  ·  "
+        f"{kind}{p.mode} {p.runbook}: {p.from_region} -> {p.to_region}  ·  {p.state.value}  ·  "
         f"{elapsed:.1f}s"
     )
     table = Table(title=title, header_style="bold", title_justify="left")
@@ -67,6 +68,14 @@ def progress_table(p: RunProgress) -> Group:
                 style="yellow",
             )
         )
+    if p.owed and p.state.final:
+        parts.append(
+            Text(
+                f"owed to {p.from_region}: {', '.join(o.id for o in p.owed)}; once it answers: "
+                f"failover recover {p.runbook} --region {p.from_region}",
+                style="yellow",
+            )
+        )
     if p.state in (RunState.PAUSED, RunState.ROLLBACK_FAILED):
         parts.append(
             Text(
@@ -81,7 +90,10 @@ def progress_table(p: RunProgress) -> Group:
 def gameday_table(p: GameDayProgress) -> Table:
     """One row: phase, fault, MTTD, both switches, what users saw last, outcome."""
     t = Table(title=f"game day {p.name}: {p.runbook} {p.from_region} -> {p.to_region} and back")
-    for col in ("phase", "fault", "MTTD", "switch", "failback", "users (last window)", "outcome"):
+    cols = ["phase", "fault", "MTTD", "switch", "failback", "users (last window)", "outcome"]
+    if p.recovery is not None or p.phase.value == "RECOVERING":
+        cols.insert(4, "recovery")
+    for col in cols:
         t.add_column(col)
     last = p.samples[-1] if p.samples else None
     users = (
@@ -95,7 +107,7 @@ def gameday_table(p: GameDayProgress) -> Table:
             return "-"
         return c.progress.state.value if c.progress else "running"
 
-    t.add_row(
+    row = [
         p.phase.value,
         p.fault.state,
         "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s",
@@ -103,5 +115,8 @@ def gameday_table(p: GameDayProgress) -> Table:
         child(p.failback),
         users,
         p.outcome.value,
-    )
+    ]
+    if "recovery" in cols:
+        row.insert(4, child(p.recovery))
+    t.add_row(*row)
     return t

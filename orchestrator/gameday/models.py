@@ -66,6 +66,9 @@ class GameDayInput(_Model):
     requester: str
     switch: SwitchInput
     failback: SwitchInput
+    #: Unplanned game days: the recovery of the failed region, between the switch and the
+    #: failback (None: a planned game day).
+    recovery: SwitchInput | None = None
     fault: PlannedStep
     detect: list[PlannedStep] = Field(default_factory=list)
     detect_timeout: timedelta = timedelta(minutes=5)
@@ -146,6 +149,7 @@ class Phase(StrEnum):
     SWITCHING = "SWITCHING"
     VERIFYING = "VERIFYING"
     REMOVING_FAULT = "REMOVING_FAULT"
+    RECOVERING = "RECOVERING"  # unplanned game days: the failed region's owed work
     FAILING_BACK = "FAILING_BACK"
     VERIFYING_FAILBACK = "VERIFYING_FAILBACK"
     DONE = "DONE"
@@ -202,6 +206,7 @@ class GameDayProgress(_Model):
     mttd_s: float | None = None
     approved_by: str | None = None
     switch: ChildRun | None = None
+    recovery: ChildRun | None = None
     failback: ChildRun | None = None
     recovered_s: dict[str, float | None] = Field(
         default_factory=dict, description="Per direction: switch end to the SLO holding again."

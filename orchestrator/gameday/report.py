@@ -33,6 +33,10 @@ class Direction(BaseModel):
         default=None, description="Switch end to the SLO holding again for the settle time."
     )
     objectives: dict[str, report.Objective] = Field(default_factory=dict)
+    kind: str = Field(default="planned", description="planned, unplanned or recovery.")
+    lost_writes: int | None = Field(
+        default=None, description="Recovery: writes the failed region took that were lost."
+    )
 
 
 class Point(BaseModel):
@@ -67,6 +71,9 @@ class GameDayReport(BaseModel):
     detected_by: str | None
     switch: Direction | None
     failback: Direction | None
+    recovery: Direction | None = Field(
+        default=None, description="Unplanned game days: the recovery of the failed region."
+    )
     slo: dict[str, Any]
     slo_breach_s: float
     probe_windows: int
@@ -97,6 +104,8 @@ def _direction(child: ChildRun | None, recovered: float | None) -> Direction | N
         rpo_s=r.rpo_s,
         recovered_s=recovered,
         objectives=r.objectives,
+        kind=r.kind,
+        lost_writes=r.measured.get("lost_writes"),
     )
 
 
@@ -128,6 +137,7 @@ def build(p: GameDayProgress, workflow_id: str, run_id: str | None = None) -> Ga
         )
     switch = _direction(p.switch, p.recovered_s.get("switch"))
     failback = _direction(p.failback, p.recovered_s.get("failback"))
+    recovery = _direction(p.recovery, None)
     objectives = {
         "mttd": report.objective(p.objectives.mttd, p.mttd_s),
         "slo_breach": report.objective(p.objectives.slo_breach, round(breach, 3)),
@@ -156,6 +166,7 @@ def build(p: GameDayProgress, workflow_id: str, run_id: str | None = None) -> Ga
         detected_by=p.detected_by,
         switch=switch,
         failback=failback,
+        recovery=recovery,
         slo=p.slo.model_dump(mode="json", exclude_none=True),
         slo_breach_s=round(breach, 3),
         probe_windows=len(timeline),
@@ -202,10 +213,21 @@ def markdown(r: GameDayReport) -> str:
         f"| SLO breach (users) | {_fmt(r.slo_breach_s)} over {r.probe_windows} windows | "
         f"{report.met_text(r.objectives['slo_breach'])} |",
     ]  # fmt: skip
-    for label, d in (("switch", r.switch), ("failback", r.failback)):
+    for label, d in (("switch", r.switch), ("recovery", r.recovery), ("failback", r.failback)):
         if d is None:
-            lines.append(f"| {label} | not run | |")
+            if label != "recovery":  # (planned game days have none)
+                lines.append(f"| {label} | not run | |")
             continue
+        if label == "recovery":
+            lines += [
+                f"| recovery of {d.from_region} | {d.outcome} (`{d.workflow_id}`) | |",
+                f"| recovery, whole run | {_fmt(d.rto_total_s)} | |",
+                f"| writes lost (the RPO measured) | "
+                f"{'-' if d.lost_writes is None else d.lost_writes} | |",
+            ]
+            continue
+        if d.kind == "unplanned":
+            label = f"{label} (unplanned)"
         rto = d.objectives.get("rto", report.Objective())
         rpo = d.objectives.get("rpo", report.Objective())
         lines += [

@@ -1,7 +1,9 @@
-"""Resolve a runbook's `gameday:` section into what GameDayWorkflow runs.
+"""Resolve a runbook's `gameday:` section (or one of its `gamedays:`) into what GameDayWorkflow
+runs.
 
-Both directions are resolved up front (the switch, and the failback with regions swapped), so a
-runbook that cannot fail back is refused before anything is injected.
+Both directions are resolved up front (the switch, and the failback with regions swapped), and
+for an unplanned game day the recovery of the failed region too, so a runbook that cannot fail
+back is refused before anything is injected.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ def resolve_gameday(
     params: dict[str, Any] | None = None,
 ) -> GameDayInput:
     """The game day of `rb` from `from_region` to `to_region` and back."""
-    gd = rb.gameday
+    gd = rb.game_day(name)
     if gd is None:
         raise ResolveError(f"runbook {rb.name!r} has no gameday section: nothing to inject")
     given = {**gd.params, **(params or {})}
-    switch = resolve(rb, from_region, to_region, mode="gameday", requester=requester, params=given)
+    switch = resolve(rb, from_region, to_region, mode="gameday", requester=requester,
+                     params=given, kind=gd.mode)  # fmt: skip
+    recovery = None
+    if gd.mode == "unplanned":  # the failed region's owed work, once the fault is removed
+        recovery = resolve(rb, from_region, to_region, mode="gameday", requester=requester,
+                           params=given, kind="recovery")  # fmt: skip
     failback = resolve(
         rb, to_region, from_region, mode="gameday", requester=requester, params=given
     )
@@ -115,6 +122,7 @@ def resolve_gameday(
         to_region=to_region,
         requester=requester,
         switch=switch,
+        recovery=recovery,
         failback=failback,
         fault=fault,
         detect=detect,

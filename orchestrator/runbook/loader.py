@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from activities import registry
 from orchestrator.runbook import graph
-from orchestrator.runbook.models import Runbook
+from orchestrator.runbook.models import (
+    UNION_TAGS,
+    GameDay,
+    Replacement,
+    Runbook,
+    Step,
+    Unplanned,
+)
+from orchestrator.runbook.modes import KINDS, select
 from orchestrator.runbook.problems import describe, dotted
 from orchestrator.runbook.templates import TemplateError, references
 
@@ -90,7 +98,7 @@ class _Collector:
 
     def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> None:
         for err in exc.errors():
-            loc = (*prefix, *err["loc"])
+            loc = tuple(p for p in (*prefix, *err["loc"]) if p not in UNION_TAGS)
             self.add(loc, describe(err), key=err["type"] == "extra_forbidden")
 
 
@@ -130,71 +138,105 @@ def load_file(path: str | Path) -> Runbook:
 
 
 def _check(rb: Runbook, out: _Collector) -> None:
-    ids: dict[str, int] = {}
-    for i, step in enumerate(rb.steps):
-        if step.id in ids:
-            out.add(
-                ("steps", i, "id"),
-                f"duplicate step id {step.id!r} (first at steps[{ids[step.id]}])",
-            )
+    where: dict[str, Loc] = {}  # step id -> its location (steps[i] or recovery[i])
+    located: list[tuple[Loc, Step]] = [(("steps", i), s) for i, s in enumerate(rb.steps)]
+    located += [(("recovery", i), s) for i, s in enumerate(rb.recovery)]
+    for loc, step in located:
+        if step.id in where:
+            first = _path(where[step.id])
+            out.add((*loc, "id"), f"duplicate step id {step.id!r} (first at {first})")
         else:
-            ids[step.id] = i
+            where[step.id] = loc
     allowed_refs = {"from_region", "to_region", *(f"params.{p}" for p in rb.parameters)}
     deps: dict[str, list[str]] = {}
-    for i, step in enumerate(rb.steps):
+    for loc, step in located:
         deps.setdefault(step.id, [])
         for j, dep in enumerate(step.depends_on):
-            if dep not in ids:
-                out.add(("steps", i, "depends_on", j), f"depends on unknown step {dep!r}")
+            if dep not in where:
+                out.add((*loc, "depends_on", j), f"depends on unknown step {dep!r}")
             elif dep == step.id:
-                out.add(("steps", i, "depends_on", j), "a step cannot depend on itself")
+                out.add((*loc, "depends_on", j), "a step cannot depend on itself")
+            elif loc[0] == "steps" and where[dep][0] == "recovery":
+                out.add((*loc, "depends_on", j), f"{dep!r} is a recovery step: a switch step "
+                        "cannot depend on it")  # fmt: skip
             else:
                 deps[step.id].append(dep)
-        step_type = registry.get(step.type)
-        if step_type is None:
-            known = ", ".join(sorted(registry.STEP_TYPES))
-            out.add(("steps", i, "type"), f"unknown step type {step.type!r} (known: {known})")
-        else:
-            _check_params(step_type, step.params, ("steps", i, "params"), out)
-            if step_type.mutating and not step_type.reversible and not step.irreversible:
-                out.add(
-                    ("steps", i, "type"),
-                    f"step type {step.type!r} cannot be undone: mark the step `irreversible: true`",
-                )
-        for g, guard in enumerate(step.guards):
-            gtype = registry.get(guard.type)
-            if gtype is None:
-                out.add(("steps", i, "guards", g, "type"), f"unknown guard type {guard.type!r}")
-            elif gtype.mutating or gtype.gate:
-                out.add(
-                    ("steps", i, "guards", g, "type"),
-                    f"a guard must be a read-only check; {guard.type!r} is not",
-                )
-            else:
-                _check_params(gtype, guard.params, ("steps", i, "guards", g, "params"), out)
-        for field, value in (("params", step.params), ("region", step.region)):
-            try:
-                unknown = [r for r in references(value) if r not in allowed_refs]
-            except TemplateError as exc:
-                out.add(("steps", i, field), str(exc))
-                continue
-            for ref in unknown:
-                out.add(("steps", i, field), f"undefined template reference ${{{{ {ref} }}}}")
+        _check_step(step, loc, allowed_refs, out)
+        _check_modes(step, loc, allowed_refs, out)
     if rb.gameday is not None:
-        _check_gameday(rb, allowed_refs, out)
+        _check_gameday(rb, rb.gameday, ("gameday",), allowed_refs, out)
+    for name, gd in rb.gamedays.items():
+        _check_gameday(rb, gd, ("gamedays", name), allowed_refs, out)
     cycle = graph.find_cycle(deps)
     if cycle:
-        first = ids[cycle[0]]
-        out.add(("steps", first, "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+        out.add((*where[cycle[0]], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
         return
-    gates = {s.id for s in rb.steps if (t := registry.get(s.type)) is not None and t.gate}
-    for i, step in enumerate(rb.steps):
-        if step.irreversible and not (graph.ancestors(deps, step.id) & gates):
+    # Each kind of run on its own: an irreversible step behind an approval gate in that run.
+    for kind in KINDS:
+        if kind == "unplanned" and not rb.has_unplanned:
+            continue
+        chosen = select(rb, kind).steps
+        kind_deps = {s.id: s.depends_on for s in chosen}
+        gates = {s.id for s in chosen if (t := registry.get(s.type)) is not None and t.gate}
+        for step in chosen:
+            if step.irreversible and not (graph.ancestors(kind_deps, step.id) & gates):
+                at: Loc = where[step.id]
+                if kind == "unplanned" and isinstance(rb.step(step.id).unplanned, Unplanned):
+                    at = (*at, "unplanned", "replace")
+                out.add(
+                    (*at, "irreversible"),
+                    "an irreversible step must depend (directly or not) on an approval step"
+                    + ("" if kind == "planned" else f" (in {kind} runs)"),
+                    key=True,
+                )
+
+
+def _path(loc: Loc) -> str:
+    return f"{loc[0]}[{loc[1]}]"
+
+
+def _check_step(
+    step: Step | Replacement, loc: Loc, allowed_refs: set[str], out: _Collector
+) -> None:
+    """A step's (or a replacement's) type, params, guards and template references."""
+    step_type = registry.get(step.type)
+    if step_type is None:
+        known = ", ".join(sorted(registry.STEP_TYPES))
+        out.add((*loc, "type"), f"unknown step type {step.type!r} (known: {known})")
+    else:
+        _check_params(step_type, step.params, (*loc, "params"), out)
+        if step_type.mutating and not step_type.reversible and not step.irreversible:
             out.add(
-                ("steps", i, "irreversible"),
-                "an irreversible step must depend (directly or not) on an approval step",
-                key=True,
+                (*loc, "type"),
+                f"step type {step.type!r} cannot be undone: mark the step `irreversible: true`",
             )
+    for g, guard in enumerate(step.guards):
+        gtype = registry.get(guard.type)
+        if gtype is None:
+            out.add((*loc, "guards", g, "type"), f"unknown guard type {guard.type!r}")
+        elif gtype.mutating or gtype.gate:
+            out.add(
+                (*loc, "guards", g, "type"),
+                f"a guard must be a read-only check; {guard.type!r} is not",
+            )
+        else:
+            _check_params(gtype, guard.params, (*loc, "guards", g, "params"), out)
+    _check_refs({"params": step.params, "region": step.region}, loc, allowed_refs, out)
+
+
+def _check_modes(step: Step, loc: Loc, allowed_refs: set[str], out: _Collector) -> None:
+    """`planned:` and `unplanned:` make sense together; a replacement is a step of its own."""
+    if loc[0] == "recovery":
+        for field in ("planned", "unplanned"):
+            if getattr(step, field) != "run":
+                out.add((*loc, field), f"a recovery step runs only in recoveries: no {field}: "
+                        "here", key=True)  # fmt: skip
+        return
+    if step.planned == "skip" and step.unplanned in ("skip", "defer"):
+        out.add((*loc, "planned"), "the step would never run (skipped in planned runs and "
+                f"{step.unplanned} in unplanned ones)", key=True)  # fmt: skip
+    if isinstance(step.unplanned, Unplanned):
+        _check_step(step.unplanned.replace, (*loc, "unplanned", "replace"), allowed_refs, out)
 
 
 def _check_params(step_type: Any, params: dict[str, Any], loc: Loc, out: _Collector) -> None:
@@ -220,12 +262,20 @@ def _check_params(step_type: Any, params: dict[str, Any], loc: Loc, out: _Collec
         out.from_validation(exc, loc)
 
 
-def _check_gameday(rb: Runbook, allowed_refs: set[str], out: _Collector) -> None:
-    """The game-day section: a reversible fault, read-only detectors, known parameters."""
-    gd = rb.gameday
-    assert gd is not None
-    actions = [(("gameday", "fault"), gd.fault, "fault")] + [
-        (("gameday", "detect", i), a, "detect") for i, a in enumerate(gd.detect)
+def _check_gameday(
+    rb: Runbook, gd: GameDay, at: Loc, allowed_refs: set[str], out: _Collector
+) -> None:
+    """A game-day section: a reversible fault, read-only detectors, known parameters; an
+    unplanned one needs a runbook that says what its unplanned runs do and owe."""
+    if gd.mode == "unplanned" and not any(s.unplanned == "defer" for s in rb.steps):
+        out.add(
+            (*at, "mode"),
+            "an unplanned game day recovers the failed region: the runbook must defer its work "
+            "on it (`unplanned: defer` on some steps)",
+            key=True,
+        )
+    actions = [((*at, "fault"), gd.fault, "fault")] + [
+        ((*at, "detect", i), a, "detect") for i, a in enumerate(gd.detect)
     ]
     for loc, action, role in actions:
         stype = registry.get(action.type)
@@ -241,19 +291,24 @@ def _check_gameday(rb: Runbook, allowed_refs: set[str], out: _Collector) -> None
         if role == "detect" and (stype.mutating or stype.gate):
             out.add((*loc, "type"), f"a detector must be a read-only check; {action.type!r} is not")
         _check_params(stype, action.params, (*loc, "params"), out)
-        for field, value in (("params", action.params), ("region", action.region)):
-            try:
-                unknown = [r for r in references(value) if r not in allowed_refs]
-            except TemplateError as exc:
-                out.add((*loc, field), str(exc))
-                continue
-            for ref in unknown:
-                out.add((*loc, field), f"undefined template reference ${{{{ {ref} }}}}")
+        _check_refs({"params": action.params, "region": action.region}, loc, allowed_refs, out)
     for name in gd.params:
         if name not in rb.parameters:
-            out.add(("gameday", "params", name), f"unknown runbook parameter {name!r}", key=True)
+            out.add((*at, "params", name), f"unknown runbook parameter {name!r}", key=True)
     seen: set[str] = set()
     for i, cond in enumerate(gd.stop_conditions):
         if cond.name in seen:
-            out.add(("gameday", "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
+            out.add((*at, "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
         seen.add(cond.name)
+
+
+def _check_refs(fields: dict[str, Any], loc: Loc, allowed: set[str], out: _Collector) -> None:
+    """Every template reference in these fields must be one the runbook defines."""
+    for field, value in fields.items():
+        try:
+            unknown = [r for r in references(value) if r not in allowed]
+        except TemplateError as exc:
+            out.add((*loc, field), str(exc))
+            continue
+        for ref in unknown:
+            out.add((*loc, field), f"undefined template reference ${{{{ {ref} }}}}")

@@ -8,9 +8,17 @@ parallel. Each step's `params` are validated by its type's own model (see `activ
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.runbook.durations import Duration
 
@@ -57,6 +65,41 @@ class Guard(_Strict):
     description: str = ""
 
 
+class Replacement(_Strict):
+    """What an unplanned run does in place of a step: another type (or other params), with the
+    step's id and dependencies (an Aurora switchover becomes a failover with data loss)."""
+
+    type: str = Field(description="A registered step type (`failover steps`).")
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    region: str | None = Field(default=None, description="Region scope (default: the step's).")
+    timeout: Duration | None = Field(default=None, description="Per attempt (default: the step's).")
+    guards: list[Guard] = Field(default_factory=list)
+    irreversible: bool = Field(
+        default=False, description="Cannot be undone; must be preceded by an approval gate."
+    )
+
+
+class Unplanned(_Strict):
+    """`unplanned: {replace: ...}`: the step is replaced in an unplanned run."""
+
+    replace: Replacement
+
+
+#: What a step does in an unplanned run (the source region does not answer):
+#: run as in a planned run; skip it; defer it (work that needs the failed region, or a control
+#: plane served from it, such as Route 53's API: owed to that region and run by
+#: `failover recover` once it answers); or {replace: ...} another step in its place.
+UnplannedChoice = Annotated[
+    Annotated[Literal["run", "skip", "defer"], Tag("~word")]
+    | Annotated[Unplanned, Tag("~mapping")],
+    Discriminator(lambda v: "~mapping" if isinstance(v, dict | Unplanned) else "~word"),
+]
+#: The tags of the union above: validation errors name the branch taken in their location (a
+#: YAML mapping, or a word); they are left out of the locations shown to runbook authors.
+UNION_TAGS = frozenset({"~word", "~mapping"})
+
+
 class Step(_Strict):
     """One step of the switch."""
 
@@ -74,6 +117,14 @@ class Step(_Strict):
     guards: list[Guard] = Field(default_factory=list)
     irreversible: bool = Field(
         default=False, description="Cannot be undone; must be preceded by an approval gate."
+    )
+    planned: Literal["run", "skip"] = Field(
+        default="run", description="skip: only in unplanned runs (e.g. a data-plane traffic move)."
+    )
+    unplanned: UnplannedChoice = Field(
+        default="run",
+        description="In an unplanned run (the source region does not answer): run, skip, defer "
+        "(owed to the failed region: `failover recover` runs it) or {replace: STEP}.",
     )
 
     @field_validator("depends_on")
@@ -154,6 +205,12 @@ class GameDayObjectives(_Strict):
 class GameDay(_Strict):
     """How to practise this runbook: a fault, its detection, SLOs, stop conditions."""
 
+    mode: Literal["planned", "unplanned"] = Field(
+        default="planned",
+        description="unplanned: practise the disaster: the switch runs as an unplanned one (the "
+        "fault takes the source region down), then the recovery of that region once the fault "
+        "is removed, then the planned failback.",
+    )
     fault: Action = Field(description="A reversible step type that injects a fault.")
     detect: list[Action] = Field(
         default_factory=list, description="Read-only checks; the first to fail detects the fault."
@@ -187,7 +244,17 @@ class Runbook(_Strict):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Steps running at once.")
     steps: list[Step] = Field(min_length=1)
+    recovery: list[Step] = Field(
+        default_factory=list,
+        description="What `failover recover` runs once a failed region answers again, after the "
+        "steps deferred to it (they may depend on those).",
+    )
     gameday: GameDay | None = Field(default=None, description="How game days practise it.")
+    gamedays: dict[str, GameDay] = Field(
+        default_factory=dict,
+        description="More ways to practise it, by name: `failover gameday run NAME` uses "
+        "gamedays.NAME when there is one, else `gameday`.",
+    )
 
     @field_validator("regions")
     @classmethod
@@ -196,5 +263,14 @@ class Runbook(_Strict):
             raise ValueError("a region is listed twice")
         return v
 
+    def game_day(self, name: str) -> GameDay | None:
+        """The game day called `name` (gamedays.NAME), else the default one (`gameday`)."""
+        return self.gamedays.get(name) or self.gameday
+
     def step(self, step_id: str) -> Step:
-        return next(s for s in self.steps if s.id == step_id)
+        return next(s for s in [*self.steps, *self.recovery] if s.id == step_id)
+
+    @property
+    def has_unplanned(self) -> bool:
+        """Whether the runbook says anything of unplanned runs (else they run as planned)."""
+        return any(s.unplanned != "run" or s.planned != "run" for s in self.steps)

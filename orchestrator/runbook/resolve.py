@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from activities import registry
-from activities.base import ParamsError
+from activities.base import ParamsError, StepType
 from orchestrator.runbook.models import Runbook, Step
+from orchestrator.runbook.modes import Kind, select
 from orchestrator.runbook.templates import TemplateError, render
 from orchestrator.runs import (
     GuardSpec,
     Mode,
     Objectives,
+    OwedStep,
     PlannedStep,
+    ReachCall,
     RetrySpec,
     StepKind,
     SwitchInput,
@@ -35,8 +38,10 @@ def resolve(
     mode: Mode = "drill",
     requester: str,
     params: dict[str, Any] | None = None,
+    kind: Kind = "planned",
 ) -> SwitchInput:
-    """The runbook, ready to run from `from_region` to `to_region`."""
+    """The runbook, ready to run from `from_region` to `to_region` (a recovery: `from_region` is
+    the region that failed and answers again, `to_region` the one that took over)."""
     regions = ", ".join(rb.regions)
     for flag, region in (("--from", from_region), ("--to", to_region)):
         if region not in rb.regions:
@@ -47,7 +52,17 @@ def resolve(
     if from_region == to_region:
         raise ResolveError(f"--from and --to are both {from_region!r}: nothing to switch")
     context = context_for(rb, from_region, to_region, params or {})
-    steps = [_step(rb, i, context) for i in range(len(rb.steps))]
+    chosen = select(rb, kind)
+    if kind == "recovery" and not chosen.steps:
+        raise ResolveError(f"runbook {rb.name!r} defers nothing to a failed region: no recovery")
+    steps = [plan_step(s, _where(rb, s), rb, context) for s in chosen.steps]
+    if kind == "unplanned":
+        _static_stability(steps, from_region)
+    owed = [
+        OwedStep(id=p.id, type=p.type, description=p.description)
+        for p in (plan_step(s, _where(rb, s), rb, context) for s in chosen.deferred)
+    ]
+    reach = _reach(steps, from_region) if kind == "planned" else None
     return SwitchInput(
         runbook=rb.name,
         from_region=from_region,
@@ -58,7 +73,53 @@ def resolve(
         objectives=Objectives(rto=rb.objectives.rto, rpo=rb.objectives.rpo),
         steps=steps,
         max_parallel=rb.max_parallel,
+        kind=kind,
+        owed=owed,
+        reach=reach,
     )
+
+
+def _where(rb: Runbook, step: Step) -> str:
+    """A step's place in the runbook, for errors: steps[3] (id) or recovery[0] (id)."""
+    for section in ("steps", "recovery"):
+        for i, s in enumerate(getattr(rb, section)):
+            if s.id == step.id:
+                return f"{section}[{i}] ({step.id})"
+    return step.id
+
+
+def _uses(steps: list[PlannedStep], region: str) -> list[tuple[PlannedStep, StepType[Any]]]:
+    """The steps (and the types: the step's own, or a guard's) that call endpoints of a region;
+    a step's guards run with it, in every kind of run."""
+    out = []
+    for step in steps:
+        for type_name, params in [(step.type, step.params),
+                                  *((g.type, g.params) for g in step.guards)]:  # fmt: skip
+            stype = registry.get(type_name)
+            if stype is not None and region in stype.regions_used(stype.parse(params),
+                                                                  step.region):  # fmt: skip
+                out.append((step, stype))
+    return out
+
+
+def _reach(steps: list[PlannedStep], source: str) -> ReachCall | None:
+    """What a planned run asks of its source region before it starts: the endpoints its steps
+    use there (Kubernetes, AWS)."""
+    used = _uses(steps, source)
+    kubernetes = any(t.verbs for _, t in used)
+    aws = any(t.actions for _, t in used)
+    return ReachCall(region=source, kubernetes=kubernetes, aws=aws) if kubernetes or aws else None
+
+
+def _static_stability(steps: list[PlannedStep], failed: str) -> None:
+    """An unplanned run depends on nothing in the region it leaves: no step may act there or
+    need a control plane served from there (Route 53's API lives in us-east-1)."""
+    for step, stype in _uses(steps, failed):
+        what = step.type if stype.name == step.type else f"its guard {stype.name}"
+        raise ResolveError(
+            f"step {step.id} ({what}) depends on {failed}, the region an unplanned run "
+            "leaves: skip it, defer it, or replace it in unplanned runs (`unplanned:`)"
+        )
 
 
 def context_for(rb: Runbook, from_region: str, to_region: str, given: dict[str, Any]) -> dict:
@@ -77,11 +138,6 @@ def context_for(rb: Runbook, from_region: str, to_region: str, given: dict[str, 
         else:
             context[f"params.{name}"] = None
     return context
-
-
-def _step(rb: Runbook, i: int, context: dict[str, Any]) -> PlannedStep:
-    step = rb.steps[i]
-    return plan_step(step, f"steps[{i}] ({step.id})", rb, context)
 
 
 def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> PlannedStep:
@@ -141,7 +197,9 @@ def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> P
         on_failure=step.on_failure,
         guards=guards,
         irreversible=step.irreversible,
-        reversible=stype.reversible,
+        # a step marked irreversible is not undone, whatever its type could do (a promotion
+        # without a demotion token: demoting it again would not bring the lost writes back)
+        reversible=stype.reversible and not step.irreversible,
         gate=gate,
         wait=wait,
     )

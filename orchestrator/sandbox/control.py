@@ -61,6 +61,35 @@ class SandboxControl:
         )
         return result
 
+    def set_outage(
+        self, region: str, outage: str | None, hang: float = 0.0, expires_in: float | None = None
+    ) -> dict[str, Any]:
+        """Take a region down (`app`: its app answers 503; `full`: its Kubernetes API, its app
+        and its AWS endpoint, with that region's ARC cluster endpoint (and Route 53's API when
+        it is us-east-1), stop answering: refused, or held `hang` seconds then failed), or bring
+        it back up (`None`). With `expires_in`, it comes back by itself after that long."""
+        if outage not in (None, "app", "full"):
+            raise SandboxError(f"outage must be app or full (got {outage!r})")
+        if hang < 0:
+            raise SandboxError(f"--hang must be 0 or more seconds (got {hang:g})")
+        self._region(region)
+        full = outage == "full"
+        if expires_in is not None and expires_in <= 0:
+            raise SandboxError(f"--for must be more than 0 seconds (got {expires_in:g})")
+        until = expires_in if outage is not None else None
+        http_json(self._url("aws", "outage"), "PUT", {"region": region, "down": full,
+                  "hang": hang if full else 0, "expires_in": until if full else None})  # fmt: skip
+        result: dict[str, Any] = http_json(
+            self._url(region, "outage"),
+            "PUT",
+            {"outage": outage, "hang": hang if full else 0, "expires_in": until},
+        )
+        return result
+
+    def outages(self) -> dict[str, dict[str, Any]]:
+        """Each region's outage state (outage: None, app or full; hang)."""
+        return {r: http_json(self._url(r, "outage")) for r in self.env.regions}
+
     def set_app_fault(self, region: str, error_rate: float, latency_ms: float) -> dict[str, Any]:
         result: dict[str, Any] = http_json(
             self._url(self._region(region), "app"),
@@ -84,6 +113,14 @@ class SandboxControl:
     # ----------------------------------------------------------------------- lag & latency
     def set_lag(self, seconds: float, resource: str = "*") -> dict[str, float]:
         result: dict[str, float] = http_json(self._url("aws", "lag"), "PUT", {resource: seconds})
+        return result
+
+    def set_replication_lag(self, region: str, seconds: float) -> dict[str, Any]:
+        """How late a region's app replicates the peer's orders while its database is a replica
+        (what an unplanned failover to it loses: the orders younger than this)."""
+        result: dict[str, Any] = http_json(
+            self._url(self._region(region), "replication"), "PUT", {"lag": seconds}
+        )
         return result
 
     def set_latency(self, **values: float) -> None:

@@ -39,10 +39,12 @@ DEFAULT_PORTS: dict[str, int | None] = {
     "temporal-http": None,
     "temporal-metrics": None,
     "aws": 5055,
+    "dns": None,  # a free one (UDP and TCP)
 }
 TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
 START_ATTEMPTS = 3
-KUBE_PORT_BASE, APP_PORT_BASE = 16443, 18081
+KUBE_PORT_BASE, APP_PORT_BASE, CONTROL_PORT_BASE, AWS_PORT_BASE = 16443, 18081, 19081, 5056
+ENV_VERSION = 2  # what env.json describes: per-region AWS endpoints, DNS, region control ports
 EMPTY_LOG = "(empty log)"
 MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
 
@@ -74,6 +76,8 @@ class ComponentInfo(BaseModel):
 class SandboxEnv(ConnectionFile):
     """The connection file as the sandbox writes it: what clients need (`ConnectionFile`) and
     the sandbox's own bookkeeping (its processes, its latency model)."""
+
+    version: int = ENV_VERSION
 
     latency: LatencyModel = Field(default_factory=LatencyModel)
     components: dict[str, ComponentInfo] = Field(default_factory=dict)
@@ -203,6 +207,11 @@ class Sandbox:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         previous = self.load_env()
+        if previous is not None and previous.version < ENV_VERSION:
+            raise SandboxError(
+                f"a sandbox of an older version is up in {self.home}; "
+                "run 'failover sandbox down' first"
+            )
         if previous is not None and list(previous.regions) != list(self.regions):
             raise SandboxError(
                 f"a sandbox with regions {', '.join(previous.regions)} is already in {self.home}; "
@@ -237,6 +246,7 @@ class Sandbox:
 
             app_ports = {r: ports[f"app:{r}"] for r in self.regions}
             env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
+            env.arc_clusters = _arc_clusters(env.topology)
             self._write_env(env)
         return env
 
@@ -245,24 +255,38 @@ class Sandbox:
         start-dev flags only apply to a new database)."""
         temporal = _bin("temporal")
         where = ["--address", env.temporal_address, "--namespace", env.temporal_namespace]
-        listed = subprocess.run(
-            [temporal, "operator", "search-attribute", "list", *where, "-o", "json"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        have = set(json.loads(listed.stdout or "{}").get("customAttributes", {}))
-        for key in search_attributes.ALL:
-            if key.name in have:
-                continue
-            progress(f"adding search attribute {key.name}")
-            subprocess.run(
-                [temporal, "operator", "search-attribute", "create", *where,
-                 "--name", key.name, "--type", "Keyword"],
+
+        def have() -> set[str] | None:
+            listed = subprocess.run(
+                [temporal, "operator", "search-attribute", "list", *where, "-o", "json"],
                 capture_output=True,
+                text=True,
                 timeout=30,
-                check=True,
-            )  # fmt: skip
+            )
+            if listed.returncode != 0:  # a server still warming up (or a busy machine)
+                return None
+            return set(json.loads(listed.stdout or "{}").get("customAttributes", {}))
+
+        for attempt in range(10):
+            known = have()
+            if known is None:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            missing = [key.name for key in search_attributes.ALL if key.name not in known]
+            if not missing:
+                return
+            for name in missing:
+                progress(f"adding search attribute {name}")
+                subprocess.run(
+                    [temporal, "operator", "search-attribute", "create", *where,
+                     "--name", name, "--type", "Keyword"],
+                    capture_output=True,
+                    timeout=30,
+                )  # fmt: skip
+        raise SandboxError(
+            f"Temporal at {env.temporal_address} did not take the search attributes "
+            f"{', '.join(k.name for k in search_attributes.ALL)}"
+        )
 
     def _start_missing(
         self, ports: dict[str, int], components: dict[str, ComponentInfo], progress: Progress
@@ -289,6 +313,8 @@ class Sandbox:
             temporal_address=f"127.0.0.1:{ports['temporal']}",
             temporal_ui_url=f"http://127.0.0.1:{ports['temporal-ui']}",
             aws_endpoint_url=f"http://127.0.0.1:{ports['aws']}",
+            aws_endpoints={r: f"http://127.0.0.1:{ports[f'aws:{r}']}" for r in self.regions},
+            dns_server=f"127.0.0.1:{ports['dns']}",
             kubeconfig=str(self.home / "kubeconfig"),
             regions={
                 r: RegionEnv(
@@ -296,10 +322,12 @@ class Sandbox:
                     kube_context=r,
                     kube_api=f"http://127.0.0.1:{ports[f'kube:{r}']}",
                     app_url=f"http://127.0.0.1:{ports[f'app:{r}']}",
+                    control=f"http://127.0.0.1:{ports[f'control:{r}']}",
                 )
                 for i, r in enumerate(self.regions)
             },
             topology=topology,
+            arc_clusters=_arc_clusters(topology),
             latency=self.latency,
             components=dict(components),
         )
@@ -317,6 +345,8 @@ class Sandbox:
         for i, r in enumerate(self.regions):
             wanted[f"kube:{r}"] = None if self.free_ports else KUBE_PORT_BASE + i
             wanted[f"app:{r}"] = None if self.free_ports else APP_PORT_BASE + i
+            wanted[f"control:{r}"] = None if self.free_ports else CONTROL_PORT_BASE + i
+            wanted[f"aws:{r}"] = None if self.free_ports else AWS_PORT_BASE + i
         return {k: _pick(v, taken) for k, v in wanted.items()}
 
     def _plan(self, ports: dict[str, int]) -> list[tuple[str, list[str], dict[str, int]]]:
@@ -352,8 +382,9 @@ class Sandbox:
             (
                 "aws",
                 [py, "-m", "orchestrator.sandbox.aws.server", "--port", str(ports["aws"]),
-                 "--latency", latency, "--tag", MARKER],
-                {"aws": ports["aws"]},
+                 *(a for r in self.regions for a in ("--region-port", f"{r}={ports[f'aws:{r}']}")),
+                 "--dns-port", str(ports["dns"]), "--latency", latency, "--tag", MARKER],
+                {k: ports[k] for k in ("aws", "dns", *(f"aws:{r}" for r in self.regions))},
             ),
         ]  # fmt: skip
         for i, r in enumerate(self.regions):
@@ -361,17 +392,14 @@ class Sandbox:
             argv = [
                 py, "-m", "orchestrator.sandbox.region", "--region", r, "--peer", peer,
                 "--kube-port", str(ports[f"kube:{r}"]), "--app-port", str(ports[f"app:{r}"]),
+                "--control-port", str(ports[f"control:{r}"]),
+                "--peer-app", f"http://127.0.0.1:{ports[f'app:{peer}']}",
                 "--latency", latency, "--watch-history", str(self.watch_history), "--tag", MARKER,
             ]  # fmt: skip
             if i == 0:
                 argv.append("--active")
-            plan.append(
-                (
-                    f"region:{r}",
-                    argv,
-                    {f"kube:{r}": ports[f"kube:{r}"], f"app:{r}": ports[f"app:{r}"]},
-                )
-            )
+            region_ports = {f"{k}:{r}": ports[f"{k}:{r}"] for k in ("kube", "app", "control")}
+            plan.append((f"region:{r}", argv, region_ports))
         return plan
 
     def _spawn(self, name: str, argv: list[str], ports: dict[str, int]) -> ComponentInfo:
@@ -475,8 +503,12 @@ class Sandbox:
                 return True, env.aws_endpoint_url
             region = name.split(":", 1)[1]
             r = env.regions[region]
-            http_json(f"{r.kube_api}/_sandbox/health", timeout=2)
-            state = http_json(f"{r.kube_api}/_sandbox/region", timeout=2)
+            control = env.control_url(region)
+            http_json(f"{control}/_sandbox/health", timeout=2)
+            state = http_json(f"{control}/_sandbox/region", timeout=2)
+            if state.get("outage") == "full":
+                hang = f", calls hang {state['hang']:g}s" if state.get("hang") else ""
+                return True, f"region DOWN (full outage{hang}): control {control}"
             app = "app up" if state.get("healthy") else "app DOWN (region down)"
             return True, f"kube-apiserver {r.kube_api}, {app} {r.app_url}"
         except (OSError, urllib.error.URLError, ValueError) as exc:
@@ -495,13 +527,14 @@ class Sandbox:
             raise SandboxError("the sandbox is not up: run 'failover sandbox up'")
         progress("resetting aws and regions")
         http_json(f"{env.aws_endpoint_url}/_sandbox/reset", "POST", {})
-        for r in env.regions.values():
-            http_json(f"{r.kube_api}/_sandbox/reset", "POST", {})
+        for r in env.regions:
+            http_json(f"{env.control_url(r)}/_sandbox/reset", "POST", {})
         from orchestrator.sandbox.aws.seed import seed
 
         progress("re-seeding the shop topology")
         app_ports = {name: int(r.app_url.rsplit(":", 1)[1]) for name, r in env.regions.items()}
         env.topology = seed(env.aws_endpoint_url, list(env.regions), app_ports)
+        env.arc_clusters = _arc_clusters(env.topology)
         self._write_env(env)
         return env
 
@@ -557,3 +590,11 @@ def _tail(path: str, lines: int = 3) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or EMPTY_LOG
+
+
+def _arc_clusters(topology: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """The seeded ARC cluster's endpoints, for the connection file (none before seeding)."""
+    arc = topology.get("arc") or {}
+    if not arc.get("endpoints"):
+        return {}
+    return {str(arc["cluster"]): [dict(e) for e in arc["endpoints"]]}

@@ -1,10 +1,17 @@
-"""One simulated region: its Kubernetes API stand-in and its "shop" app, in one process.
+"""One simulated region: its Kubernetes API stand-in and its "shop" app, in one process, and the
+region's control endpoints (`/_sandbox/...`) on a port of their own.
 
 The shop app reads its cluster's state directly: it answers 503 when the region is down, refuses
 writes while the `shop-flags` ConfigMap says writes are frozen or while the region's database
 (the CNPG `Cluster`) is a replica, and can be given an error rate and latency (game-day faults).
 
-Run: python -m orchestrator.sandbox.region --region us-east-1 --kube-port 6443 --app-port 8080
+A region down is one of two outages: `app` (its app answers 503, so its health check fails) or
+`full` (its Kubernetes API and its app stop listening: connections are refused; with a hang, they
+are accepted and answered by nothing for that long, then dropped). The control endpoints keep
+answering, so the region can be brought back.
+
+Run: python -m orchestrator.sandbox.region --region us-east-1 --kube-port 6443 --app-port 8080 \
+        --control-port 8090
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from orchestrator.sandbox.k8s.resources import CHAOS_MESH, CNPG_CLUSTER, Registr
 from orchestrator.sandbox.k8s.store import Store
 from orchestrator.sandbox.latency import LatencyModel
 
+REPLICATION_INTERVAL = 0.1  # seconds between two pulls of the peer's orders
+
 
 class Region:
     """State of one region, shared by its Kubernetes API, its app and its control endpoints."""
@@ -44,11 +53,21 @@ class Region:
         self.faults = FaultBook()
         self.calls = CallLog("k8s")
         self.healthy = True
+        self.outage: str | None = None  # None | "app" | "full"
+        self._lift: asyncio.TimerHandle | None = None  # brings an expiring outage to an end
+        self.hang = 0.0  # with a full outage: seconds a connection waits before it is dropped
+        self.sites: Sites | None = None
         self.error_rate = 0.0
         self.extra_latency_ms = 0.0
         #: When injected faults lift by themselves (time.time()), per kind: "region", "app".
         self.fault_until: dict[str, float] = {}
         self.stats = {"requests": 0, "errors": 0, "writes": 0, "writes_refused": 0}
+        #: The shop's orders: those this region accepted as the primary, and those it received
+        #: from the peer while a replica (replication pulls the peer's, `replication_lag` late).
+        self.accepted: list[dict[str, Any]] = []
+        self.replicated: dict[str, dict[str, Any]] = {}
+        self.replication_lag = 0.0
+        self.peer_app = ""
         self._build()
 
     def _build(self) -> None:
@@ -69,6 +88,10 @@ class Region:
         self.faults.clear()
         self.calls.clear()
         self.healthy, self.error_rate, self.extra_latency_ms = True, 0.0, 0.0
+        self.outage, self.hang = None, 0.0
+        self.accepted.clear()
+        self.replicated.clear()
+        self.replication_lag = 0.0
         self.fault_until.clear()
         self.stats = dict.fromkeys(self.stats, 0)
 
@@ -77,6 +100,8 @@ class Region:
         now = time.time()
         if self.fault_until.get("region", now + 1) <= now:
             self.healthy = True
+            if self.outage == "app":
+                self.outage = None
             del self.fault_until["region"]
         if self.fault_until.get("app", now + 1) <= now:
             self.error_rate, self.extra_latency_ms = 0.0, 0.0
@@ -173,10 +198,44 @@ class Region:
             return web.json_response(
                 {"error": "database is a read-only replica here", "region": self.name}, status=503
             )
-        return web.json_response({"region": self.name, "accepted": True}, status=201)
+        order = {"id": f"{self.name}-{len(self.accepted) + 1}", "at": time.time()}
+        self.accepted.append(order)
+        return web.json_response({"region": self.name, "accepted": True, **order}, status=201)
 
     async def app_stats(self, request: web.Request) -> web.Response:
         return web.json_response({"region": self.name, **self.stats})
+
+    async def orders(self, request: web.Request) -> web.Response:
+        """The orders this region accepted (as the primary) and those it replicated; with
+        ?after=AT, only the accepted ones after that time (what a replica pulls)."""
+        after = float(request.query.get("after", "-1"))
+        return web.json_response(
+            {
+                "region": self.name,
+                "accepted": [o for o in self.accepted if o["at"] > after],
+                "replicated": sorted(self.replicated.values(), key=lambda o: o["at"]),
+            }
+        )
+
+    async def replicate(self) -> None:
+        """While this region's database is a replica, pull the peer's orders that are older
+        than the replication lag. A peer that does not answer replicates nothing: what it took
+        last is lost if it never comes back before a promotion here."""
+        import aiohttp
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while True:
+                await asyncio.sleep(REPLICATION_INTERVAL)
+                if not self.peer_app or self._db_primary():
+                    continue
+                last = max((o["at"] for o in self.replicated.values()), default=-1.0)
+                with contextlib.suppress(Exception):
+                    async with http.get(f"{self.peer_app}/_orders", params={"after": last}) as r:
+                        data = await r.json()
+                    horizon = time.time() - self.replication_lag
+                    for order in data.get("accepted", []):
+                        if order["at"] <= horizon:
+                            self.replicated[order["id"]] = order
 
     # ---------------------------------------------------------------------------- control
     async def admin(self, request: web.Request) -> web.Response:
@@ -189,12 +248,68 @@ class Region:
             except ValueError as exc:
                 return web.json_response({"error": f"bad JSON: {exc}"}, status=400)
         try:
+            if path == "outage" and request.method in ("PUT", "POST"):
+                expires = data.get("expires_in")
+                await self.set_outage(data.get("outage"), float(data.get("hang", 0)),
+                                      None if expires is None else float(expires))  # fmt: skip
+            if path == "reset" and request.method == "POST":
+                await self.set_outage(None)
             result = self._admin(request.method, path, data, request.query.get("since"))
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         if result is None:
             return web.json_response({"error": f"no such endpoint /_sandbox/{path}"}, status=404)
         return web.json_response(result)
+
+    def _region_state(self) -> dict[str, Any]:
+        return {
+            "region": self.name,
+            "healthy": self.healthy,
+            "outage": self.outage,
+            "hang": self.hang,
+            "until": self.fault_until.get("region"),
+        }
+
+    async def set_outage(
+        self, outage: str | None, hang: float = 0.0, expires_in: float | None = None
+    ) -> None:
+        """`app`: the app answers 503; `full`: the Kubernetes API and the app stop listening (or,
+        with a hang, hold every connection that long, then drop it); None: all back up. With
+        `expires_in`, the region comes back by itself after that many seconds (the dead man's
+        switch of a game day's outage)."""
+        if outage not in (None, "app", "full"):
+            raise ValueError("outage must be app, full or null")
+        if hang < 0:
+            raise ValueError("hang must be 0 or more seconds")
+        if expires_in is not None and expires_in <= 0:
+            raise ValueError("expires_in must be more than 0 seconds")
+        self.outage, self.hang = outage, (hang if outage == "full" else 0.0)
+        self.healthy = outage is None
+        self.fault_until.pop("region", None)
+        if self._lift is not None:
+            self._lift.cancel()
+            self._lift = None
+        if outage is not None and expires_in is not None:
+            self.fault_until["region"] = time.time() + expires_in
+            self._lift = asyncio.get_running_loop().call_later(
+                expires_in, lambda: asyncio.ensure_future(self.set_outage(None))
+            )
+        if self.sites is not None:
+            if outage == "full" and hang <= 0:
+                await self.sites.stop()
+            else:
+                await self.sites.start()
+
+    @web.middleware
+    async def blackhole(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """A fully down region with a hang: the connection waits, then is dropped unanswered."""
+        if self.outage == "full" and self.hang > 0:
+            await asyncio.sleep(self.hang)
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def _admin(self, method: str, path: str, data: Any, since: str | None) -> Any:
         self._expire()
@@ -214,12 +329,12 @@ class Region:
         if path == "region":
             if method in ("PUT", "POST"):
                 self.healthy = bool(data["healthy"])
+                if self.outage in (None, "app"):
+                    self.outage = None if self.healthy else "app"
                 self._until("region", None if self.healthy else data)
-            return {
-                "region": self.name,
-                "healthy": self.healthy,
-                "until": self.fault_until.get("region"),
-            }
+            return self._region_state()
+        if path == "outage":
+            return self._region_state()
         if path == "app":
             if method in ("PUT", "POST"):
                 rate = float(data.get("error_rate", self.error_rate))
@@ -234,6 +349,11 @@ class Region:
                 "latency_ms": self.extra_latency_ms,
                 "until": self.fault_until.get("app"),
             }
+        if path == "replication":
+            if method in ("PUT", "POST"):
+                self.replication_lag = float(data.get("lag", self.replication_lag))
+            return {"lag": self.replication_lag, "replicated": len(self.replicated),
+                    "accepted": len(self.accepted)}  # fmt: skip
         if path == "latency":
             if method in ("PUT", "POST"):
                 merged = LatencyModel.model_validate(self.latency.model_dump() | data)
@@ -246,6 +366,25 @@ class Region:
         return None
 
 
+class Sites:
+    """The region's listeners that an outage takes down (its Kubernetes API and its app)."""
+
+    def __init__(self, host: str, runners: dict[int, web.AppRunner]) -> None:
+        self.host, self.runners = host, runners
+        self.sites: dict[int, web.TCPSite] = {}
+
+    async def start(self) -> None:
+        for port, runner in self.runners.items():
+            if port not in self.sites:
+                site = web.TCPSite(runner, self.host, port, reuse_address=True)
+                await site.start()
+                self.sites[port] = site
+
+    async def stop(self) -> None:
+        for port in list(self.sites):
+            await self.sites.pop(port).stop()
+
+
 async def serve(
     region: str,
     active: bool,
@@ -253,13 +392,18 @@ async def serve(
     host: str,
     kube_port: int,
     app_port: int,
+    control_port: int,
     latency: LatencyModel,
     history: int,
+    peer_app: str = "",
 ) -> None:
     state = Region(region, active, peer, latency, history)
+    state.peer_app = peer_app
 
-    kube = web.Application(client_max_size=8 * 1024 * 1024)
-    kube.router.add_route("*", "/_sandbox/{path:.*}", state.admin)
+    control = web.Application()
+    control.router.add_route("*", "/_sandbox/{path:.*}", state.admin)
+    kube = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[state.blackhole])
+    kube.router.add_route("*", "/_sandbox/{path:.*}", state.admin)  # (older clients)
 
     # reset() rebuilds the API object: route through whichever is current.
     async def api_dispatch(request: web.Request) -> web.StreamResponse:
@@ -273,7 +417,7 @@ async def serve(
             "/livez": state.api.ok,
             "/api": state.api.api_versions,
             "/apis": state.api.api_groups,
-        }.get(request.path)
+        }.get(request.path.rstrip("/") or "/")
         if handler is None:
             return web.json_response(
                 {"kind": "Status", "code": 404, "reason": "NotFound"}, status=404
@@ -282,24 +426,29 @@ async def serve(
 
     for path in ("/version", "/healthz", "/readyz", "/livez", "/api", "/apis"):
         kube.router.add_get(path, api_call)
+        kube.router.add_get(path + "/", api_call)  # as kube-apiserver (the client asks /version/)
     kube.router.add_route("*", "/api/{tail:.*}", api_dispatch)
     kube.router.add_route("*", "/apis/{tail:.*}", api_dispatch)
 
-    app = web.Application()
+    app = web.Application(middlewares=[state.blackhole])
     app.router.add_get("/health", state.health)
     app.router.add_get("/", state.handle_request)
     app.router.add_get("/api/request", state.handle_request)
     app.router.add_post("/api/orders", state.handle_write)
     app.router.add_get("/_stats", state.app_stats)
+    app.router.add_get("/_orders", state.orders)
 
-    runners = []
-    for application, port in ((kube, kube_port), (app, app_port)):
+    runners: dict[int, web.AppRunner] = {}
+    for application, port in ((kube, kube_port), (app, app_port), (control, control_port)):
         runner = web.AppRunner(application, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        runners.append(runner)
+        runners[port] = runner
+    await web.TCPSite(runners.pop(control_port), host, control_port).start()
+    state.sites = Sites(host, runners)
+    await state.sites.start()
     print(
-        f"region {region}: kube-apiserver on {host}:{kube_port}, app on {host}:{app_port}",
+        f"region {region}: kube-apiserver on {host}:{kube_port}, app on {host}:{app_port}, "
+        f"control on {host}:{control_port}",
         flush=True,
     )
 
@@ -314,9 +463,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(control_loop())
+    replication = asyncio.create_task(state.replicate())
     await stop.wait()
     task.cancel()
-    for runner in runners:
+    replication.cancel()
+    await state.sites.stop()
+    for runner in runners.values():
         await runner.cleanup()
 
 
@@ -328,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--kube-port", type=int, required=True)
     parser.add_argument("--app-port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--peer-app", default="", help="the peer region's app (replication)")
     parser.add_argument("--latency", default="{}")
     parser.add_argument("--watch-history", type=int, default=5000, help="events kept for watches")
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
@@ -341,8 +495,10 @@ def main(argv: list[str] | None = None) -> None:
             args.host,
             args.kube_port,
             args.app_port,
+            args.control_port,
             latency,
             args.watch_history,
+            args.peer_app,
         )
     )
 

@@ -7,8 +7,8 @@ injected after the write commits. The step must succeed, leave the world as a cl
 (checked with the step type's own observation, and `verify`), and a write that is not idempotent
 must have been served exactly once (the sandbox's call log). The same for undo.
 
-`sandbox_fault` is left out: its writes go to the sandbox's own chaos endpoints, not to a cloud
-API that can be made to misbehave.
+`sandbox_fault` and `region_outage` are left out: their writes go to the sandbox's own chaos
+endpoints, not to a cloud API that can be made to misbehave.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.activities.test_fault_steps import HTTP_ABORT, _fis_template
 from tests.activities.test_step_types import _ecs_service
-from tests.sandbox.helpers import aws
+from tests.sandbox.helpers import aws, wait_for
 
 READ_TIMEOUT = 1.0  # the clients' read timeout in these tests ...
 HANG = 1.6  # ... and how long a faulted write keeps its answer: past the timeout
@@ -55,6 +55,22 @@ class Case:
     @property
     def id(self) -> str:
         return f"{self.type}:{self.apply_op.split(':')[-1]}"
+
+
+def _old_writer_left_out(env: SandboxEnv) -> None:
+    """After an unplanned failover: us-west-2 writes, us-east-1's cluster is out of the global
+    cluster (what aurora_global_rejoin starts from)."""
+    rds = aws(env, "rds", "us-west-2")
+    target = rds.describe_db_clusters(DBClusterIdentifier="shop-aurora-us-west-2")["DBClusters"]
+    rds.failover_global_cluster(GlobalClusterIdentifier="shop-global", AllowDataLoss=True,
+                                TargetDbClusterIdentifier=target[0]["DBClusterArn"])  # fmt: skip
+
+    def left_out() -> bool:
+        gc = rds.describe_global_clusters(GlobalClusterIdentifier="shop-global")
+        members = gc["GlobalClusters"][0]["GlobalClusterMembers"]
+        return [m["DBClusterArn"].split(":")[3] for m in members] == ["us-west-2"]
+
+    wait_for(left_out, timeout=30)
 
 
 FLAG = {"name": "/shop/flags/maintenance", "value": "true", "region": "us-east-1"}
@@ -81,11 +97,16 @@ CASES = [
     Case("aurora_global_failover", {"global_cluster": "shop-global",
                                     "target_region": "us-west-2"}, None,
          "aws:rds:FailoverGlobalCluster", None, once={"rds:FailoverGlobalCluster"}),
+    Case("aurora_global_rejoin", {"global_cluster": "shop-global",
+                                  "cluster": "shop-aurora-us-east-1", "region": "us-east-1"},
+         None, "aws:rds:CreateDBCluster", None, setup=_old_writer_left_out,
+         once={"rds:CreateDBCluster", "rds:DeleteDBCluster"}),
     Case("rds_promote_replica", {"db_instance": "shop-db-replica", "region": "us-west-2"}, None,
          "aws:rds:PromoteReadReplica", None, once={"rds:PromoteReadReplica"}),
     Case("k8s_scale", {"names": ["checkout", "cart", "catalog"], "namespace": "shop",
                        "replicas": 3}, "us-west-2", "k8s:us-west-2:patch:deployments/scale", ""),
-    Case("cnpg_role", {"namespace": "shop", "name": "shop-db", "role": "primary"}, "us-west-2",
+    Case("cnpg_role", {"namespace": "shop", "name": "shop-db", "role": "primary",
+                       "primary": "shop-db-us-west-2"}, "us-west-2",
          "k8s:us-west-2:patch:clusters", ""),
     Case("ga_traffic_dial", {"accelerator": "shop-ga", "region": "us-west-2", "dial": 100}, None,
          "aws:globalaccelerator:UpdateEndpointGroup", ""),
@@ -115,7 +136,7 @@ FAULTS = {
 
 def test_every_mutating_type_and_write_is_covered() -> None:
     mutating = {n for n, t in registry.STEP_TYPES.items() if t.mutating}
-    assert {c.type for c in CASES} == mutating - {"sandbox_fault"}
+    assert {c.type for c in CASES} == mutating - {"sandbox_fault", "region_outage"}
     for name in mutating:
         stype = registry.STEP_TYPES[name]
         assert isinstance(stype, StateStep)

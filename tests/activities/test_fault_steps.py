@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -25,7 +27,7 @@ def _type(name: str) -> StepType:
 
 def test_every_fault_type_is_tested_here() -> None:
     faults = {n for n, t in registry.STEP_TYPES.items() if t.fault}
-    assert faults == {"sandbox_fault", "fis_experiment", "chaos_mesh"}
+    assert faults == {"sandbox_fault", "region_outage", "fis_experiment", "chaos_mesh"}
     assert all(
         registry.STEP_TYPES[n].mutating and registry.STEP_TYPES[n].reversible for n in faults
     )
@@ -88,6 +90,57 @@ def test_sandbox_fault_lifts_itself_when_its_duration_is_over(
     time.sleep(1.3)
     assert fault.verify_undo(c, p, snap).ok
     assert app_faults(env)["us-east-1"] == (True, 0.0, 0.0)
+
+
+def _answers(url: str) -> bool:
+    """Whether anything accepts a connection and answers there (any HTTP status)."""
+    try:
+        with urllib.request.urlopen(url, timeout=3):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def test_region_outage_takes_the_whole_region_down_then_brings_it_back(
+    env: SandboxEnv, control: SandboxControl
+) -> None:
+    fault = _type("region_outage")
+    p = fault.Params.model_validate({"region": "us-west-2", "outage": "full"})
+    c = ctx(env)
+    west = env.regions["us-west-2"]
+    endpoints = [
+        f"{west.app_url}/health",
+        f"{west.kube_api}/version",
+        env.aws_endpoints["us-west-2"],
+    ]
+    snap = fault.snapshot(c, p)
+    assert snap == {"outage": "none", "hang": 0.0}
+    fault.apply(c, p, snap)
+    until(lambda: fault.verify(c, p, snap))
+    assert fault.dry_run(c, p) == []
+    assert [_answers(u) for u in endpoints] == [False, False, False]
+    assert _answers(f"{env.regions['us-east-1'].app_url}/health")  # the other region is up
+    assert control.outages()["us-west-2"]["outage"] == "full"
+    fault.undo(c, p, snap)
+    until(lambda: fault.verify_undo(c, p, snap))
+    assert [_answers(u) for u in endpoints] == [True, True, True]
+
+
+def test_region_outage_lifts_itself_when_its_duration_is_over(
+    env: SandboxEnv, control: SandboxControl
+) -> None:
+    fault = _type("region_outage")
+    p = fault.Params.model_validate({"region": "us-west-2", "hang": 5, "duration": "1s"})
+    c = ctx(env)
+    snap = fault.snapshot(c, p)
+    fault.apply(c, p, snap)
+    assert fault.observe(c, p) == {"outage": "full", "hang": 5.0}
+    time.sleep(1.5)
+    assert fault.verify_undo(c, p, snap).ok
+    assert _answers(env.aws_endpoints["us-west-2"])
+    assert _answers(f"{env.regions['us-west-2'].app_url}/health")
 
 
 def test_sandbox_fault_params_need_a_fault() -> None:

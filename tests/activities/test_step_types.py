@@ -29,9 +29,14 @@ class RecordingClients(Clients):
         self.actions: set[str] = set()
 
     def _new_aws(
-        self, service: str, region: str, endpoint_url: str | None = None, retry: bool = True
+        self,
+        service: str,
+        region: str,
+        endpoint_url: str | None = None,
+        retry: bool = True,
+        timeouts: tuple[float, float] | None = None,
     ) -> Any:
-        client = super()._new_aws(service, region, endpoint_url, retry)
+        client = super()._new_aws(service, region, endpoint_url, retry, timeouts)
         signing = client.meta.service_model.signing_name
         prefix = IAM_PREFIX.get(signing, signing)
 
@@ -85,7 +90,7 @@ MUTATING_CASES = [
     ("k8s_scale", {"names": ["checkout", "cart", "catalog"], "namespace": "shop", "replicas": 3,
                    "region": "us-west-2"}),
     ("cnpg_role", {"namespace": "shop", "name": "shop-db", "role": "primary",
-                   "region": "us-west-2"}),
+                   "primary": "shop-db-us-west-2", "region": "us-west-2"}),
     ("ga_traffic_dial", {"accelerator": "shop-ga", "region": "us-west-2", "dial": 100}),
     ("arc_routing_controls", {"cluster": "shop-arc", "control_panel": "shop",
                               "states": {"shop-us-west-2": "On"}}),
@@ -233,6 +238,7 @@ WRITE_FAULTS = {
     "aurora_global_failover": "aws:rds:FailoverGlobalCluster",
     "ecs_service": "aws:ecs:UpdateService",
     "k8s_patch": "k8s:us-east-1:patch:deployments",
+    "aurora_global_rejoin": "aws:rds:CreateDBCluster",
 }
 ONE_PER_TYPE = {t: v for t, v in MUTATING_CASES}
 
@@ -248,6 +254,7 @@ def test_every_mutating_type_has_its_tests() -> None:
         "k8s_job",
         "rds_promote_replica",
         "aurora_global_failover",
+        "aurora_global_rejoin",  # tests/activities/test_disaster_steps.py
     }
 
 
@@ -354,7 +361,16 @@ def test_dns_view_follows_weights_and_health(fresh: SandboxEnv, control: Sandbox
     weights, wp = params("route53_weighted", zone="shop.example.", record="api.shop.example.",
                          weights={"us-east-1": 50, "us-west-2": 50})  # fmt: skip
     weights.apply(c, wp, weights.snapshot(c, wp))
+    # us-west-2's record is unhealthy while its ARC routing control is Off
+    assert answers("api.shop.example.", ["us-east-1"]).ok
+    arc, ap = params("arc_routing_controls", cluster="shop-arc", control_panel="shop",
+                     states={"shop-us-west-2": "On"})  # fmt: skip
+    arc.apply(c, ap, arc.snapshot(c, ap))
     assert answers("api.shop.example.", ["us-east-1", "us-west-2"]).ok
+    # us-east-1 Off and all the weight on it: the healthy zero-weight record is answered
+    arc.apply(c, ap.model_copy(update={"states": {"shop-us-east-1": "Off"}}), {})
+    weights.apply(c, wp.model_copy(update={"weights": {"us-east-1": 100, "us-west-2": 0}}), {})
+    assert answers("api.shop.example.", ["us-west-2"]).ok
     control.set_region_health("us-east-1", False)  # its health check fails: failover answers
     check = until(lambda: answers("www.shop.example.", ["us-west-2"]))
     assert "answers from us-west-2" in check.detail

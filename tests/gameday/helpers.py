@@ -24,9 +24,12 @@ def shop_gameday(
     name: str, frm: str = "us-east-1", to: str = "us-west-2", **edits: str
 ) -> GameDayInput:
     text = (RUNBOOKS / "shop-region-switch.yaml").read_text()
-    for old, new in {**FAST, **edits}.items():
+    for old, new in FAST.items():  # both game days of the runbook
         assert old in text, old
         text = text.replace(old, new)
+    for old, new in edits.items():  # the first occurrence: the `gameday:` section's
+        assert old in text, old
+        text = text.replace(old, new, 1)
     return resolve_gameday(load_text(text), name, frm, to, requester="alice")
 
 

@@ -50,7 +50,7 @@ def test_gameday_section_is_validated_with_positions() -> None:
     assert any("gameday.detect[0].type" in p and "read-only" in p for p in problems)
     typo = SHOP.replace('{name: "${{ from_region }}"}', '{name: "${{ from_regoin }}"}')
     assert any("detect[0].params" in p and "from_regoin" in p for p in _problems(typo))
-    both = SHOP.replace("    dns: {zone", '    url: "http://x"\n    dns: {zone')
+    both = SHOP.replace("\n    dns: {zone", '\n    url: "http://x"\n    dns: {zone', 1)
     assert any("exactly one of url or dns" in p for p in _problems(both))
     no_limit = SHOP.replace("max_error_rate: 0.2", "")
     assert any("max_latency_ms and/or alarm" in p for p in _problems(no_limit))
@@ -89,13 +89,22 @@ def test_probe_follows_dns_and_probes_regions(env: SandboxEnv, control: SandboxC
     control.set_region_health("us-east-1", False)  # where DNS sends users (seeded 100/0)
     slo = SloTarget(path="/api/request", dns_zone="shop.example.", dns_record="api.shop.example.")
     call = ProbeCall(slo=slo, regions=["us-west-2"], requests=6, window_s=0.3)
+    # Users as DNS answers them (the sandbox's name server is configured): no AWS call at all.
     clients = RecordingClients(from_sandbox(env))
     sample: ProbeSample = ActivityEnvironment().run(GameDayActivities(clients).probe, call)
-    assert clients.actions and clients.actions <= set(DnsProbe.actions)  # `failover iam` has them
-    assert sample.weights == {"us-east-1": 100, "us-west-2": 0}
+    assert not clients.actions
+    assert sample.weights == {"us-east-1": 6}  # one question per request
     assert (sample.service.requests, sample.service.errors) == (6, 6)  # users hit the outage
     assert (sample.regions["us-west-2"].requests, sample.regions["us-west-2"].errors) == (6, 0)
     assert sample.window_s >= 0.3 and not sample.error
+    # No name server configured: the weighted record's weights, through Route 53's API.
+    config = from_sandbox(env)
+    config.dns.nameservers = []
+    clients = RecordingClients(config)
+    sample = ActivityEnvironment().run(GameDayActivities(clients).probe, call)
+    assert clients.actions and clients.actions <= set(DnsProbe.actions)  # `failover iam` has them
+    assert sample.weights == {"us-east-1": 100, "us-west-2": 0}
+    assert (sample.service.requests, sample.service.errors) == (6, 6)
 
 
 def test_detect_fires_on_the_first_red_check_or_times_out(
@@ -169,3 +178,21 @@ def test_since_parses_durations_and_dates() -> None:
     assert parse_since("2026-09-01", now) == datetime(2026, 9, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="expected a duration"):
         parse_since("last tuesday", now)
+
+
+def test_game_days_by_name_and_the_unplanned_one() -> None:
+    weekly, disaster = shop_gameday("weekly"), shop_gameday("disaster")
+    assert weekly.switch.kind == "planned" and weekly.recovery is None
+    assert weekly.fault.type == "sandbox_fault"
+    assert disaster.switch.kind == "unplanned" and disaster.fault.type == "region_outage"
+    assert disaster.recovery is not None and disaster.recovery.kind == "recovery"
+    assert (disaster.recovery.from_region, disaster.recovery.to_region) == (
+        "us-east-1",
+        "us-west-2",
+    )
+    assert disaster.failback.kind == "planned"
+    # An unplanned game day recovers the failed region: the runbook must owe it something.
+    owes_nothing = SHOP.replace("unplanned: defer", "unplanned: skip")
+    assert any(
+        "gamedays.disaster.mode" in p and "unplanned: defer" in p for p in _problems(owes_nothing)
+    )

@@ -2,6 +2,7 @@
 
     failover sandbox up && python -m tests.workflows.record_histories [--home .failover/sandbox]
     failover sandbox up && python -m tests.workflows.record_histories --gameday
+    failover sandbox up && python -m tests.workflows.record_histories --disaster
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -157,13 +158,37 @@ async def _stuck_then_retried(client: Any, h: Any, control: SandboxControl) -> N
     )
 
 
+async def record_disaster(home: Path, version: str) -> None:
+    """The disaster game day (the source region down): its history, and its children's: the
+    unplanned switch, the recovery of the region, the planned failback."""
+    from orchestrator.gameday import client as gameday_client
+    from tests.gameday.helpers import shop_gameday
+
+    env = Sandbox(home).reset()
+    async with worker(sandbox_config(env)) as (client, queue):
+        h = await gameday_client.start_now(client, shop_gameday("disaster"), queue, version)
+        p = await h.result()
+        histories = {f"gameday-{version}-disaster": await h.fetch_history()}
+        for kind, child in (("unplanned", p.switch), ("recovery", p.recovery),
+                            ("failback", p.failback)):  # fmt: skip
+            if child is not None:
+                c = client.get_workflow_handle(child.workflow_id, run_id=child.run_id)
+                histories[f"{version}-disaster-{kind}"] = await c.fetch_history()
+    for stem, history in histories.items():
+        out = HISTORIES / f"{stem}.json"
+        out.write_text(history.to_json())
+        print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--version", default="v1", help="prefix of the fixture files")
     parser.add_argument("--gameday", action="store_true", help="record game-day histories only")
+    parser.add_argument("--disaster", action="store_true", help="record the disaster game day's")
     args = parser.parse_args()
-    asyncio.run((record_gamedays if args.gameday else record)(args.home, args.version))
+    recorder = record_disaster if args.disaster else record_gamedays if args.gameday else record
+    asyncio.run(recorder(args.home, args.version))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from tests.workflows.helpers import (
     wait_for,
     worker,
 )
-from tests.workflows.test_shop_runbook import world
+from tests.workflows.shop import world
 
 SWITCHOVER = "rds:SwitchoverGlobalCluster"
 

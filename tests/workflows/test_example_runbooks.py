@@ -14,13 +14,16 @@ from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.workflows.helpers import RUNBOOKS, drive, plan, run, sandbox_config, start, wait_for
 from tests.workflows.helpers import worker as in_process_worker
-from tests.workflows.test_shop_runbook import world
+from tests.workflows.shop import world
 
 Check = Callable[[dict[str, Any]], bool]
 
 THERE: dict[str, Check] = {
     "dns-only.yaml": lambda w: (
-        w["api_weights"] == {"us-east-1": 0, "us-west-2": 100} and w["www_primary"] == ["us-west-2"]
+        w["api_weights"] == {"us-east-1": 0, "us-west-2": 100}
+        and w["www_primary"] == ["us-west-2"]
+        and w["arc"] == {"shop-us-east-1": "Off", "shop-us-west-2": "On"}
+        and w["dns_api"] == {"us-west-2": 20}
     ),
     "aurora-only.yaml": lambda w: w["aurora_writer"] == "us-west-2",
     "kubernetes-only.yaml": lambda w: (

@@ -5,61 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from orchestrator.runs import RunState, StepState
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.sandbox.helpers import aws, kube
 from tests.workflows.helpers import drive, plan, run, sandbox_config, start, worker
+from tests.workflows.shop import world
 
 RUNBOOK = "shop-region-switch.yaml"
-
-
-def world(env: SandboxEnv) -> dict[str, Any]:
-    """Everything the runbook touches, read independently of the step types."""
-    r53 = aws(env, "route53")
-    zone = r53.list_hosted_zones_by_name(DNSName="shop.example.")["HostedZones"][0]["Id"]
-    records = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-    gc = aws(env, "rds").describe_global_clusters(GlobalClusterIdentifier="shop-global")
-    writer = [m for m in gc["GlobalClusters"][0]["GlobalClusterMembers"] if m["IsWriter"]]
-    out: dict[str, Any] = {
-        "aurora_writer": writer[0]["DBClusterArn"].split(":")[3],
-        "api_weights": {r["SetIdentifier"]: r["Weight"] for r in records
-                        if r["Name"] == "api.shop.example." and "Weight" in r},
-        "www_primary": [r["SetIdentifier"] for r in records
-                        if r["Name"] == "www.shop.example." and r.get("Failover") == "PRIMARY"],
-    }  # fmt: skip
-    for region in env.regions:
-        api = kube(env, region)
-        deploys = k8s.AppsV1Api(api).list_namespaced_deployment("shop").items
-        cm = k8s.CoreV1Api(api).read_namespaced_config_map("shop-flags", "shop")
-        db = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
-            "postgresql.cnpg.io", "v1", "shop", "clusters", "shop-db"
-        )
-        asg = aws(env, "autoscaling", region).describe_auto_scaling_groups(
-            AutoScalingGroupNames=["shop-asg"]
-        )["AutoScalingGroups"][0]
-        elb = aws(env, "elbv2", region)
-        lb = elb.describe_load_balancers(Names=["shop-alb"])["LoadBalancers"][0]
-        listener = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
-        groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-        names = {
-            g["TargetGroupArn"]: g["TargetGroupName"]
-            for g in elb.describe_target_groups(
-                TargetGroupArns=[g["TargetGroupArn"] for g in groups]
-            )["TargetGroups"]
-        }
-        out[region] = {
-            "alb": {names[g["TargetGroupArn"]]: g["Weight"] for g in groups},
-            "replicas": {d.metadata.name: d.spec.replicas for d in deploys},
-            "ready": {d.metadata.name: d.status.ready_replicas or 0 for d in deploys},
-            "flags": dict(cm.data or {}),
-            "db_replica": db["spec"]["replica"]["enabled"],
-            "asg": (asg["DesiredCapacity"], asg["MinSize"], asg["MaxSize"]),
-        }
-    return out
 
 
 async def _switch(env: SandboxEnv, frm: str, to: str) -> Any:
@@ -83,6 +37,10 @@ def test_switch_to_us_west_2_then_fail_back(fresh: SandboxEnv, control: SandboxC
     assert west["replicas"] == west["ready"] == {"checkout": 3, "cart": 3, "catalog": 3}
     assert east["replicas"] == {"checkout": 0, "cart": 0, "catalog": 0}
     assert west["db_replica"] is False and east["db_replica"] is True
+    assert west["db_primary"] == east["db_primary"] == "shop-db-us-west-2"
+    # Users' resolvers: ARC lets only the target be answered, and the weights agree.
+    assert after["arc"] == {"shop-us-east-1": "Off", "shop-us-west-2": "On"}
+    assert after["dns_api"] == {"us-west-2": 20}
     assert west["flags"]["writes-frozen"] == east["flags"]["writes-frozen"] == "false"
     assert west["asg"][:2] == (3, 3) and east["asg"][:2] == (1, 1)
     assert west["alb"] == {"shop-local": 100, "shop-peer": 0}

@@ -35,7 +35,7 @@ def _not_found(kind: str, arn: str) -> SandboxError:
 class Extensions:
     """State and handlers of the extra services, for one AWS server process."""
 
-    def __init__(self, latency: LatencyModel, base_url: Callable[[], str]) -> None:
+    def __init__(self, latency: LatencyModel, base_url: Callable[[str | None], str]) -> None:
         self.latency = latency
         self._base_url = base_url
         self.lock = threading.RLock()
@@ -67,9 +67,12 @@ class Extensions:
 
     def _route53_recovery_control_config__CreateCluster(self, p: dict[str, Any]) -> dict[str, Any]:
         arn = self._cfg_arn("cluster", p["ClusterName"])
-        cid = arn.rsplit("/", 1)[-1]
+        # Each endpoint is served from its region's own endpoint where the sandbox has that
+        # region (it goes down with it), else from the main one. The path names the cluster, so
+        # an endpoint stays the same when the sandbox is reset and re-seeded (as configuration
+        # that lists it expects).
         endpoints = [
-            {"Endpoint": f"{self._base_url()}/_arc/{cid}/{i}", "Region": region}
+            {"Endpoint": f"{self._base_url(region)}/_arc/{p['ClusterName']}/{i}", "Region": region}
             for i, region in enumerate(ARC_ENDPOINT_REGIONS, start=1)
         ]
         self.clusters[arn] = {
@@ -231,6 +234,13 @@ class Extensions:
         if self.rules.pop(p["SafetyRuleArn"], None) is None:
             raise _not_found("SafetyRule", p["SafetyRuleArn"])
         return {}
+
+    def routing_control_state(self, arn: str) -> str | None:
+        """A routing control's state ("On"/"Off"), None if there is no such control: what a
+        Route 53 health check of type RECOVERY_CONTROL follows."""
+        with self.lock:
+            control = self.controls.get(arn)
+            return None if control is None else str(control["_state"])
 
     # ------------------------------------------------------------- ARC cluster (data plane)
     def _route53_recovery_cluster__GetRoutingControlState(

@@ -12,6 +12,9 @@ tell it from AWS except by endpoint URL:
   reports unhealthy), honouring Inverted, Disabled and CALCULATED checks.
 - FIS: an experiment is initiating, then running for its actions' duration, then completed
   (moto completes it as soon as it is read); StopExperiment stops it after a short time.
+- Route 53 health checks of type RECOVERY_CONTROL follow their ARC routing control (healthy while
+  it is On), as on AWS.
+- An unplanned Aurora failover (AllowDataLoss) leaves the old writer out of the global cluster.
 - CloudWatch: replication-lag metrics for every Aurora global secondary
   (`AuroraGlobalDBReplicationLag`, ms) and every RDS read replica (`ReplicaLag`, s), published
   from a value the sandbox controls.
@@ -24,15 +27,16 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.rds.models import DBCluster, GlobalCluster, rds_backends
+from moto.rds.models import DBCluster, GlobalCluster, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
-from moto.route53.models import route53_backends
+from moto.route53.models import HealthCheck, route53_backends
 from moto.route53.responses import Route53
 
 from orchestrator.sandbox.aws.errors import SandboxError
@@ -53,6 +57,10 @@ class _State:
         self.transitions: dict[str, tuple[float, DBCluster]] = {}
         # DB instance (replica being promoted) -> when the promotion is done
         self.promotions: dict[Any, float] = {}
+        # Regions whose endpoint is down (no replication from there, no metrics about it).
+        self.down_regions: set[str] = set()
+        # What a RECOVERY_CONTROL health check follows: routing control ARN -> "On"/"Off"/None.
+        self.routing_control_state: Callable[[str], str | None] = lambda arn: None
         # replication lag the sandbox reports, in seconds: "*" is the default
         self.lag_seconds: dict[str, float] = {"*": 0.05}
 
@@ -99,8 +107,15 @@ def tick() -> None:
                 if (now - state["_started"]) / span > 0.2:
                     state["Status"] = "failing-over"
                 continue
+            old = next((m for m in gc.members if m.is_writer), None)
             for member in gc.members:
                 member.is_writer = member is target
+            if state.get("IsDataLossAllowed") and old is not None and old is not target:
+                # An unplanned failover leaves the old writer out: when its region comes back it
+                # is a standalone cluster (with whatever it wrote last), until re-added.
+                gc.members.remove(old)
+                old.global_cluster_identifier = None
+                old.is_writer = True
             gc.status = "available"
             gc.failover_state = None
             del STATE.transitions[gid]
@@ -267,13 +282,34 @@ def get_change(self: Route53) -> ActionResult:
     )
 
 
+_orig_delete_db_cluster = RDSBackend.delete_db_cluster
+
+
+def delete_db_cluster(self: RDSBackend, cluster_identifier: str, *args: Any, **kw: Any) -> Any:
+    """moto's, and the cluster's automated snapshots go with it, as in AWS (moto keeps them, and
+    names them by the minute: a cluster re-created under the same name within that minute, as a
+    rejoin does, collided with its predecessor's)."""
+    cluster = _orig_delete_db_cluster(self, cluster_identifier, *args, **kw)
+    for sid, snap in list(self.cluster_snapshots.items()):
+        if getattr(snap, "snapshot_type", "") == "automated" and sid.startswith(
+            f"rds:{cluster_identifier}-"
+        ):
+            del self.cluster_snapshots[sid]
+    return cluster
+
+
+def route53_backend() -> Any:
+    """The sandbox account's Route 53 backend (global)."""
+    return route53_backends[ACCOUNT]["global"]
+
+
 def probe(hc: Any, depth: int = 0) -> tuple[bool, str]:
     """Evaluate a health check the way Route 53's checkers would, from this machine."""
     if hc.disabled:
         return (not hc.inverted), "Success: health check is disabled"
     kind = (hc.type_ or "HTTP").upper()
     if kind == "CALCULATED":
-        backend = route53_backends[ACCOUNT]["global"]
+        backend = route53_backend()
         children = [backend.health_checks.get(c) for c in (hc.children or [])]
         healthy = sum(1 for c in children if c is not None and probe(c, depth + 1)[0])
         ok = healthy >= int(hc.health_threshold or 0)
@@ -297,11 +333,42 @@ def probe(hc: Any, depth: int = 0) -> tuple[bool, str]:
             ok, detail = False, f"HTTP Status Code {e.code}"
         except OSError as e:
             ok, detail = False, f"Connection failed: {e}"
+    elif kind == "RECOVERY_CONTROL":
+        state = STATE.routing_control_state(getattr(hc, "routing_control_arn", "") or "")
+        ok, detail = state == "On", f"routing control is {state or 'missing'}"
     else:  # CLOUDWATCH_METRIC and others: no alarm evaluation here, report healthy
         ok, detail = True, "no checker for this type in the sandbox"
     if hc.inverted:
         ok = not ok
     return ok, ("Success: " if ok else "Failure: ") + detail
+
+
+_orig_create_health_check = Route53.create_health_check
+
+
+def create_health_check(self: Route53) -> ActionResult:
+    """moto's, keeping the routing control of a RECOVERY_CONTROL health check (ARC)."""
+    result = _orig_create_health_check(self)
+    config = self._get_param("HealthCheckConfig") or {}
+    if str(config.get("Type", "")).upper() == "RECOVERY_CONTROL":
+        result.result["HealthCheck"].routing_control_arn = config.get("RoutingControlArn")  # type: ignore[index]
+    return result
+
+
+def _health_check_config(self: Any) -> dict[str, Any]:
+    """moto's HealthCheckConfig, and a RECOVERY_CONTROL one's as Route 53 shows it."""
+    if str(self.type_ or "").upper() == "RECOVERY_CONTROL":
+        return {
+            "Type": "RECOVERY_CONTROL",
+            "RoutingControlArn": getattr(self, "routing_control_arn", None),
+            "Inverted": self.inverted,
+            "Disabled": self.disabled,
+        }
+    config: dict[str, Any] = _orig_health_check_config.fget(self)  # type: ignore[attr-defined]
+    return config
+
+
+_orig_health_check_config = HealthCheck.health_check_config
 
 
 def get_health_check_status(self: Route53) -> ActionResult:
@@ -332,8 +399,11 @@ def publish_lag_metrics() -> None:
         tick()
     gb = _global_backend()
     for gc in list(gb.global_clusters.values()):
+        writer = next((m for m in gc.members if m.is_writer), None)
+        if writer is not None and writer.region in STATE.down_regions:
+            continue  # nothing replicates from a region that is down: the last lag stands
         for member in gc.members:
-            if member.is_writer:
+            if member.is_writer or member.region in STATE.down_regions:
                 continue
             cloudwatch_backends[ACCOUNT][member.region].put_metric_data(
                 "AWS/RDS",
@@ -420,9 +490,12 @@ def install() -> None:
     RDSResponse.remove_from_global_cluster = remove_from_global_cluster  # type: ignore[method-assign]
     RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
     RDSResponse.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
+    RDSBackend.delete_db_cluster = delete_db_cluster  # type: ignore[method-assign]
     Route53.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign]
     Route53.get_change = get_change  # type: ignore[method-assign]
     Route53.get_health_check_status = get_health_check_status  # type: ignore[method-assign]
+    Route53.create_health_check = create_health_check  # type: ignore[method-assign]
+    HealthCheck.health_check_config = property(_health_check_config)  # type: ignore[assignment,method-assign]
 
 
 def reset() -> None:

@@ -4,7 +4,8 @@ Active in the first region, standby in the second: Route 53 weighted and failove
 health check per region (probing that region's shop app), an Aurora global cluster and an RDS
 instance with a cross-region read replica, an ALB per region with a weighted forward listener, an
 Auto Scaling group per region (reduced in the standby), SSM feature flags, Route 53 ARC routing
-controls with a safety rule, and a Global Accelerator with an endpoint group per region.
+controls with a safety rule (each region's control is the health check of its weighted `api`
+record: On in the active region only), and a Global Accelerator with an endpoint group per region.
 """
 
 from __future__ import annotations
@@ -110,6 +111,43 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
             ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         out["ssm_flags"] = sorted(flags)
 
+    # --- Route 53 ARC: a cluster, a control panel, one routing control per region, a safety rule
+    arc = client(endpoint, "route53-recovery-control-config", "us-west-2")
+    cluster_arn = arc.create_cluster(ClusterName="shop-arc")["Cluster"]["ClusterArn"]
+    panel = arc.create_control_panel(ClusterArn=cluster_arn, ControlPanelName="shop")[
+        "ControlPanel"
+    ]["ControlPanelArn"]
+    controls = {}
+    for region in regions:
+        controls[region] = arc.create_routing_control(
+            ClusterArn=cluster_arn, ControlPanelArn=panel, RoutingControlName=f"shop-{region}"
+        )["RoutingControl"]["RoutingControlArn"]
+    arc.create_safety_rule(
+        AssertionRule={
+            "AssertedControls": list(controls.values()),
+            "ControlPanelArn": panel,
+            "Name": "at-least-one-cell-on",
+            "RuleConfig": {"Inverted": False, "Threshold": 1, "Type": "ATLEAST"},
+            "WaitPeriodMs": 5000,
+        }
+    )
+    endpoints = arc.describe_cluster(ClusterArn=cluster_arn)["Cluster"]["ClusterEndpoints"]
+    ep = endpoints[0]
+    data = boto3.client(
+        "route53-recovery-cluster",
+        region_name=ep["Region"],
+        endpoint_url=ep["Endpoint"],
+        **SANDBOX_CREDENTIALS,
+    )
+    data.update_routing_control_state(RoutingControlArn=controls[active], RoutingControlState="On")
+    topo["arc"] = {
+        "cluster": "shop-arc",
+        "cluster_arn": cluster_arn,
+        "control_panel_arn": panel,
+        "controls": controls,
+        "endpoints": endpoints,
+    }
+
     # --- Route 53: weighted and failover records, one health check per region
     r53 = client(endpoint, "route53", "us-east-1")
     zone_id = r53.create_hosted_zone(Name=ZONE, CallerReference="shop-sandbox")["HostedZone"][
@@ -133,6 +171,13 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
             ResourceType="healthcheck", ResourceId=hc, AddTags=[{"Key": "Name", "Value": region}]
         )
         topo["regions"][region]["health_check_id"] = hc
+        # ARC's routing control for the region, as a health check on its `api` record: turning a
+        # region's control Off takes it out of the answers without Route 53's API (us-east-1).
+        arc_hc = r53.create_health_check(
+            CallerReference=f"shop-arc-{region}",
+            HealthCheckConfig={"Type": "RECOVERY_CONTROL", "RoutingControlArn": controls[region]},
+        )["HealthCheck"]["Id"]
+        topo["regions"][region]["arc_health_check_id"] = arc_hc
         target = topo["regions"][region]["load_balancer_dns"]
         changes.append(
             {
@@ -142,6 +187,7 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
                     "Type": "CNAME",
                     "SetIdentifier": region,
                     "Weight": 100 if region == active else 0,
+                    "HealthCheckId": arc_hc,
                     "TTL": 60,
                     "ResourceRecords": [{"Value": target}],
                 },
@@ -200,37 +246,6 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
     )
     topo["regions"][active]["db_instance"] = "shop-db"
     topo["regions"][standby]["db_instance"] = "shop-db-replica"
-
-    # --- Route 53 ARC: a cluster, a control panel, one routing control per region, a safety rule
-    arc = client(endpoint, "route53-recovery-control-config", "us-west-2")
-    cluster_arn = arc.create_cluster(ClusterName="shop-arc")["Cluster"]["ClusterArn"]
-    panel = arc.create_control_panel(ClusterArn=cluster_arn, ControlPanelName="shop")[
-        "ControlPanel"
-    ]["ControlPanelArn"]
-    controls = {}
-    for region in regions:
-        controls[region] = arc.create_routing_control(
-            ClusterArn=cluster_arn, ControlPanelArn=panel, RoutingControlName=f"shop-{region}"
-        )["RoutingControl"]["RoutingControlArn"]
-    arc.create_safety_rule(
-        AssertionRule={
-            "AssertedControls": list(controls.values()),
-            "ControlPanelArn": panel,
-            "Name": "at-least-one-cell-on",
-            "RuleConfig": {"Inverted": False, "Threshold": 1, "Type": "ATLEAST"},
-            "WaitPeriodMs": 5000,
-        }
-    )
-    endpoints = arc.describe_cluster(ClusterArn=cluster_arn)["Cluster"]["ClusterEndpoints"]
-    ep = endpoints[0]
-    data = boto3.client(
-        "route53-recovery-cluster",
-        region_name=ep["Region"],
-        endpoint_url=ep["Endpoint"],
-        **SANDBOX_CREDENTIALS,
-    )
-    data.update_routing_control_state(RoutingControlArn=controls[active], RoutingControlState="On")
-    topo["arc"] = {"cluster_arn": cluster_arn, "control_panel_arn": panel, "controls": controls}
 
     # --- Global Accelerator: one endpoint group per region, dial 100 active / 0 standby
     ga = client(endpoint, "globalaccelerator", "us-west-2")

@@ -1,11 +1,17 @@
 """The sandbox's AWS server: moto (with its gaps filled) plus ARC and Global Accelerator.
 
-One WSGI app on one port serves every region. In front of moto it identifies each request from
-botocore's models, so it can inject faults (the client gets a real error response in the service's
-protocol), record every mutating call, and route the services moto lacks to `extensions`.
-Control endpoints live under `/_sandbox/` (faults, calls, latency, lag, reset, health).
+One WSGI app serves every region: on a port of its own for each region (the region's endpoint, so
+that a region can be taken down alone) and on a main port (the sandbox's own view, which stays up).
+In front of moto it identifies each request from botocore's models, so it can inject faults (the
+client gets a real error response in the service's protocol), record every mutating call, and
+route the services moto lacks to `extensions`. Control endpoints live under `/_sandbox/` (faults,
+calls, latency, lag, outages, reset, health).
 
-Run: python -m orchestrator.sandbox.aws.server --port 5000
+A region down refuses connections on its endpoint (Route 53's API, served from us-east-1, goes
+with it, and so does that region's ARC cluster endpoint); with a hang, its calls wait that long,
+then fail (a blackholed region rather than a refusing one).
+
+Run: python -m orchestrator.sandbox.aws.server --port 5000 --region-port us-east-1=5001 ...
 """
 
 from __future__ import annotations
@@ -43,16 +49,34 @@ class SandboxAWS:
         self.latency = latency or LatencyModel()
         moto_gaps.STATE.latency = self.latency
         self.base_url = "http://127.0.0.1"
+        #: Each region's endpoint (its own listener), by region and by port.
+        self.region_urls: dict[str, str] = {}
+        self.port_regions: dict[str, str] = {}
+        self.listeners = Listeners(self)
+        #: Regions down: region -> seconds its calls hang before failing (0: refused at once).
+        self.outages: dict[str, float] = {}
+        #: Timers that end an expiring outage (a game day's dead man's switch), by region.
+        self.lifts: dict[str, threading.Timer] = {}
         self.faults = FaultBook()
         self.calls = CallLog("aws")
-        self.ext = Extensions(self.latency, lambda: self.base_url)
+        self.ext = Extensions(self.latency, self.url_of)
+        moto_gaps.STATE.routing_control_state = self.ext.routing_control_state
         self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def url_of(self, region: str | None = None) -> str:
+        """A region's endpoint (the main one for a region without a listener of its own)."""
+        return self.region_urls.get(region or "", self.base_url)
 
     # ------------------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path.startswith("/_sandbox/"):
             return self._admin(environ, start_response)
+        down = self.port_regions.get(str(environ.get("SERVER_PORT")))
+        if down in self.outages:  # a hanging region (a refusing one has no listener)
+            time.sleep(self.outages[down])
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [f"region {down} is down".encode()]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
@@ -170,14 +194,80 @@ class SandboxAWS:
                 with moto_gaps.STATE.lock:
                     moto_gaps.STATE.lag_seconds.update({k: float(v) for k, v in data.items()})
             return dict(moto_gaps.STATE.lag_seconds)
+        if path == "outage":
+            if method in ("PUT", "POST"):
+                expires = data.get("expires_in")
+                self.set_outage(str(data["region"]), bool(data["down"]), float(data.get("hang", 0)),
+                                None if expires is None else float(expires))  # fmt: skip
+            return {"down": dict(self.outages), "endpoints": dict(self.region_urls)}
         if path == "reset":
             moto_api_backend.reset()
             moto_gaps.reset()
             self.ext.reset()
             self.faults.clear()
             self.calls.clear()
+            for region in list(self.outages):
+                self.set_outage(region, False)
             return {"reset": True}
         raise LookupError(f"no such sandbox endpoint: {method} /_sandbox/{path}")
+
+    def set_outage(
+        self, region: str, down: bool, hang: float = 0.0, expires_in: float | None = None
+    ) -> None:
+        """Take a region's endpoint down (refusing connections, or hanging `hang` seconds then
+        failing every call), or bring it back; with `expires_in`, it comes back by itself."""
+        if region not in self.region_urls:
+            raise LookupError(f"no AWS endpoint for region {region!r}")
+        if hang < 0:
+            raise ValueError(f"hang must be 0 or more seconds (got {hang:g})")
+        if expires_in is not None and expires_in <= 0:
+            raise ValueError("expires_in must be more than 0 seconds")
+        timer = self.lifts.pop(region, None)
+        if timer is not None:
+            timer.cancel()
+        if down and expires_in is not None:
+            timer = threading.Timer(expires_in, self.set_outage, args=(region, False))
+            timer.daemon = True
+            timer.start()
+            self.lifts[region] = timer
+        if down:
+            self.outages[region] = hang
+            moto_gaps.STATE.down_regions.add(region)
+            if hang <= 0:
+                self.listeners.stop(region)
+            else:  # held, then failed: the endpoint accepts connections (again)
+                self.listeners.start(region)
+        else:
+            self.outages.pop(region, None)
+            moto_gaps.STATE.down_regions.discard(region)
+            self.listeners.start(region)
+
+
+class Listeners:
+    """The per-region listeners of the app (started, stopped and restarted on their ports)."""
+
+    def __init__(self, app: SandboxAWS) -> None:
+        self.app = app
+        self.host = "127.0.0.1"
+        self.ports: dict[str, int] = {}
+        self.servers: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def start(self, region: str) -> None:
+        with self.lock:
+            if region in self.servers:
+                return
+            server = make_server(self.host, self.ports[region], self.app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True,
+                             name=f"aws-{region}").start()  # fmt: skip
+            self.servers[region] = server
+
+    def stop(self, region: str) -> None:
+        with self.lock:
+            server = self.servers.pop(region, None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
 def _status_line(status: int) -> str:
@@ -197,10 +287,28 @@ def _publisher(stop: threading.Event, interval: float) -> None:
             continue
 
 
+def start_dns(host: str, port: int) -> None:
+    """Serve Route 53's data plane (the hosted zones' answers) on host:port, UDP and TCP, with
+    health checks evaluated in the background as Route 53's checkers do."""
+    from orchestrator.sandbox.aws.dns import DnsServer, HealthCache, Route53Answers
+
+    health = HealthCache(
+        lambda: moto_gaps.route53_backend().health_checks,
+        lambda hc: moto_gaps.probe(hc)[0],
+    )
+    health.start()
+    DnsServer(Route53Answers(moto_gaps.route53_backend, health.healthy), host, port).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--region-port", action="append", default=[], metavar="REGION=PORT",
+        help="a region's own endpoint (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--dns-port", type=int, default=0, help="DNS (UDP and TCP); 0: none")
     parser.add_argument("--latency", default="{}", help="LatencyModel as JSON")
     parser.add_argument("--metrics-interval", type=float, default=2.0)
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
@@ -208,6 +316,15 @@ def main(argv: list[str] | None = None) -> None:
     app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
     server = make_server(args.host, args.port, app, threaded=True)
     app.base_url = f"http://{args.host}:{server.server_port}"
+    app.listeners.host = args.host
+    for spec in args.region_port:
+        region, port = spec.split("=", 1)
+        app.listeners.ports[region] = int(port)
+        app.region_urls[region] = f"http://{args.host}:{port}"
+        app.port_regions[port] = region
+        app.listeners.start(region)
+    if args.dns_port:
+        start_dns(args.host, args.dns_port)
     stop = threading.Event()
     threading.Thread(target=_publisher, args=(stop, args.metrics_interval), daemon=True).start()
     print(f"aws sandbox listening on {app.base_url}", flush=True)

@@ -6,15 +6,21 @@
 - Jobs: active at once, then Complete or Failed after the job time; the annotation
   `sandbox.failover.dev/outcome: fail` (on the Job or its pod template) makes it fail, with
   `sandbox.failover.dev/reason` as the failure message.
-- CloudNativePG-style Clusters: `spec.replica.enabled` decides primary or replica; a change takes
-  the promotion time, during which the phase says so; a demoted primary publishes a
-  `status.demotionToken`.
+- CloudNativePG Clusters in a distributed topology (1.24+): the cluster is the primary when
+  `spec.replica.primary` names itself (`spec.replica.self`); a change takes the promotion time,
+  during which the phase says so. A demoted primary publishes `status.demotionToken`; a replica
+  promoted with `spec.replica.promotionToken` is promoted only if the token comes from the
+  cluster it replicates from (else the phase says the promotion is refused, and it stays a
+  replica); promoted without a token, it is promoted at once (an unplanned promotion). Each
+  promotion starts a new timeline. (Older specs: `spec.replica.enabled`.)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -268,11 +274,23 @@ class Controller:
     def _cnpg(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
-        replica = bool((spec.get("replica") or {}).get("enabled"))
+        topology = spec.get("replica") or {}
+        if "self" in topology:
+            replica = topology.get("primary") != topology["self"]
+        else:
+            replica = bool(topology.get("enabled"))
         status = dict(obj.get("status") or {})
+        was_replica = status.get("replicaCluster")
+        timeline = int(status.get("timelineID") or 1)
+        token = topology.get("promotionToken")
+        if was_replica and not replica and token:
+            refused = _token_refusal(token, topology.get("source"))
+            if refused:
+                new = status | {"phase": f"Promotion refused: {refused}"}
+                self.store.set_status(rt, ns, name, new)
+                return
         elapsed = self._since(("Cluster", ns, name), replica)
         instances = int(spec.get("instances", 1))
-        was_replica = status.get("replicaCluster")
         if (
             was_replica is not None
             and was_replica != replica
@@ -290,6 +308,8 @@ class Controller:
             ]
             self.store.set_status(rt, ns, name, new)
             return
+        if was_replica and not replica:
+            timeline += 1  # a promotion starts a new timeline
         new = {
             "phase": HEALTHY,
             "instances": instances,
@@ -297,15 +317,37 @@ class Controller:
             "currentPrimary": f"{name}-1",
             "targetPrimary": f"{name}-1",
             "replicaCluster": replica,
+            "timelineID": timeline,
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": HEALTHY}
             ],
         }
         if replica and was_replica is False:
-            new["demotionToken"] = hashlib.sha1(f"{meta['uid']}{time.time()}".encode()).hexdigest()
+            new["demotionToken"] = _demotion_token(topology.get("self") or name, timeline)
         elif replica and status.get("demotionToken"):
             new["demotionToken"] = status["demotionToken"]
         self.store.set_status(rt, ns, name, new)
+
+
+def _demotion_token(cluster: str, timeline: int) -> str:
+    """What a demoted primary publishes: where its last write stands (base64 JSON, as
+    CloudNativePG's token is)."""
+    body = {"cluster": cluster, "timelineID": timeline, "lsn": f"0/{time.time_ns() % 2**32:08X}"}
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+def _token_refusal(token: str, source: str | None) -> str:
+    """Why a promotion token is refused ("" if it is good): it must be a demotion token of the
+    cluster this replica replicates from."""
+    try:
+        body = json.loads(base64.b64decode(token, validate=True))
+    except (ValueError, TypeError):
+        return "the promotion token is not a demotion token"
+    if not isinstance(body, dict) or "lsn" not in body:
+        return "the promotion token is not a demotion token"
+    if source and body.get("cluster") != source:
+        return f"the promotion token is {body.get('cluster')!r}'s, not {source!r}'s"
+    return ""
 
 
 def _chaos_status(injected: bool, recovered: bool) -> dict[str, Any]:

@@ -99,11 +99,20 @@ def seed(store: Store, region: str, active: bool, peer: str) -> None:
             "apiVersion": "postgresql.cnpg.io/v1",
             "kind": "Cluster",
             "metadata": {"name": DB_CLUSTER},
+            # CloudNativePG's distributed topology (1.24+): the cluster is the primary when
+            # `replica.primary` names itself (`replica.self`).
             "spec": {
                 "instances": 3,
                 "storage": {"size": "10Gi"},
-                "replica": {"enabled": not active, "source": f"{DB_CLUSTER}-{peer}"},
-                "externalClusters": [{"name": f"{DB_CLUSTER}-{peer}"}],
+                "replica": {
+                    "self": f"{DB_CLUSTER}-{region}",
+                    "primary": f"{DB_CLUSTER}-{region if active else peer}",
+                    "source": f"{DB_CLUSTER}-{peer}",
+                },
+                "externalClusters": [
+                    {"name": f"{DB_CLUSTER}-{region}"},
+                    {"name": f"{DB_CLUSTER}-{peer}"},
+                ],
             },
         },
     )

@@ -184,7 +184,8 @@ def test_json_patch_and_custom_resource_rules(env: SandboxEnv) -> None:
     custom = client.CustomObjectsApi(kube(env, "us-east-1"))
     db = custom.get_namespaced_custom_object("postgresql.cnpg.io", "v1", NS, "clusters", "shop-db")
     assert (
-        db["spec"]["replica"]["enabled"] is False
+        db["spec"]["replica"]["primary"] == db["spec"]["replica"]["self"] == "shop-db-us-east-1"
+        and db["status"]["replicaCluster"] is False
         and db["status"]["phase"] == "Cluster in healthy state"
     )
     core = client.CoreV1Api(kube(env, "us-east-1"))
@@ -209,11 +210,12 @@ def test_cnpg_promotion_and_demotion(env: SandboxEnv, control: SandboxControl) -
     east = client.CustomObjectsApi(kube(env, "us-east-1"))
     west = client.CustomObjectsApi(kube(env, "us-west-2"))
     args = ("postgresql.cnpg.io", "v1", NS, "clusters", "shop-db")
-    east.patch_namespaced_custom_object(*args, {"spec": {"replica": {"enabled": True}}})
+    west_primary = {"spec": {"replica": {"primary": "shop-db-us-west-2"}}}
+    east.patch_namespaced_custom_object(*args, west_primary)  # demoted: it publishes a token
     wait_for(lambda: east.get_namespaced_custom_object(*args)["status"].get("demotionToken"))
     token = east.get_namespaced_custom_object(*args)["status"]["demotionToken"]
     west.patch_namespaced_custom_object(
-        *args, {"spec": {"replica": {"enabled": False, "promotionToken": token}}}
+        *args, {"spec": {"replica": {"primary": "shop-db-us-west-2", "promotionToken": token}}}
     )
     wait_for(
         lambda: (
@@ -229,8 +231,9 @@ def test_cnpg_promotion_and_demotion(env: SandboxEnv, control: SandboxControl) -
     )
     assert west.get_namespaced_custom_object(*args)["status"]["replicaCluster"] is False
     # and back, so the seeded state is restored
-    west.patch_namespaced_custom_object(*args, {"spec": {"replica": {"enabled": True}}})
-    east.patch_namespaced_custom_object(*args, {"spec": {"replica": {"enabled": False}}})
+    east_primary = {"spec": {"replica": {"primary": "shop-db-us-east-1", "promotionToken": None}}}
+    west.patch_namespaced_custom_object(*args, east_primary)
+    east.patch_namespaced_custom_object(*args, east_primary)
     wait_for(
         lambda: (
             east.get_namespaced_custom_object(*args)["status"].get("replicaCluster") is False
