@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="bench-disaster-"))
-    box = Sandbox(home=home, latency=LatencyModel(time_scale=args.time_scale), free_ports=True)
+    box = Sandbox(
+        home=home, latency=LatencyModel(time_scale=args.time_scale), free_ports=True, worker=False
+    )
     rows: list[dict[str, Any]] = []
     try:
         env = box.up()

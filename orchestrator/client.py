@@ -6,8 +6,11 @@ configuration (TEMPORAL_ADDRESS, ...) into its `temporal` section; this module o
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from collections.abc import Sequence
+
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from orchestrator.config import TemporalConfig
 
@@ -16,11 +19,29 @@ class UnreachableError(RuntimeError):
     """Temporal (or another service) could not be reached: one line naming it."""
 
 
-async def connect(cfg: TemporalConfig) -> Client:
-    """A Temporal client with the pydantic data converter (run data are pydantic models)."""
+async def connect(
+    cfg: TemporalConfig,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """A Temporal client with the pydantic data converter (run data are pydantic models).
+
+    Args:
+        cfg: Where and how to connect.
+        runtime: The Temporal runtime (its metrics exporter); default: the SDK's default one.
+        interceptors: Client interceptors; those that are also worker interceptors
+            (`orchestrator.interceptors.MetricsInterceptor`, tracing) are used by every worker
+            built from this client.
+    """
     kwargs = cfg.connect_args()
     try:
-        return await Client.connect(**kwargs, data_converter=pydantic_data_converter)
+        return await Client.connect(
+            **kwargs,
+            data_converter=pydantic_data_converter,
+            runtime=runtime,
+            interceptors=interceptors,
+        )
     except RuntimeError as exc:  # the SDK's connection errors are RuntimeErrors
         raise UnreachableError(
             f"could not reach Temporal at {kwargs['target_host']} "

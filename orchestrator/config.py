@@ -2,20 +2,31 @@
 
 One config file (YAML) can say it all; with none, the running sandbox's connection file
 (`.failover/sandbox/env.json`, or `$FAILOVER_SANDBOX_HOME/env.json`) is the default, so nothing
-needs configuring on the sandbox. Secrets (API keys, AWS keys) are never printed: `redacted()`
-hides them.
+needs configuring on the sandbox. Secrets (API keys, AWS keys, notification secrets and URLs)
+are never printed: `redacted()` hides them.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.connection import ConnectionFile, connection_path
+from orchestrator.notifications import NOTIFY_EVENTS, NotifyEvent
+from orchestrator.runbook.models import ID_PATTERN
 
 TASK_QUEUE = "failover"
 
@@ -92,6 +103,113 @@ class DnsConfig(_Strict):
     timeout: float = Field(default=2.0, gt=0)
 
 
+class ReportsConfig(_Strict):
+    """Where reports are written when a run ends (by the worker, however it ends) and read back
+    once Temporal's retention has dropped the run: a local directory, or an S3 bucket."""
+
+    #: A directory (default: $FAILOVER_REPORTS, else .failover/reports beside the worker).
+    directory: str | None = None
+    #: An S3 bucket instead of a directory (written with the worker's AWS client).
+    s3_bucket: str | None = None
+    s3_prefix: str = "failover/reports/"
+    s3_region: str | None = None
+
+    def where(self) -> str:
+        """The store in one line (for messages)."""
+        if self.s3_bucket:
+            return f"s3://{self.s3_bucket}/{self.s3_prefix}"
+        return self.directory or os.environ.get("FAILOVER_REPORTS", ".failover/reports")
+
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+ChannelType = Literal["slack", "pagerduty", "sns", "webhook"]
+#: Events a sandbox's SNS channel takes: the ones someone must act on (the sandbox's SNS publishes
+#: are AWS calls, recorded with every other; runs that succeed do not add to them).
+SANDBOX_SNS_EVENTS: tuple[NotifyEvent, ...] = (
+    "rollback_failed",
+    "guard_detected",
+    "gameday_result",
+    "readiness_regression",
+)
+
+
+def _all_events() -> list[NotifyEvent]:
+    return [cast(NotifyEvent, e) for e in NOTIFY_EVENTS]
+
+
+class NotifyChannel(_Strict):
+    """One place notifications go (`notify.channels.NAME`).
+
+    `url` is a secret too: a Slack incoming-webhook URL carries its token, and any other URL may.
+    """
+
+    type: ChannelType
+    #: Slack: the incoming-webhook URL; PagerDuty: the Events API v2 URL (default PagerDuty's);
+    #: webhook: where the signed JSON is POSTed.
+    url: SecretStr | None = None
+    #: PagerDuty: the integration's routing key.
+    routing_key: SecretStr | None = None
+    #: SNS: the topic and its region (default: the ARN's region).
+    topic_arn: str | None = None
+    region: str | None = None
+    #: webhook: the HMAC-SHA256 key of the `X-Failover-Signature: sha256=<hex>` header.
+    secret: SecretStr | None = None
+    #: The events this channel gets (default: every event).
+    events: list[NotifyEvent] = Field(default_factory=lambda: _all_events())
+    #: Seconds one notification may take on this channel, retries included: a channel that
+    #: answers errors or hangs costs at most this (the activity sends channels in parallel).
+    deadline: float = Field(default=10.0, gt=0, le=25)
+    #: Seconds to wait for a connection (bounded by the deadline too).
+    connect_timeout: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifyChannel:
+        need: dict[str, tuple[str, ...]] = {
+            "slack": ("url",),
+            "pagerduty": ("routing_key",),
+            "sns": ("topic_arn",),
+            "webhook": ("url", "secret"),
+        }
+        missing = [f for f in need[self.type] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.type} channel needs {' and '.join(missing)}")
+        if self.type == "pagerduty" and self.url is None:
+            self.url = SecretStr(PAGERDUTY_EVENTS_URL)
+        if self.type == "sns":
+            parts = (self.topic_arn or "").split(":")
+            if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns" or not parts[5]:
+                raise ValueError(
+                    f"topic_arn {self.topic_arn!r} is not an SNS topic ARN "
+                    "(arn:aws:sns:REGION:ACCOUNT:NAME)"
+                )
+            self.region = self.region or parts[3]
+        if self.url is not None:
+            scheme = self.url.get_secret_value().split("://", 1)[0]
+            if scheme not in ("http", "https"):
+                raise ValueError("url must be an http:// or https:// URL")
+        return self
+
+    def takes(self, event: str) -> bool:
+        """Whether this channel gets `event`."""
+        return event in self.events
+
+
+class NotifyConfig(_Strict):
+    """Where notifications go: named channels (a runbook's `notify:` routes name them)."""
+
+    channels: dict[str, NotifyChannel] = Field(default_factory=dict)
+
+    @field_validator("channels")
+    @classmethod
+    def _names(cls, v: dict[str, NotifyChannel]) -> dict[str, NotifyChannel]:
+        import re
+
+        for name in v:
+            if not re.match(ID_PATTERN, name):
+                raise ValueError(f"channel name {name!r}: use lowercase letters, digits and -")
+        return v
+
+
 class Config(_Strict):
     """The resolved configuration of a CLI or worker process."""
 
@@ -101,6 +219,9 @@ class Config(_Strict):
     dns: DnsConfig = Field(default_factory=DnsConfig)
     #: Named HTTP endpoints per region, e.g. {"app": {"us-east-1": "https://..."}}.
     endpoints: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: Notification channels (Slack, PagerDuty, SNS, signed webhooks).
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     #: True when this is the local sandbox (demos may auto-approve only there).
     sandbox: bool = False
     source: str = ""
@@ -137,9 +258,47 @@ def from_sandbox(env: ConnectionFile, source: str = "") -> Config:
             # takes the region's AWS endpoint down there
             "sandbox-aws": {r: env.control_url("aws") for r in env.regions},
         },
+        notify=_sandbox_notify(env),
+        # Reports beside the sandbox (`.failover/reports` for the default home), wherever the
+        # worker runs from; $FAILOVER_REPORTS wins.
+        reports=ReportsConfig(
+            directory=os.environ.get("FAILOVER_REPORTS") or str(Path(env.home).parent / "reports")
+        ),
         sandbox=True,
         source=source or f"{env.home}/env.json",
     )
+
+
+def _sandbox_notify(env: ConnectionFile) -> NotifyConfig:
+    """Channels for each endpoint of the sandbox's notification sink (none on a sandbox that has
+    no sink): Slack-, PagerDuty- and webhook-shaped, and moto's SNS topic (which delivers to the
+    sink), so notifications work end to end with nothing configured."""
+    if not env.notify_url:
+        return NotifyConfig()
+    base = env.notify_url.rstrip("/")
+    channels = {
+        "sandbox-slack": NotifyChannel(type="slack", url=SecretStr(f"{base}/slack/sandbox-slack"),
+                                       deadline=5.0),
+        "sandbox-pagerduty": NotifyChannel(
+            type="pagerduty", url=SecretStr(f"{base}/pagerduty/sandbox-pagerduty/v2/enqueue"),
+            routing_key=SecretStr("sandbox-routing-key"), deadline=5.0,
+        ),
+    }  # fmt: skip
+    if env.notify_secret:
+        channels["sandbox-webhook"] = NotifyChannel(
+            type="webhook",
+            url=SecretStr(f"{base}/webhook/sandbox-webhook"),
+            secret=SecretStr(env.notify_secret),
+            deadline=5.0,
+        )
+    if env.notify_topic_arn:
+        channels["sandbox-sns"] = NotifyChannel(
+            type="sns",
+            topic_arn=env.notify_topic_arn,
+            events=list(SANDBOX_SNS_EVENTS),
+            deadline=5.0,
+        )
+    return NotifyConfig(channels=channels)
 
 
 def load(path: str | Path | None = None) -> Config:

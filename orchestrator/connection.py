@@ -53,6 +53,12 @@ class ConnectionFile(BaseModel):
     regions: dict[str, RegionEnv]
     #: Resource ids the world was seeded with (names, ARNs), for demos and tests.
     topology: dict[str, Any] = Field(default_factory=dict)
+    #: The notification sink (Slack-, PagerDuty- and webhook-shaped endpoints that record what
+    #: arrives), the HMAC key its webhook endpoint checks signatures with (a sandbox-only value),
+    #: and the SNS topic that delivers to it; None on sandboxes without one.
+    notify_url: str | None = None
+    notify_secret: str | None = None
+    notify_topic_arn: str | None = None
 
     def control_url(self, component: str) -> str:
         """Base URL of a component's /_sandbox/ control endpoints ("aws" or a region)."""

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from activities import registry
+from orchestrator.notifications import Delivery
 from orchestrator.runs import ApprovalRecord, RunProgress, StepRecord, StepState
 
 
@@ -71,6 +72,10 @@ class Report(BaseModel):
         default_factory=dict,
         description="What the run's checks measured (e.g. lost_writes in a recovery).",
     )
+    notifications: list[Delivery] = Field(
+        default_factory=list,
+        description="What was sent: one entry per channel and event (ok, or why not).",
+    )
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -123,6 +128,7 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
             for k, v in s.observed.items()
             if k in ("lost_writes", "lost_writes_rpo_s", "lag_seconds")
         },
+        notifications=list(p.notifications),
     )
 
 
@@ -242,7 +248,22 @@ def markdown(r: Report) -> str:
                 err = s.undo["error"]
                 note = f"{err['kind']}: {err['message']}" if err else s.undo["note"]
                 lines.append(f"| {s.id} | {s.state} | {s.undo['attempts']} | {note} |")
+    lines += notifications_markdown(r.notifications)
     return "\n".join(lines) + "\n"
+
+
+def notifications_markdown(sent: list[Delivery]) -> list[str]:
+    """The "Notifications" section: what was sent where, and what could not be ([] if none)."""
+    if not sent:
+        return []
+    lines = ["", "## Notifications", "", "| when | event | channel | delivered | detail |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for d in sorted(sent, key=lambda d: d.at):
+        lines.append(
+            f"| {d.at:%H:%M:%S} | {d.event} | {d.channel} | {'yes' if d.ok else '**NO**'} | "
+            f"{d.detail.replace('|', '/')} |"
+        )
+    return lines
 
 
 COLOURS = {"apply": "#2e7d32", "gate": "#f9a825", "undo": "#6a1b9a", "failed": "#c62828"}

@@ -2,8 +2,9 @@
 operator's Update payloads, and the progress table. Pydantic models, carried by Temporal's pydantic
 data converter.
 
-Only pydantic and the standard library are imported here: the workflow sandbox loads this module.
-Changing a field's meaning changes recorded histories: add fields with defaults, never rename.
+Only pydantic, the standard library and other pure models (`orchestrator.notifications`) are
+imported here: the workflow sandbox loads this module. Changing a field's meaning changes
+recorded histories: add fields with defaults, never rename.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.notifications import Delivery, NotifyRoute
 
 Mode = Literal["failover", "drill", "dry-run", "gameday"]
 #: What kind of run: a planned switch (both regions answer), an unplanned one (the source region
@@ -130,6 +133,9 @@ class SwitchInput(_Model):
     reach: ReachCall | None = None
     #: Attempts of an undo before the run stops in ROLLBACK_FAILED for the operator.
     undo_attempts: int = 5
+    #: The runbook's notification routes (channel names and events; addresses and secrets stay
+    #: in the worker's configuration); empty: every configured channel that takes the event.
+    notify: list[NotifyRoute] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- activities
@@ -271,6 +277,10 @@ class RunProgress(_Model):
     rpo_seconds: float | None = None
     kind: Kind = "planned"
     owed: list[OwedStep] = Field(default_factory=list)
+    #: What was sent (one Delivery per channel and notice), as far as it is known.
+    notifications: list[Delivery] = Field(default_factory=list)
+    #: Where the worker wrote the run's report when it ended (paths or s3:// URLs).
+    report_files: list[str] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

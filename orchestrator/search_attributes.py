@@ -5,12 +5,14 @@ Only temporalio is imported here, so workflow code can import this module in the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+
+    from orchestrator.runs import SwitchInput
 
 RUNBOOK = SearchAttributeKey.for_keyword("FailoverRunbook")
 FROM_REGION = SearchAttributeKey.for_keyword("FailoverFromRegion")
@@ -24,6 +26,20 @@ GAMEDAY = SearchAttributeKey.for_keyword("FailoverGameDay")
 KIND = SearchAttributeKey.for_keyword("FailoverKind")
 
 ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY, KIND)
+
+
+def of_switch(inp: SwitchInput, *extra: SearchAttributePair[Any]) -> TypedSearchAttributes:
+    """A switch's search attributes when it starts (state RUNNING), and any extra ones."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(RUNBOOK, inp.runbook),
+        SearchAttributePair(FROM_REGION, inp.from_region),
+        SearchAttributePair(TO_REGION, inp.to_region),
+        SearchAttributePair(MODE, inp.mode),
+        SearchAttributePair(STATE, "RUNNING"),
+        SearchAttributePair(REQUESTER, inp.requester),
+        SearchAttributePair(KIND, inp.kind),
+    ]
+    return TypedSearchAttributes([*pairs, *extra])
 
 
 def cli_flags() -> list[str]:

@@ -7,10 +7,14 @@ and the message names the running one.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -19,8 +23,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -34,7 +36,6 @@ from orchestrator.runs import (
     OperatorAction,
     OwedStep,
     RunProgress,
-    RunState,
     SwitchInput,
     switch_workflow_id,
 )
@@ -44,7 +45,12 @@ Handle = WorkflowHandle[RegionSwitchWorkflow, RunProgress]
 
 
 class AlreadyRunningError(RuntimeError):
-    """A switch of this runbook is already running (the message names it)."""
+    """A switch of this runbook is already running (the message names it); `finishing`: it has
+    ended and only writes its report and last notifications."""
+
+    def __init__(self, message: str, finishing: bool = False) -> None:
+        super().__init__(message)
+        self.finishing = finishing
 
 
 class RefusedError(RuntimeError):
@@ -53,6 +59,10 @@ class RefusedError(RuntimeError):
 
 class NoWorkerError(RuntimeError):
     """The run needs a worker to answer and none polls its task queue."""
+
+
+class NoAnswerError(NoWorkerError):
+    """A worker polls the run's task queue but the run did not answer in time."""
 
 
 def summary(inp: SwitchInput) -> str:
@@ -86,6 +96,22 @@ async def start(
             "away from it deferred any work"
         )
     wid = workflow_id_override or switch_workflow_id(inp.runbook)
+    for _ in range(FINISHING_CHECKS):
+        try:
+            return await _start(client, inp, task_queue, wid)
+        except AlreadyRunningError as exc:
+            if not exc.finishing:
+                raise
+            # The switch before it has ended and only writes its report and sends its last
+            # notifications (seconds, on any worker: this command's own, if it hosts one).
+            await asyncio.sleep(0.25)
+    return await _start(client, inp, task_queue, wid)
+
+
+FINISHING_CHECKS = 60  # x 0.25 s: how long a new switch waits for the previous one to close
+
+
+async def _start(client: Client, inp: SwitchInput, task_queue: str, wid: str) -> Handle:
     try:
         return await client.start_workflow(
             RegionSwitchWorkflow.run,
@@ -94,28 +120,19 @@ async def start(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUNBOOK, inp.runbook),
-                    SearchAttributePair(sa.FROM_REGION, inp.from_region),
-                    SearchAttributePair(sa.TO_REGION, inp.to_region),
-                    SearchAttributePair(sa.MODE, inp.mode),
-                    SearchAttributePair(sa.STATE, RunState.RUNNING.value),
-                    SearchAttributePair(sa.REQUESTER, inp.requester),
-                    SearchAttributePair(sa.KIND, inp.kind),
-                ]
-            ),
+            search_attributes=sa.of_switch(inp),
             static_summary=summary(inp),
             static_details=_static_details(inp),
             execution_timeout=timedelta(days=30),
         )
     except WorkflowAlreadyStartedError:
         running: Handle = client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid)
-        who = ""
+        who, finishing = "", False
         try:
             progress = await running.query(
                 RegionSwitchWorkflow.progress, rpc_timeout=timedelta(seconds=3)
             )
+            finishing = progress.state.final
             who = (
                 f", {progress.mode} {progress.from_region} -> {progress.to_region} "
                 f"requested by {progress.requester} at {progress.started_at:%Y-%m-%d %H:%M:%S}Z, "
@@ -126,7 +143,8 @@ async def start(
         desc = await running.describe()
         raise AlreadyRunningError(
             f"a switch of runbook {inp.runbook!r} is already running: workflow {wid} "
-            f"run {desc.run_id}{who}"
+            f"run {desc.run_id}{who}",
+            finishing=finishing,
         ) from None
 
 
@@ -181,6 +199,50 @@ def handle(client: Client, wid: str, run_id: str | None = None) -> Handle:
     return client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid, run_id=run_id)
 
 
+async def pollers(client: Client, queue: str) -> int:
+    """Workers seen polling a task queue's workflow tasks lately (DescribeTaskQueue)."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(resp.pollers)
+
+
+async def worker_queue(h: WorkflowHandle[Any, Any], what: str = "run") -> str | None:
+    """The task queue of a running workflow, once a worker is seen polling it; None when the
+    workflow has ended (its result answers with no worker up).
+
+    NoWorkerError at once, naming the run and its task queue, when it runs and no worker polls
+    that queue (a query or an Update would wait for one until it timed out). A worker that has
+    just started polls within moments: asked six times over 2.5 s before concluding."""
+    desc = await h.describe()
+    if desc.status not in (None, WorkflowExecutionStatus.RUNNING):
+        return None
+    for attempt in range(6):
+        try:
+            if await pollers(h._client, desc.task_queue):
+                return desc.task_queue
+        except RPCError as exc:  # a server that cannot tell (the time-skipping test server)
+            if exc.status == RPCStatusCode.UNIMPLEMENTED:
+                return desc.task_queue
+            raise
+        if attempt < 5:
+            await asyncio.sleep(0.5)
+    raise NoWorkerError(
+        f"{what} {h.id} is running but no worker polls its task queue {desc.task_queue!r}: "
+        "start one ('failover worker', or 'failover sandbox up': the sandbox runs its own)"
+    )
+
+
+async def require_worker(h: WorkflowHandle[Any, Any], what: str = "run") -> bool:
+    """Whether the workflow runs (False: it ended, its result answers); NoWorkerError at once
+    when it runs and no worker polls its task queue (`worker_queue`)."""
+    return await worker_queue(h, what) is not None
+
+
 async def update(h: WorkflowHandle[Any, Any], name: str, arg: BaseModel) -> str:
     """Run an Update on a run; its refusal (a validator's reason) is a RefusedError."""
     try:
@@ -232,6 +294,8 @@ async def progress(h: Handle) -> RunProgress:
     except RPCError as exc:
         if "no poller" in exc.message:
             raise NoWorkerError(
-                f"run {h.id} is running but no worker answers: start 'failover worker'"
+                f"run {h.id} is running but no worker polls its task queue "
+                f"{desc.task_queue!r}: start one ('failover worker', or 'failover sandbox up': "
+                "the sandbox runs its own)"
             ) from None
         raise

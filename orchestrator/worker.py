@@ -1,5 +1,5 @@
-"""The worker: RegionSwitchWorkflow, GameDayWorkflow, the step and game-day activities, on one
-task queue.
+"""The worker: RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow, the step, game-day,
+guard, notification and report activities, on one task queue.
 
 Step activities are synchronous (boto3 and the kubernetes client are), so they run in a thread
 pool sized to the worker's activity slots.
@@ -14,7 +14,10 @@ from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.gameday import GameDayActivities
+from activities.guard import GuardActivities
+from activities.notify import NotifyActivities
 from activities.reach import ReachActivities
+from activities.report import ReportActivities
 from activities.steps import StepActivities
 from orchestrator.config import Config
 from workflows import WORKFLOWS
@@ -38,11 +41,21 @@ def build_worker(
     steps = StepActivities(clients)
     gameday = GameDayActivities(clients, client)
     reach = ReachActivities(clients)
+    guard = GuardActivities(clients)
+    notify = NotifyActivities(clients)
+    reports = ReportActivities(clients)
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[*steps.all(), *gameday.all(), *reach.all()],
+        activities=[
+            *steps.all(),
+            *gameday.all(),
+            *reach.all(),
+            *guard.all(),
+            *notify.all(),
+            *reports.all(),
+        ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,

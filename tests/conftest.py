@@ -36,6 +36,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         latency=LatencyModel(time_scale=0.01),
         free_ports=True,
         watch_history=WATCH_HISTORY,
+        worker=False,  # tests bring their own workers, on task queues of their own
     )
     try:
         box.up()

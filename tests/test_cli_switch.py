@@ -42,6 +42,10 @@ def worker_process(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
         env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"worker on" not in (tmp_path / "worker.log").read_bytes():  # it polls
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
     yield
     proc.terminate()
     proc.wait(timeout=20)

@@ -1,8 +1,14 @@
 """Temporal workflow code only: deterministic orchestration, no I/O, no cloud clients."""
 
 from workflows.gameday import GameDayWorkflow
+from workflows.guard import GuardWorkflow
 from workflows.region_switch import RegionSwitchWorkflow
 
-WORKFLOWS = [RegionSwitchWorkflow, GameDayWorkflow]
+WORKFLOWS = [RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow]
 
-__all__ = ["WORKFLOWS", "GameDayWorkflow", "RegionSwitchWorkflow"]
+__all__ = [
+    "WORKFLOWS",
+    "GameDayWorkflow",
+    "GuardWorkflow",
+    "RegionSwitchWorkflow",
+]

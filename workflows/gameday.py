@@ -19,6 +19,9 @@ probe are the activities of `activities.gameday`; both switches are child Region
 Whatever happens (a stop condition, a rejection, a failure, cancellation of this workflow), the
 fault is removed, verified, and a switch that succeeded is failed back; a running switch is told to
 stop (signal `stop`) and rolls itself back. Cancellation is shielded: it means "stop and clean up".
+
+When it ends it sends its result (`gameday_result`, patched "notify"), in the background; it waits
+for that delivery at most the notification activity's deadline.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.notify import Notifier, run_ref
+from workflows.report import write_report
 from workflows.retry import step_options
 from workflows.shield import run_shielded
 
@@ -55,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         preapprove,
     )
     from orchestrator.gameday.slo import StopWatch, recovered_at, slo_miss
+    from orchestrator.notifications import Notice, Severity
     from orchestrator.runs import (
         Abort,
         Decision,
@@ -113,15 +119,56 @@ class GameDayWorkflow:
         self._published: Outcome | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self.switch_stuck = False  # a child switch waits for its operator (ROLLBACK_FAILED)
+        self._notifier = Notifier(False, inp.notify, self.p.notifications)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
     async def run(self, inp: GameDayInput) -> GameDayProgress:
         """Run the game day; returns its progress, with both switches' results."""
+        # Histories recorded before notifications replay without them.
+        self._notifier.enabled = workflow.patched("notify")
         await run_shielded(
             self._main(), lambda: self._stop(Outcome.CANCELLED, "the game day was cancelled")
         )
+        self._notify_result()
+        await self._notifier.drain()
+        if workflow.patched("report"):  # (game days recorded before this wrote none themselves)
+            self.p.report_files = await write_report("report.gameday", self.p)
         return self.p
+
+    def _notify_result(self) -> None:
+        """`gameday_result`: the outcome, MTTD and what each switch did."""
+        if not self._notifier.enabled:
+            return
+        p = self.p
+        severity: Severity = "warning"  # stopped, cancelled, failed: someone should look
+        if p.outcome == Outcome.SUCCEEDED:
+            severity = "info"
+        elif p.outcome == Outcome.CLEANUP_FAILED:  # the fault is still in place
+            severity = "critical"
+        parts = [f"MTTD {p.mttd_s:.1f}s" if p.mttd_s is not None else "not detected"]
+        for kind in ("switch", "recovery", "failback"):
+            child = getattr(p, kind)
+            if child is not None and child.progress is not None:
+                parts.append(f"{kind} {child.progress.state.value}")
+        if p.reason:
+            parts.append(p.reason)
+        wid, rid, dedup = run_ref()
+        self._notifier.send(
+            Notice(
+                event="gameday_result",
+                runbook=p.runbook,
+                summary=f"{p.runbook}: game day {p.name} {p.from_region} -> {p.to_region}: "
+                f"{p.outcome.value}",
+                detail="; ".join(parts),
+                severity=severity,
+                dedup_key=dedup,
+                resolve=p.outcome == Outcome.SUCCEEDED,
+                workflow_id=wid,
+                run_id=rid,
+                commands=[f"failover gameday report {wid}"],
+            )
+        )
 
     async def _main(self) -> None:
         try:

@@ -11,6 +11,11 @@ undone (`step.undo` with its snapshot) in reverse completion order; a step's und
 undos of the steps that depended on it, others run in parallel. Rollback is shielded from workflow
 cancellation. An undo that keeps failing stops the run in ROLLBACK_FAILED until the operator
 retries it, skips it (with a reason) or ends the run: never reported as success.
+
+Notifications (`workflows.notify`, patched "notify"): switch started, a gate open (with the
+commands to approve or reject), ROLLBACK_FAILED (a page), succeeded (resolves the page), rolled
+back; each sent in the background, never awaited by the switch, recorded in the progress; the
+run waits for the ones in flight only once it has ended (at most the activity's deadline).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
+from workflows.notify import Notifier, run_ref
+from workflows.report import write_report
 from workflows.retry import step_options
 from workflows.shield import run_shielded
 
@@ -33,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator import ui
     from orchestrator.approvals import GateBook, operator_target
+    from orchestrator.notifications import Delivery, Notice, NotifyEvent, Severity
     from orchestrator.runbook.graph import ancestors, undo_plan
     from orchestrator.runs import (
         Abort,
@@ -89,9 +97,13 @@ class RegionSwitchWorkflow:
         self.awaiting: dict[str, str] = {}  # step id -> "paused" | "undo": waiting for operator
         self.decisions: dict[str, OperatorAction] = {}
         self._published_state: RunState | None = None
+        self._details_stale = False
         self._quiet_waits = True
         self._abort_seen = False
         self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
+        self.notifications: list[Delivery] = []
+        self.report_files: list[str] = []
+        self._notifier = Notifier(False, inp.notify, self.notifications)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -105,8 +117,24 @@ class RegionSwitchWorkflow:
         # query and the UI's current details show those states; histories recorded before this
         # change replay with the upserts they made.
         self._quiet_waits = workflow.patched("quiet-waits")
+        # Notifications are activities: histories recorded before them replay without. A dry
+        # run changes nothing and tells no one; a game day's switches page only when stuck
+        # (the game day reports its own result).
+        self._notifier.enabled = workflow.patched("notify") and inp.mode != "dry-run"
         self._publish()
+        if inp.mode != "gameday":
+            self._notice(
+                "switch_started",
+                f"{inp.runbook}: {self._what()} {inp.from_region} -> {inp.to_region} started "
+                f"by {inp.requester}",
+            )
+        details = asyncio.create_task(self._render_details())
         await run_shielded(self._main(), self._cancelled)
+        details.cancel()
+        self._render()
+        await self._notifier.drain()  # the run has ended: only its last notices are awaited
+        if workflow.patched("report"):  # (runs recorded before this wrote no report themselves)
+            self.report_files = await write_report("report.switch", self.progress())
         return self.progress()
 
     def _cancelled(self) -> None:
@@ -131,6 +159,7 @@ class RegionSwitchWorkflow:
             self.final = RunState.ROLLBACK_FAILED if ended else RunState.ROLLED_BACK
         self.ended_at = workflow.now()
         self._publish()
+        self._notify_end()
 
     async def _unreachable(self) -> str | None:
         """A planned run's preflight: does its source region answer? (A run recorded before
@@ -339,6 +368,13 @@ class RegionSwitchWorkflow:
                 else "RPO at risk: unknown (no replication lag was measured)"
             )
             self.gates.note(step.id, rec.detail)
+        if self._notifier.enabled:
+            # The notice first, and the gate opens in a later workflow task: no command is ever
+            # issued in the activation that opens a gate. (An approval the server delivers with
+            # the event that opens it is replayed before that event's commands: with none, the
+            # history replays whatever the order.)
+            self._notify_gate(step, rec)
+            await workflow.sleep(SETTLE)
         self.gates.opened(step.id)
         self._publish()
         try:
@@ -479,16 +515,23 @@ class RegionSwitchWorkflow:
 
     async def _operator(self, sid: str, why: str) -> OperatorAction | None:
         """Wait for the operator's decision on a step (None: the run was aborted meanwhile)."""
+        parent = workflow.info().parent
+        if why == "undo" and self._notifier.enabled:
+            # As for gates: the page, the search attribute and the game day's signal first; the
+            # operator's decision is accepted from a later workflow task, where no command is
+            # issued.
+            self._notify_stuck(sid)
+            workflow.upsert_search_attributes([sa.STATE.value_set(RunState.ROLLBACK_FAILED.value)])
+            self._published_state = RunState.ROLLBACK_FAILED
+            if parent is not None and workflow.patched("notify-parent"):
+                await self._tell_parent(parent, sid)
+            await workflow.sleep(SETTLE)
+            parent = None  # told
         self.awaiting[sid] = why
         self.decisions.pop(sid, None)
         self._publish()
-        parent = workflow.info().parent
         if why == "undo" and parent is not None and workflow.patched("notify-parent"):
-            # A game day must not leave its fault in place while the operator is awaited.
-            with contextlib.suppress(ApplicationError):
-                await workflow.get_external_workflow_handle(
-                    parent.workflow_id, run_id=parent.run_id
-                ).signal("switch_needs_operator", sid)
+            await self._tell_parent(parent, sid)
         try:
             await workflow.wait_condition(
                 lambda: (
@@ -498,6 +541,13 @@ class RegionSwitchWorkflow:
         finally:
             del self.awaiting[sid]
         return self.decisions.pop(sid, None)
+
+    async def _tell_parent(self, parent: Any, sid: str) -> None:
+        """A game day must not leave its fault in place while the operator is awaited."""
+        with contextlib.suppress(ApplicationError):
+            await workflow.get_external_workflow_handle(
+                parent.workflow_id, run_id=parent.run_id
+            ).signal("switch_needs_operator", sid)
 
     # -------------------------------------------------------------------------- rollback
     async def _rollback(self) -> bool:
@@ -583,6 +633,88 @@ class RegionSwitchWorkflow:
                 rec.phase = ""
                 return "undone"
 
+    # --------------------------------------------------------------------- notifications
+    def _what(self) -> str:
+        kind = {"planned": "", "unplanned": "unplanned ", "recovery": "recovery "}[self.inp.kind]
+        return f"{kind}{self.inp.mode}"
+
+    def _notice(
+        self,
+        event: NotifyEvent,
+        summary: str,
+        detail: str = "",
+        severity: Severity = "info",
+        resolve: bool = False,
+        commands: list[str] | None = None,
+    ) -> None:
+        """Send a notice in the background (nothing if notifications are off for this run)."""
+        if not self._notifier.enabled:
+            return
+        wid, rid, dedup = run_ref()
+        self._notifier.send(
+            Notice(
+                event=event,
+                runbook=self.inp.runbook,
+                summary=summary,
+                detail=detail,
+                severity=severity,
+                dedup_key=dedup,
+                resolve=resolve,
+                workflow_id=wid,
+                run_id=rid,
+                commands=commands or [],
+            )
+        )
+
+    def _notify_gate(self, step: PlannedStep, rec: StepRecord) -> None:
+        """A gate waits for people: who may approve, and the commands to paste. Sent before the
+        gate opens (see `_gate`), so that no command is issued in the activation that opens it."""
+        assert step.gate is not None
+        wid, _, _ = run_ref()
+        who = ", ".join(step.gate.approvers or self.inp.approvers) or "anyone but the requester"
+        need = f"{step.gate.approvals} approval(s) from {who}; expires in {step.gate.expires}"
+        detail = "; ".join(x for x in (step.gate.message, rec.detail, need) if x)
+        self._notice(
+            "gate_open",
+            f"{self.inp.runbook}: gate {step.id} waits for approval "
+            f"({self._what()} {self.inp.from_region} -> {self.inp.to_region}, "
+            f"requested by {self.inp.requester})",
+            detail,
+            severity="warning",
+            commands=[
+                f"failover approve {wid} --gate {step.id}",
+                f'failover reject {wid} --gate {step.id} --reason "..."',
+            ],
+        )
+
+    def _notify_stuck(self, sid: str) -> None:
+        """An undo keeps failing: ROLLBACK_FAILED waits for a person (a page); sent before the
+        operator's decisions are accepted (see `_operator`)."""
+        wid, _, _ = run_ref()
+        err = self.records[sid].undo_error
+        self._notice(
+            "rollback_failed",
+            f"{self.inp.runbook}: ROLLBACK_FAILED: the undo of {sid} keeps failing "
+            f"({self._what()} {self.inp.from_region} -> {self.inp.to_region})",
+            f"{err.kind}: {err.message}" if err else "",
+            severity="critical",
+            commands=[
+                f'failover resolve {wid} --step {sid} --action retry --reason "..."',
+                f'failover resolve {wid} --step {sid} --action skip --reason "..."',
+                f'failover resolve {wid} --step {sid} --action end --reason "..."',
+            ],
+        )
+
+    def _notify_end(self) -> None:
+        what = f"{self.inp.runbook}: {self._what()} {self.inp.from_region} -> {self.inp.to_region}"
+        took = f"took {(workflow.now() - self.started_at).total_seconds():.1f}s"
+        if self.final == RunState.SUCCEEDED and self.inp.mode != "gameday":
+            self._notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
+        elif self.final == RunState.ROLLED_BACK and self.inp.mode != "gameday":
+            self._notice(
+                "switch_rolled_back", f"{what} rolled back", f"{self.reason}; {took}", "warning"
+            )
+
     # -------------------------------------------------------------------------- progress
     def _state(self) -> RunState:
         if self.final is not None:
@@ -620,6 +752,8 @@ class RegionSwitchWorkflow:
             rpo_seconds=self._rpo(),
             kind=self.inp.kind,
             owed=[] if undone else list(self.inp.owed),
+            notifications=list(self.notifications),
+            report_files=list(self.report_files),
         )
 
     def _rpo(self) -> float | None:
@@ -638,10 +772,25 @@ class RegionSwitchWorkflow:
         if state != self._published_state:
             workflow.upsert_search_attributes([sa.STATE.value_set(state.value)])
             self._published_state = state
+        self._details_stale = True  # rendered by _render_details, once the event loop is idle
+
+    def _render(self) -> None:
+        self._details_stale = False
         workflow.set_current_details(ui.switch_details(self.progress(), self.gates, self.awaiting))
+
+    async def _render_details(self) -> None:
+        """The UI's current details (the whole step table, O(steps) to render) are rendered once
+        per pass of the workflow's event loop, when every step task has run, not after each
+        event: a run's work per event stays O(1) however many steps it has. (Details are not a
+        command: histories are unchanged.)"""
+        while True:
+            await workflow.wait_condition(lambda: self._details_stale)
+            self._render()
 
 
 _PERSON_STATES = (RunState.WAITING_APPROVAL, RunState.PAUSED)
+#: Between a gate's notice (or a stuck undo's page) and the gate opening to decisions.
+SETTLE = timedelta(milliseconds=100)
 
 
 def _ok(check: Any, arg: Any) -> Any:

@@ -19,7 +19,6 @@ from rich.live import Live
 from rich.markup import escape
 from temporalio.client import Client
 
-from orchestrator import report_store
 from orchestrator.cli import schedules as schedules_cli
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.hosted import hosted_worker
@@ -52,8 +51,8 @@ from orchestrator.cli.schedules import (
     schedule_handle,
     valid_name,
 )
-from orchestrator.cli.temporal import call, ui_link
-from orchestrator.cli.views import gameday_table, seconds
+from orchestrator.cli.temporal import answered, ask, call, need_worker, recent_pollers, ui_link
+from orchestrator.cli.views import gameday_changes, gameday_table, seconds
 from orchestrator.gameday import client as gameday
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday import schedules
@@ -74,6 +73,7 @@ OUTCOME_CODES = {
     Outcome.FAILED: ExitCode.ROLLED_BACK,
     Outcome.CLEANUP_FAILED: ExitCode.ROLLBACK_FAILED,
 }
+GAME_DAY = "game day"  # what the one-line errors call a game day run
 RefArg = Annotated[
     str, typer.Argument(help="A game day's workflow id, or its name (the latest one).")
 ]
@@ -133,16 +133,25 @@ def run(
 
 
 async def _follow(h: gameday.Handle, quiet: bool) -> GameDayProgress:
+    """Refresh the game day's row until it ends (on a terminal; piped: a plain line per change).
+    At once one line, exit 5, when no worker polls its task queue."""
     live = Live(console=err_console, refresh_per_second=4, transient=False)
-    if not quiet:
-        live.start()
+    redraw = not quiet and err_console.is_terminal
+    seen: dict[str, str] = {}
     try:
+        queue = await need_worker(h, GAME_DAY)
+        if redraw:
+            live.start()
         while True:
-            p = await gameday.progress(h)
-            if not quiet:
-                live.update(gameday_table(p))
-            if p.ended_at is not None:
-                return p
+            p = await answered(h, gameday.progress(h), queue, GAME_DAY)
+            if redraw:
+                live.update(gameday_table(p, err_console.width))
+            elif not quiet:
+                for line in gameday_changes(seen, p):
+                    info(line)
+            if p.ended_at is not None:  # the result, once its report is written
+                done: GameDayProgress = await h.result()
+                return done
             await asyncio.sleep(0.5)
     except (KeyboardInterrupt, asyncio.CancelledError):
         live.stop()
@@ -154,12 +163,12 @@ async def _follow(h: gameday.Handle, quiet: bool) -> GameDayProgress:
 
 def _finish(p: GameDayProgress, wid: str, rid: str | None, output: OutputFormat) -> NoReturn:
     r = gd_report.build(p, wid, rid)
-    written = report_store.write(r, gd_report.markdown(r), gd_report.html_page(r))
     if output == OutputFormat.json:
         print_json(r)
     else:
         _summary(r)
-        info("report: " + ", ".join(str(x) for x in written))
+        # written by the worker when the game day ended (to the configured store)
+        info("report: " + (", ".join(p.report_files) or "not written (see the worker's log)"))
     raise typer.Exit(int(OUTCOME_CODES.get(p.outcome, ExitCode.FAILED)))
 
 
@@ -199,13 +208,13 @@ def status(
     cfg = load_config(config)
 
     async def body(client: Client) -> GameDayProgress:
-        return await gameday.progress(await _handle(client, ref))
+        return await ask(await _handle(client, ref), gameday.progress, GAME_DAY)
 
     p = call(cfg, body)
     if output == OutputFormat.json:
         print_json(p)
     else:
-        console.print(gameday_table(p))
+        console.print(gameday_table(p, console.width))
 
 
 @app.command("report")
@@ -221,7 +230,7 @@ def report_cmd(
     async def body(client: Client) -> gd_report.GameDayReport:
         h = await _handle(client, ref)
         desc = await h.describe()
-        return gd_report.build(await gameday.progress(h), desc.id, desc.run_id)
+        return gd_report.build(await ask(h, gameday.progress, GAME_DAY), desc.id, desc.run_id)
 
     r = call(cfg, body)
     emit(render(r, fmt.value, gd_report.markdown, gd_report.html_page), out)
@@ -262,8 +271,15 @@ def cancel(
 
     async def body(client: Client) -> str:
         h = await _handle(client, ref)
-        await gameday.cancel(h, who, reason)
-        return f"cancelling {h.id}: the fault will be removed and the switch undone"
+        await gameday.cancel(h, who, reason)  # a signal: the server keeps it for the worker
+        said = f"cancelling {h.id}: the fault will be removed and the switch undone"
+        queue = (await h.describe()).task_queue
+        if not await recent_pollers(client, queue):
+            said += (
+                f" once a worker polls its task queue {queue!r} (none does now: start one, "
+                "'failover worker', or 'failover sandbox up': the sandbox runs its own)"
+            )
+        return said
 
     info(call(cfg, body))
 
@@ -273,7 +289,8 @@ def _decide(ref: str, approving: bool, comment: str, as_: str | None, config: Pa
     decision = Decision(approver=identity(as_), comment=comment)
 
     async def body(client: Client) -> str:
-        return await gameday.decide(await _handle(client, ref), approving, decision)
+        return await ask(await _handle(client, ref),
+                         lambda h: gameday.decide(h, approving, decision), GAME_DAY)  # fmt: skip
 
     info(call(cfg, body))
 

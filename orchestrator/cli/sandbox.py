@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import OutputFormat, OutputOption
 from orchestrator.cli.output import fail, info, print_json, print_table
+from orchestrator.cli.views import notify_note
 from orchestrator.runbook.durations import parse_duration
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
@@ -76,6 +78,14 @@ def up(
         float, typer.Option(help="Multiplier of real-world durations (1.0 = real time).")
     ] = LatencyModel().time_scale,
     free_ports: Annotated[bool, typer.Option(help="Use free ports, not the defaults.")] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a worker on the default task queue as a component (schedules, game days "
+            "and guards fire with nothing else started); --no-worker if you bring your own.",
+        ),
+    ] = True,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the sandbox (harmless if already up) and seed the shop topology."""
@@ -83,7 +93,8 @@ def up(
     if time_scale < 0:
         fail("--time-scale must be >= 0")
     try:
-        sandbox = Sandbox(home, names, LatencyModel(time_scale=time_scale), free_ports=free_ports)
+        sandbox = Sandbox(home, names, LatencyModel(time_scale=time_scale), free_ports=free_ports,
+                          worker=worker)  # fmt: skip
         env = sandbox.up(progress=info)
     except SandboxError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
@@ -158,6 +169,39 @@ def calls(
         f"{len(served)} mutating call(s)",
         ["seq", "source", "region", "operation", "status", "fault"],
         [[c.seq, c.source, c.region, c.operation, c.status, c.fault or ""] for c in served],
+    )
+
+
+@app.command()
+def notifications(
+    home: HomeOption = DEFAULT_HOME,
+    since: Annotated[
+        float | None, typer.Option(help="Only what arrived after this Unix time.")
+    ] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """What arrived at the sandbox's notification sink (Slack, PagerDuty, webhook, SNS)."""
+    with _answering():
+        arrived = _control(home).notifications(since)
+    if output == OutputFormat.json:
+        print_json(arrived)
+        return
+    print_table(
+        f"{len(arrived)} notification(s)",
+        ["#", "time", "kind", "channel", "event", "summary", "answered", "note"],
+        [
+            [
+                n["id"],
+                time.strftime("%H:%M:%S", time.localtime(n["at"])),
+                n["kind"],
+                n["channel"],
+                n.get("event") or n.get("action") or "",
+                n.get("summary", ""),
+                n.get("status", ""),
+                notify_note(n),
+            ]
+            for n in arrived
+        ],
     )
 
 

@@ -28,7 +28,7 @@ from orchestrator.cli.options import (
     parse_params,
 )
 from orchestrator.cli.output import console, fail, info, print_json, print_table, problems
-from orchestrator.cli.temporal import call
+from orchestrator.cli.temporal import call, recent_pollers
 from orchestrator.gameday import schedules
 from orchestrator.gameday.models import GameDayInput
 from orchestrator.gameday.resolve import resolve_gameday
@@ -238,6 +238,17 @@ def schedule_describe(
     console.print(table)
 
 
+async def _unpolled(client: Client, desc: Any) -> str:
+    """What to add when no worker polls the task queue the schedule starts game days on."""
+    queue = getattr(desc.schedule.action, "task_queue", None)
+    if not queue or await recent_pollers(client, queue):
+        return ""
+    return (
+        f"; no worker polls its task queue {queue!r}: it waits for one (start one: 'failover "
+        "worker', or 'failover sandbox up': the sandbox runs its own)"
+    )
+
+
 def _simple(name: str, config: Path | None, action: str, note: str = "") -> None:
     cfg = load_config(config)
 
@@ -259,7 +270,7 @@ def _simple(name: str, config: Path | None, action: str, note: str = "") -> None
             desc = await h.describe()
             if desc.info.num_actions > before and desc.info.recent_actions:
                 wid = getattr(desc.info.recent_actions[-1].action, "workflow_id", "")
-                return f"triggered {h.id}: started {wid}"
+                return f"triggered {h.id}: started {wid}" + await _unpolled(client, desc)
             if desc.info.num_actions_skipped_overlap:
                 break
             await asyncio.sleep(0.25)

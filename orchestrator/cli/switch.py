@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.clients import Clients
 from orchestrator import config as configuration
@@ -60,8 +58,8 @@ from orchestrator.cli.output import (
     problems,
     render,
 )
-from orchestrator.cli.temporal import call, ui_link
-from orchestrator.cli.views import progress_table, seconds
+from orchestrator.cli.temporal import answered, ask, call, need_worker, recent_pollers, ui_link
+from orchestrator.cli.views import changes, progress_table, seconds
 from orchestrator.client import UnreachableError, connect
 from orchestrator.logs import configure
 from orchestrator.plan import make_plan, observe_state
@@ -79,6 +77,8 @@ from orchestrator.runs import (
     SwitchInput,
     switch_workflow_id,
 )
+
+T = TypeVar("T")
 
 FINAL_CODES = {
     RunState.SUCCEEDED: ExitCode.OK,
@@ -271,18 +271,6 @@ def _past_durations(cfg: configuration.Config, runbook: str) -> tuple[int, float
 
 
 # ----------------------------------------------------------------------------------- start
-async def _recent_pollers(client: Client, queue: str) -> int:
-    """Workers seen polling the queue lately (the server remembers dead ones for a while)."""
-    resp = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return len(resp.pollers)
-
-
 def _start(
     mode: Mode,
     runbook: Path,
@@ -316,7 +304,7 @@ def _start(
             desc = await h.describe()
             link = ui_link(cfg, h.id, desc.run_id)
             if detach:
-                if not await _recent_pollers(client, cfg.temporal.task_queue):
+                if not await recent_pollers(client, cfg.temporal.task_queue):
                     info(
                         f"no worker polls '{cfg.temporal.task_queue}' now: the run starts when "
                         "one does (failover worker, or failover watch on the sandbox)"
@@ -333,35 +321,43 @@ def _start(
     if result is not None:
         progress, wid, rid = result
         built = report.build(progress, wid, rid)
-        written = report_store.write(built, report.markdown(built), report.html_page(built))
         if output != OutputFormat.json:
             info(
                 f"RTO: traffic on {built.to_region} after {seconds(built.rto_traffic_s)}, "
                 f"run {seconds(built.rto_total_s)}; RPO: {seconds(built.rpo_s)}"
             )
-            info("report: " + ", ".join(str(p) for p in written))
+            # written by the worker when the run ended (to the configured store)
+            info("report: " + (", ".join(progress.report_files) or "not written (see the "
+                               "worker's log)"))  # fmt: skip
         _finish(progress, output)
 
 
 async def _follow(h: switch.Handle, auto_approve: str | None, quiet: bool = False) -> RunProgress:
-    """Refresh the live table until the run ends; approve gates as `auto_approve` if given."""
+    """Refresh the live table until the run ends (on a terminal; piped: a plain line per change);
+    approve gates as `auto_approve` if given. At once one line, exit 5, when no worker polls."""
     approved: set[str] = set()
     live = Live(console=err_console, refresh_per_second=4, transient=False)
-    if not quiet:
-        live.start()
+    redraw = not quiet and err_console.is_terminal  # piped: a plain line per change instead
+    seen: dict[str, str] = {}
     try:
+        queue = await need_worker(h)
+        if redraw:
+            live.start()
         while True:
-            p = await switch.progress(h)
-            if not quiet:
-                live.update(progress_table(p))
-            if p.state.final:
-                return p
+            p = await answered(h, switch.progress(h), queue)
+            if redraw:
+                live.update(progress_table(p, err_console.width))
+            elif not quiet:
+                for line in changes(seen, p):
+                    info(line)
+            if p.state.final:  # the result, once its report is written and notices sent
+                done: RunProgress = await h.result()
+                return done
             for gate in p.open_gates:
                 if auto_approve and gate not in approved:
                     approved.add(gate)
-                    msg = await switch.approve(
-                        h, Decision(approver=auto_approve, gate=gate, comment="--auto-approve")
-                    )
+                    vote = Decision(approver=auto_approve, gate=gate, comment="--auto-approve")
+                    msg = await answered(h, switch.approve(h, vote), queue)
                     info(f"{auto_approve}: {msg}")
             await asyncio.sleep(0.5)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -447,16 +443,24 @@ def recover(
 
 
 # --------------------------------------------------------------------------------- inspect
+def _asked(
+    cfg: configuration.Config, ref: str, request: Callable[[switch.Handle], Awaitable[T]]
+) -> T:
+    """request(handle) on the run `ref` through `ask`: at once one line and exit 5 when no
+    worker polls its task queue; an ended run is read from its result."""
+    return call(cfg, lambda c: ask(switch.handle(c, run_id(ref)), request))
+
+
 def status(
     ref: IdArg, config: ConfigOption = None, output: OutputOption = OutputFormat.table
 ) -> None:
     """The step table of a run (running or ended)."""
     cfg = load_config(config)
-    p = call(cfg, lambda c: switch.progress(switch.handle(c, run_id(ref))))
+    p = _asked(cfg, ref, switch.progress)
     if output == OutputFormat.json:
         print_json(p)
     else:
-        console.print(progress_table(p))
+        console.print(progress_table(p, console.width))
 
 
 def watch(
@@ -468,10 +472,22 @@ def watch(
 
     async def body(client: Client) -> RunProgress:
         async with hosted_worker(client, cfg):
-            h = switch.handle(client, run_id(ref))
-            return await _follow(h, None, output == OutputFormat.json)
+            return await _follow(switch.handle(client, run_id(ref)), None,
+                                 output == OutputFormat.json)  # fmt: skip
 
     _finish(call(cfg, body), output)
+
+
+def _stored_report(cfg: configuration.Config, wid: str) -> report.Report | None:
+    """The newest report of a workflow id in the configured store."""
+    store = cfg.reports
+    if store.s3_bucket:
+        s3 = Clients(cfg).aws("s3", store.s3_region or "us-east-1")
+        data = report_store.read_json(wid, s3=s3, bucket=store.s3_bucket, prefix=store.s3_prefix)
+    else:
+        folder = Path(store.directory) if store.directory else None
+        data = report_store.read_json(wid, directory=folder)
+    return report.Report.model_validate(data) if data is not None else None
 
 
 def report_cmd(
@@ -486,8 +502,17 @@ def report_cmd(
 
     async def body(client: Client) -> report.Report:
         h = switch.handle(client, run_id(ref))
-        desc = await h.describe()
-        return report.build(await switch.progress(h), h.id, desc.run_id)
+        try:
+            desc = await h.describe()
+        except RPCError as exc:  # gone from Temporal (retention): the report store has it
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            stored = _stored_report(cfg, h.id)
+            if stored is None:
+                fail(f"no run {h.id} in Temporal, and no report of it in "
+                     f"{cfg.reports.where()}")  # fmt: skip
+            return stored
+        return report.build(await ask(h, switch.progress), h.id, desc.run_id)
 
     r = call(cfg, body)
     emit(render(r, fmt.value, report.markdown, report.html_page), out)
@@ -520,7 +545,11 @@ def list_runs(
             current = attrs.get(sa.STATE)
             if live:
                 h: switch.Handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
-                current = (await switch.progress(h)).state.value
+                try:
+                    current = (await ask(h, switch.progress)).state.value
+                except switch.NoWorkerError as exc:  # its state is unknown: say so, go on
+                    info(f"left out: {exc}")
+                    continue
                 if current != state:
                     continue
             rows.append(
@@ -565,7 +594,7 @@ def approve(
     """Approve an open gate (never your own switch: two-person rule)."""
     decision = Decision(approver=identity(as_), gate=gate, comment=comment)
     cfg = load_config(config)
-    info(call(cfg, lambda c: switch.approve(switch.handle(c, run_id(ref)), decision)))
+    info(_asked(cfg, ref, lambda h: switch.approve(h, decision)))
 
 
 def reject(
@@ -578,7 +607,7 @@ def reject(
     """Reject an open gate: the switch rolls back."""
     decision = Decision(approver=identity(as_), gate=gate, comment=reason)
     cfg = load_config(config)
-    info(call(cfg, lambda c: switch.reject(switch.handle(c, run_id(ref)), decision)))
+    info(_asked(cfg, ref, lambda h: switch.reject(h, decision)))
 
 
 def abort(
@@ -590,7 +619,7 @@ def abort(
     """Stop the switch and undo every step it applied."""
     req = Abort(by=identity(as_), reason=reason)
     cfg = load_config(config)
-    info(call(cfg, lambda c: switch.abort(switch.handle(c, run_id(ref)), req)))
+    info(_asked(cfg, ref, lambda h: switch.abort(h, req)))
 
 
 def resolve_cmd(
@@ -604,7 +633,7 @@ def resolve_cmd(
     """Decide for a paused step or a failed undo (ROLLBACK_FAILED)."""
     req = OperatorAction(action=action.value, by=identity(as_), reason=reason, step=step)
     cfg = load_config(config)
-    info(call(cfg, lambda c: switch.operator(switch.handle(c, run_id(ref)), req)))
+    info(_asked(cfg, ref, lambda h: switch.operator(h, req)))
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,8 @@ def trends(
 
     async def body(client: Client) -> trends_mod.Trends:
         points, objectives = await trends_mod.from_temporal(client, runbook, start)
-        stored = reports or report_store.default_directory()
+        configured = Path(cfg.reports.directory) if cfg.reports.directory else None
+        stored = reports or configured or report_store.default_directory()
         points += trends_mod.from_reports(stored, runbook, start)
         return trends_mod.build(runbook, points, start, objectives, threshold)
 

@@ -35,8 +35,29 @@ def seconds(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}s"
 
 
-def progress_table(p: RunProgress) -> Group:
-    """The step table and, when a gate or the operator is awaited, what to do."""
+WIDE = 120  # from this many columns: each step's type and attempts, a game day's DNS weights
+TYPED = 100  # from this many columns: each step's type, cut to TYPE_WIDTH
+TYPE_WIDTH = 16
+
+
+def _took(s: Any, now: datetime) -> str:
+    if s.started_at is None:
+        return ""
+    end = s.undo_ended_at or s.ended_at or (now if s.state != StepState.PENDING else None)
+    return f"{(end - s.started_at).total_seconds():.1f}s" if end else ""
+
+
+def _detail(s: Any) -> str:
+    err = s.undo_error or s.error
+    return f"{err.kind}: {err.message}" if err else (s.undo_note or s.detail or s.phase)
+
+
+def progress_table(p: RunProgress, width: int | None = None) -> Group:
+    """The step table and, when a gate or the operator is awaited, what to do.
+
+    One line per step whatever the width (None: as wide as it takes): cells never wrap, the
+    detail is cut to what fits (with an ellipsis). Under `WIDE` columns the attempts are left
+    out and the type is cut to `TYPE_WIDTH`; under `TYPED` columns the type is left out too."""
     now = datetime.now(UTC)
     elapsed = ((p.ended_at or now) - p.started_at).total_seconds()
     kind = "" if p.kind == "planned" else f"{p.kind} "
@@ -44,18 +65,30 @@ def progress_table(p: RunProgress) -> Group:
         f"{kind}{p.mode} {p.runbook}: {p.from_region} -> {p.to_region}  ·  {p.state.value}  ·  "
         f"{elapsed:.1f}s"
     )
-    table = Table(title=title, header_style="bold", title_justify="left")
-    for col in ("step", "type", "state", "attempts", "elapsed", "detail"):
-        table.add_column(col, overflow="fold")
+    wide = width is None or width >= WIDE
+    typed = wide or (width is not None and width >= TYPED)
+    table = Table(title=title, header_style="bold", title_justify="left", width=width,
+                  pad_edge=False, collapse_padding=True)  # fmt: skip
+    cols = ["step", "type", "state", "attempts", "took", "detail"]
+    if not wide:
+        cols.remove("attempts")
+    if not typed:
+        cols.remove("type")
+    for col in cols:
+        last = col == "detail"  # takes what is left
+        table.add_column(col, no_wrap=True, overflow="ellipsis", ratio=1 if last else None,
+                         min_width=8 if last else None,
+                         max_width=TYPE_WIDTH if col == "type" and not wide else None)  # fmt: skip
     for s in p.steps:
-        took = ""
-        if s.started_at is not None:
-            end = s.undo_ended_at or s.ended_at or (now if s.state != StepState.PENDING else None)
-            took = f"{(end - s.started_at).total_seconds():.1f}s" if end else ""
-        err = s.undo_error or s.error
-        detail = f"{err.kind}: {err.message}" if err else (s.undo_note or s.detail or s.phase)
-        style = STATE_STYLE.get(s.state, "")
-        table.add_row(s.id, s.type, Text(s.state.value, style=style), str(s.attempts), took, detail)
+        cells: dict[str, str | Text] = {
+            "step": s.id,
+            "type": s.type,
+            "state": Text(s.state.value, style=STATE_STYLE.get(s.state, "")),
+            "attempts": str(s.attempts),
+            "took": _took(s, now),
+            "detail": _detail(s),
+        }
+        table.add_row(*(cells[c] for c in cols))
     parts: list[Any] = [table]
     if p.reason:
         parts.append(Text(f"rolling back because: {p.reason}", style="red"))
@@ -76,6 +109,17 @@ def progress_table(p: RunProgress) -> Group:
                 style="yellow",
             )
         )
+    failed = [d for d in p.notifications if not d.ok]
+    if p.notifications:
+        sent = len(p.notifications) - len(failed)
+        note = "; ".join(f"{d.channel} {d.event}: {d.detail}" for d in failed[-3:])
+        parts.append(
+            Text(
+                f"notifications: {sent} delivered, {len(failed)} failed"
+                + (f" ({note})" if note else ""),
+                style="yellow" if failed else "dim",
+            )
+        )
     if p.state in (RunState.PAUSED, RunState.ROLLBACK_FAILED):
         parts.append(
             Text(
@@ -87,36 +131,96 @@ def progress_table(p: RunProgress) -> Group:
     return Group(*parts)
 
 
-def gameday_table(p: GameDayProgress) -> Table:
-    """One row: phase, fault, MTTD, both switches, what users saw last, outcome."""
-    t = Table(title=f"game day {p.name}: {p.runbook} {p.from_region} -> {p.to_region} and back")
-    cols = ["phase", "fault", "MTTD", "switch", "failback", "users (last window)", "outcome"]
-    if p.recovery is not None or p.phase.value == "RECOVERING":
-        cols.insert(4, "recovery")
-    for col in cols:
-        t.add_column(col)
+def _child(c: ChildRun | None) -> str:
+    if c is None:
+        return "-"
+    return c.progress.state.value if c.progress else "running"
+
+
+def _users(p: GameDayProgress, wide: bool) -> str:
+    """What users saw in the last probe window (with the DNS weights they followed, if wide)."""
     last = p.samples[-1] if p.samples else None
-    users = (
-        f"{1 - last.service.error_rate:.0%} ok, p95 {last.service.p95_ms} ms {last.weights}"
-        if last
-        else "-"
-    )
+    if last is None:
+        return "-"
+    p95 = "-" if last.service.p95_ms is None else f"{last.service.p95_ms:g} ms"
+    seen = f"{1 - last.service.error_rate:.0%} ok, p95 {p95}"
+    return f"{seen} {last.weights}" if wide and last.weights else seen
 
-    def child(c: ChildRun | None) -> str:
-        if c is None:
-            return "-"
-        return c.progress.state.value if c.progress else "running"
 
-    row = [
-        p.phase.value,
-        p.fault.state,
-        "-" if p.mttd_s is None else f"{p.mttd_s:.1f}s",
-        child(p.switch),
-        child(p.failback),
-        users,
-        p.outcome.value,
+def gameday_table(p: GameDayProgress, width: int | None = None) -> Table:
+    """Phase, fault, MTTD, both switches, what users saw last, outcome: one row from `WIDE`
+    columns (None: as wide as it takes), else one line per field (a row would not fit), what
+    users saw without the DNS weights. Cells never wrap: what does not fit is cut (with an
+    ellipsis)."""
+    wide = width is None or width >= WIDE
+    title = f"game day {p.name}: {p.runbook} {p.from_region} -> {p.to_region} and back"
+    fields = [
+        ("phase", p.phase.value),
+        ("fault", p.fault.state),
+        ("MTTD", seconds(p.mttd_s)),
+        ("switch", _child(p.switch)),
+        ("failback", _child(p.failback)),
+        ("users (last window)", _users(p, wide)),
+        ("outcome", p.outcome.value),
     ]
-    if "recovery" in cols:
-        row.insert(4, child(p.recovery))
-    t.add_row(*row)
+    if p.recovery is not None or p.phase.value == "RECOVERING":
+        fields.insert(4, ("recovery", _child(p.recovery)))
+    t = Table(title=title, title_justify="left", header_style="bold", width=width,
+              pad_edge=False, collapse_padding=True, show_header=wide)  # fmt: skip
+    if wide:
+        for name, _ in fields:
+            t.add_column(name, no_wrap=True, overflow="ellipsis")
+        t.add_row(*(value for _, value in fields))
+        return t
+    t.add_column("field", no_wrap=True, style="bold")
+    t.add_column("value", no_wrap=True, overflow="ellipsis", ratio=1)
+    for name, value in fields:
+        t.add_row(name, value)
     return t
+
+
+def gameday_changes(seen: dict[str, str], p: GameDayProgress) -> list[str]:
+    """A plain line when the game day's phase, fault, a switch or its outcome changed since
+    `seen` (updated in place); for output that is not a terminal (no table redrawn)."""
+    children = [("switch", p.switch), ("recovery", p.recovery), ("failback", p.failback)]
+    parts = [p.phase.value, f"fault {p.fault.state}"]
+    parts += [f"{label} {_child(c)}" for label, c in children if c is not None]
+    parts.append(p.outcome.value)
+    key = " · ".join(parts)
+    if seen.get("") == key:
+        return []
+    seen[""] = key
+    mttd = f" · MTTD {seconds(p.mttd_s)}" if p.mttd_s is not None else ""
+    return [f"game day {p.name}: {key}{mttd}"]
+
+
+def notify_note(n: dict[str, Any]) -> str:
+    """What to notice about one notification the sandbox's sink received."""
+    if n.get("fault"):
+        return f"sandbox fault: {n['fault']}"
+    parts = []
+    if n.get("signature"):
+        parts.append(f"signature {n['signature']}")
+    if n.get("action"):
+        parts.append(f"{n['action']} {n.get('dedup_key') or ''}".strip())
+    if not n.get("valid", True):
+        parts.append(f"INVALID: {n.get('error', '')}")
+    return "; ".join(parts)
+
+
+def changes(seen: dict[str, str], p: RunProgress) -> list[str]:
+    """Plain lines for what changed since `seen` (updated in place): the run's state and each
+    step's state or phase; for output that is not a terminal (no table redrawn)."""
+    out = []
+    if seen.get("") != p.state.value:
+        seen[""] = p.state.value
+        out.append(f"{p.runbook}: {p.from_region} -> {p.to_region}: {p.state.value}")
+    for s in p.steps:
+        key = f"{s.state.value} {s.phase}".strip()
+        if seen.get(s.id) != key and s.state != StepState.PENDING:
+            seen[s.id] = key
+            detail = _detail(s)
+            took = _took(s, datetime.now(UTC))
+            out.append(f"{s.id}: {s.state.value}" + (f" {took}" if took else "")
+                       + (f" ({detail})" if detail else ""))  # fmt: skip
+    return out

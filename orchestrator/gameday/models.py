@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.notifications import Delivery, NotifyRoute
 from orchestrator.runs import GateSpec, PlannedStep, RunProgress, SwitchInput
 
 
@@ -82,6 +83,8 @@ class GameDayInput(_Model):
     objectives: GameDayObjectives = Field(default_factory=GameDayObjectives)
     regions: list[str] = Field(default_factory=list)
     heartbeat_timeout: timedelta = timedelta(seconds=30)
+    #: The runbook's notification routes (the game day's result is sent there).
+    notify: list[NotifyRoute] = Field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- activities
@@ -216,6 +219,10 @@ class GameDayProgress(_Model):
     slo: SloTarget
     stop_conditions: list[StopRule] = Field(default_factory=list)
     objectives: GameDayObjectives = Field(default_factory=GameDayObjectives)
+    #: What the game day itself sent (its result); its switches' are in their progress.
+    notifications: list[Delivery] = Field(default_factory=list)
+    #: Where the worker wrote the game day's report when it ended.
+    report_files: list[str] = Field(default_factory=list)
 
 
 def preapprove(inp: SwitchInput, by: str) -> SwitchInput:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from orchestrator import report
 from orchestrator.gameday.models import ChildRun, GameDayProgress, ProbeSample, StopTrip
 from orchestrator.gameday.slo import slo_miss
+from orchestrator.notifications import Delivery
 
 
 class Direction(BaseModel):
@@ -81,6 +82,10 @@ class GameDayReport(BaseModel):
     objectives: dict[str, report.Objective]
     preflight: list[str]
     timeline: list[Point]
+    notifications: list[Delivery] = Field(
+        default_factory=list,
+        description="What the game day and its switches sent (channel, event, ok or why not).",
+    )
 
 
 def _direction(child: ChildRun | None, recovered: float | None) -> Direction | None:
@@ -174,7 +179,18 @@ def build(p: GameDayProgress, workflow_id: str, run_id: str | None = None) -> Ga
         objectives=objectives,
         preflight=p.preflight,
         timeline=timeline,
+        notifications=[*_child_notifications(p), *p.notifications],
     )
+
+
+def _child_notifications(p: GameDayProgress) -> list[Delivery]:
+    """What the game day's switches sent (their pages: ROLLBACK_FAILED)."""
+    return [
+        d
+        for c in (p.switch, p.recovery, p.failback)
+        if c is not None and c.progress is not None
+        for d in c.progress.notifications
+    ]
 
 
 def _fmt(v: float | None) -> str:
@@ -237,6 +253,7 @@ def markdown(r: GameDayReport) -> str:
             f"| {label} RPO | {_fmt(d.rpo_s)} | {report.met_text(rpo)} |",
             f"| {label}: SLO back after | {_fmt(d.recovered_s)} | |",
         ]
+    lines += report.notifications_markdown(r.notifications)
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,13 @@ from typing import Any
 
 from orchestrator.gameday.models import GameDayInput, GameDayObjectives, SloTarget, StopRule
 from orchestrator.runbook.models import Runbook, Step
-from orchestrator.runbook.resolve import ResolveError, context_for, plan_step, resolve
+from orchestrator.runbook.resolve import (
+    ResolveError,
+    context_for,
+    plan_actions,
+    plan_step,
+    resolve,
+)
 from orchestrator.runbook.templates import TemplateError, render
 from orchestrator.runs import GateSpec, RetrySpec
 
@@ -56,22 +62,7 @@ def resolve_gameday(
     )
     # Removing the fault is retried far longer than a step: leaving it behind is the worst case.
     fault.retry = RetrySpec(attempts=20, max_backoff=fault.retry.max_backoff)
-    detect = [
-        plan_step(
-            Step(
-                id=f"detect-{i}",
-                type=a.type,
-                params=a.params,
-                region=a.region,
-                timeout=a.timeout,
-                description=a.description,
-            ),
-            f"gameday.detect[{i}]",
-            rb,
-            context,
-        )
-        for i, a in enumerate(gd.detect)
-    ]
+    detect = plan_actions(gd.detect, "detect", "gameday.detect", rb, context)
     rules = []
     for i, cond in enumerate(gd.stop_conditions):
         rendered: dict[str, str | None] = {}
@@ -136,4 +127,5 @@ def resolve_gameday(
         stop_conditions=rules,
         objectives=GameDayObjectives(mttd=gd.objectives.mttd, slo_breach=gd.objectives.slo_breach),
         regions=list(rb.regions),
+        notify=[r.model_copy(deep=True) for r in rb.notify],
     )

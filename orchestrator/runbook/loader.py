@@ -19,7 +19,9 @@ from activities import registry
 from orchestrator.runbook import graph
 from orchestrator.runbook.models import (
     UNION_TAGS,
+    Action,
     GameDay,
+    GuardSpec,
     Replacement,
     Runbook,
     Step,
@@ -167,6 +169,8 @@ def _check(rb: Runbook, out: _Collector) -> None:
         _check_gameday(rb, rb.gameday, ("gameday",), allowed_refs, out)
     for name, gd in rb.gamedays.items():
         _check_gameday(rb, gd, ("gamedays", name), allowed_refs, out)
+    if rb.guard is not None:
+        _check_guard(rb, rb.guard, allowed_refs, out)
     cycle = graph.find_cycle(deps)
     if cycle:
         out.add((*where[cycle[0]], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
@@ -277,6 +281,36 @@ def _check_gameday(
     actions = [((*at, "fault"), gd.fault, "fault")] + [
         ((*at, "detect", i), a, "detect") for i, a in enumerate(gd.detect)
     ]
+    _check_actions(actions, allowed_refs, out)
+    _check_known_params(rb, gd.params, at, out)
+    seen: set[str] = set()
+    for i, cond in enumerate(gd.stop_conditions):
+        if cond.name in seen:
+            out.add((*at, "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
+        seen.add(cond.name)
+
+
+def _check_guard(rb: Runbook, guard: GuardSpec, allowed_refs: set[str], out: _Collector) -> None:
+    """The guard section: read-only detectors, known parameters, a mode the runbook supports."""
+    at: Loc = ("guard",)
+    if guard.mode == "unplanned" and not rb.has_unplanned:
+        why = "the runbook says nothing of unplanned runs (no step has `unplanned:` or `planned:`)"
+        out.add((*at, "mode"), f"{why}: use mode: planned, or describe them", key=True)
+    actions = [((*at, "detect", i), a, "detect") for i, a in enumerate(guard.detect)]
+    _check_actions(actions, allowed_refs, out)
+    _check_known_params(rb, guard.params, at, out)
+
+
+def _check_known_params(rb: Runbook, params: dict[str, Any], at: Loc, out: _Collector) -> None:
+    for name in params:
+        if name not in rb.parameters:
+            out.add((*at, "params", name), f"unknown runbook parameter {name!r}", key=True)
+
+
+def _check_actions(
+    actions: list[tuple[Loc, Action, str]], allowed_refs: set[str], out: _Collector
+) -> None:
+    """Faults and detectors: registered types fit for the role, valid params, known refs."""
     for loc, action, role in actions:
         stype = registry.get(action.type)
         if stype is None:
@@ -292,14 +326,6 @@ def _check_gameday(
             out.add((*loc, "type"), f"a detector must be a read-only check; {action.type!r} is not")
         _check_params(stype, action.params, (*loc, "params"), out)
         _check_refs({"params": action.params, "region": action.region}, loc, allowed_refs, out)
-    for name in gd.params:
-        if name not in rb.parameters:
-            out.add((*at, "params", name), f"unknown runbook parameter {name!r}", key=True)
-    seen: set[str] = set()
-    for i, cond in enumerate(gd.stop_conditions):
-        if cond.name in seen:
-            out.add((*at, "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
-        seen.add(cond.name)
 
 
 def _check_refs(fields: dict[str, Any], loc: Loc, allowed: set[str], out: _Collector) -> None:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.notifications import NotifyRoute
 from orchestrator.runbook.durations import Duration
 
 API_VERSION = "failover.dev/v1"
@@ -230,6 +231,51 @@ class GameDay(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Runbook parameters.")
 
 
+class Confirm(_Strict):
+    """Anti-flap: when failing evaluations make an outage."""
+
+    failures: int = Field(default=3, ge=1, le=100, description="N failing evaluations ...")
+    of: int = Field(default=5, ge=1, le=100, description="... of the last M.")
+    for_: Duration = Field(
+        default=timedelta(0), alias="for", description="The failure has lasted at least this."
+    )
+
+    @model_validator(mode="after")
+    def _n_of_m(self) -> Confirm:
+        if self.failures > self.of:
+            raise ValueError(f"failures ({self.failures}) cannot exceed of ({self.of})")
+        return self
+
+
+class GuardSpec(_Strict):
+    """How `failover guard` watches the active region and when it proposes a switch."""
+
+    interval: Duration = Field(default=timedelta(seconds=30), description="Between evaluations.")
+    detect: list[Action] = Field(
+        min_length=1,
+        description="Read-only checks of the active region (`${{ from_region }}`); an "
+        "evaluation fails when any of them fails.",
+    )
+    confirm: Confirm = Field(default_factory=Confirm)
+    cooldown: Duration = Field(
+        default=timedelta(hours=1), description="After a switch, no new one for this long."
+    )
+    flap_window: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A region that recovered and is confirmed down again within this window is "
+        "flapping: no switch, a page.",
+    )
+    mode: Literal["planned", "unplanned"] = Field(
+        default="unplanned", description="How the switch it starts runs."
+    )
+    auto_approve: bool = Field(
+        default=False,
+        description="Approve the switch's gates itself (never a gate before an irreversible "
+        "step); otherwise the guard proposes and a person approves.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Runbook parameters.")
+
+
 class Runbook(_Strict):
     """A region-switch runbook."""
 
@@ -254,6 +300,12 @@ class Runbook(_Strict):
         default_factory=dict,
         description="More ways to practise it, by name: `failover gameday run NAME` uses "
         "gamedays.NAME when there is one, else `gameday`.",
+    )
+    guard: GuardSpec | None = Field(
+        default=None, description="How `failover guard` watches the active region."
+    )
+    notify: list[NotifyRoute] = Field(
+        default_factory=list, description="Where this runbook's events are sent."
     )
 
     @field_validator("regions")

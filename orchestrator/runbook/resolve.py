@@ -10,7 +10,7 @@ from typing import Any
 
 from activities import registry
 from activities.base import ParamsError, StepType
-from orchestrator.runbook.models import Runbook, Step
+from orchestrator.runbook.models import Action, Runbook, Step
 from orchestrator.runbook.modes import Kind, select
 from orchestrator.runbook.templates import TemplateError, render
 from orchestrator.runs import (
@@ -76,6 +76,7 @@ def resolve(
         kind=kind,
         owed=owed,
         reach=reach,
+        notify=[r.model_copy(deep=True) for r in rb.notify],
     )
 
 
@@ -203,3 +204,25 @@ def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> P
         gate=gate,
         wait=wait,
     )
+
+
+def plan_actions(
+    actions: list[Action], prefix: str, where: str, rb: Runbook, context: dict[str, Any]
+) -> list[PlannedStep]:
+    """Detectors (or any list of actions) as planned steps `{prefix}-{i}`, located `where[i]`."""
+    return [
+        plan_step(
+            Step(
+                id=f"{prefix}-{i}",
+                type=a.type,
+                params=a.params,
+                region=a.region,
+                timeout=a.timeout,
+                description=a.description,
+            ),
+            f"{where}[{i}]",
+            rb,
+            context,
+        )
+        for i, a in enumerate(actions)
+    ]

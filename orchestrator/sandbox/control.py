@@ -1,7 +1,8 @@
 """Client of the sandbox's control endpoints: faults, region health, calls, latency, reset.
 
-What the `failover sandbox fault|region|calls|reset` commands and the tests use. A fault target's
-first part says which server gets it: `aws:...` the AWS server, `k8s:<region>:...` that region.
+What the `failover sandbox fault|region|calls|notifications|reset` commands and the tests use. A
+fault target's first part says which server gets it: `aws:...` the AWS server, `k8s:<region>:...`
+that region. Notifications arrive at the sandbox's sink (`orchestrator.sandbox.notify_sink`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,45 @@ class SandboxControl:
     def clear_calls(self) -> None:
         for c in self._components():
             http_json(self._url(c, "calls"), "DELETE", {})
+
+    # ------------------------------------------------------------------------ notifications
+    def _sink(self, path: str) -> str:
+        if not self.env.notify_url:
+            raise SandboxError(
+                "this sandbox has no notification sink (started by an older version): "
+                "run 'failover sandbox up' to start it"
+            )
+        return f"{self.env.notify_url}/_sandbox/{path}"
+
+    def notifications(self, since: float | None = None) -> list[dict[str, Any]]:
+        """What arrived at the sink, oldest first: kind (slack, pagerduty, webhook, sns),
+        channel, event, summary, valid, signature (webhooks), status answered, the body."""
+        query = f"notifications?since={since}" if since is not None else "notifications"
+        result: list[dict[str, Any]] = http_json(self._sink(query))
+        return result
+
+    def clear_notifications(self) -> None:
+        http_json(self._sink("notifications"), "DELETE", {})
+
+    def set_notify_fault(
+        self, channel: str = "*", mode: str = "error", status: int = 500, hang: float = 60.0
+    ) -> dict[str, Any]:
+        """Make the sink answer `status` (mode error) or hold requests `hang` seconds (mode
+        hang) for a channel ("*": every channel); mode ok removes it."""
+        result: dict[str, Any] = http_json(
+            self._sink("notify/fault"),
+            "PUT",
+            {"channel": channel, "mode": mode, "status": status, "hang": hang},
+        )
+        return result
+
+    def clear_notify_faults(self) -> None:
+        if self.env.notify_url:
+            http_json(self._sink("notify/fault"), "DELETE", {})
+
+    def set_notify_secret(self, channel: str, secret: str) -> None:
+        """The HMAC key the sink checks a webhook channel's signatures with."""
+        http_json(self._sink("notify/secret"), "PUT", {"channel": channel, "secret": secret})
 
     # ----------------------------------------------------------------------- lag & latency
     def set_lag(self, seconds: float, resource: str = "*") -> dict[str, float]:

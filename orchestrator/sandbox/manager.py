@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ DEFAULT_PORTS: dict[str, int | None] = {
     "temporal-metrics": None,
     "aws": 5055,
     "dns": None,  # a free one (UDP and TCP)
+    "notify": None,  # the notification sink (a free one)
 }
 TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
 START_ATTEMPTS = 3
@@ -47,6 +49,8 @@ KUBE_PORT_BASE, APP_PORT_BASE, CONTROL_PORT_BASE, AWS_PORT_BASE = 16443, 18081, 
 ENV_VERSION = 2  # what env.json describes: per-region AWS endpoints, DNS, region control ports
 EMPTY_LOG = "(empty log)"
 MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
+NOTIFY_TOPIC = "failover-notifications"
+NOTIFY_SECRET_ENV = "FAILOVER_NOTIFY_SECRET"  # the sink's webhook key (as notify_sink reads it)
 
 Progress = Callable[[str], None]
 
@@ -183,12 +187,18 @@ class Sandbox:
         latency: LatencyModel | None = None,
         free_ports: bool = False,
         watch_history: int = 5000,
+        worker: bool = True,
     ) -> None:
         self.home = Path(home).resolve()
+        #: Run a worker as a component (`failover worker` on the default task queue), so that
+        #: schedules, game days and guards fire with nothing else started; tests that bring
+        #: their own workers leave it out.
+        self.worker = worker
         self.watch_history = watch_history
         self.regions = regions
         self.latency = latency or LatencyModel()
         self.free_ports = free_ports
+        self._notify_secret = secrets.token_hex(16)
         if len(regions) < 2 or len(set(regions)) != len(regions):
             raise SandboxError("the sandbox needs at least two distinct regions")
 
@@ -220,11 +230,19 @@ class Sandbox:
         ports = self._ports(previous)
         topology = previous.topology if previous else {}
         components = dict(previous.components) if previous else {}
+        # The worker starts last (it needs the rest): it is checked apart from the others.
+        worker = components.pop("worker", None)
+        # The sink's webhook key: the sandbox's own, kept across `up`s.
+        if previous is not None and previous.notify_secret:
+            self._notify_secret = previous.notify_secret
+        topic = previous.notify_topic_arn if previous else None
         for attempt in range(1, START_ATTEMPTS + 1):
             started = self._start_missing(ports, components, progress)
             if "aws" in started:
                 topology = {}  # a new AWS server is empty: seed it
+                topic = None
             env = self._env(ports, components, topology)
+            env.notify_topic_arn = topic
             self._write_kubeconfig(env)
             self._write_env(env)  # written early so that `down` can stop a half-started sandbox
             try:
@@ -248,7 +266,27 @@ class Sandbox:
             env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
             env.arc_clusters = _arc_clusters(env.topology)
             self._write_env(env)
+        if not env.notify_topic_arn:
+            env.notify_topic_arn = _seed_notify(env, self.regions)
+            self._write_env(env)
+        if worker is not None and pid_alive(worker.pid):
+            env.components["worker"] = worker
+            self._write_env(env)
+        if self.worker:
+            self._ensure_worker(env, progress, timeout)
         return env
+
+    def _ensure_worker(self, env: SandboxEnv, progress: Progress, timeout: float) -> None:
+        """Start the sandbox's worker if it is not running (last: it needs Temporal, its search
+        attributes and env.json), and wait until it polls."""
+        current = env.components.get("worker")
+        if current is not None and pid_alive(current.pid):
+            return
+        argv = [sys.executable, "-m", "orchestrator", "worker", "--log-format", "json",
+                "--tag", MARKER]  # fmt: skip
+        env.components["worker"] = self._spawn("worker", argv, {})
+        self._write_env(env)
+        self._wait_healthy(env, progress, timeout)
 
     def _ensure_search_attributes(self, env: SandboxEnv, progress: Progress) -> None:
         """Add the search attributes a Temporal database made by an older version lacks (the
@@ -330,6 +368,8 @@ class Sandbox:
             arc_clusters=_arc_clusters(topology),
             latency=self.latency,
             components=dict(components),
+            notify_url=f"http://127.0.0.1:{ports['notify']}",
+            notify_secret=self._notify_secret,
         )
 
     def _ports(self, env: SandboxEnv | None) -> dict[str, int]:
@@ -337,8 +377,12 @@ class Sandbox:
             ports: dict[str, int] = {}
             for c in env.components.values():
                 ports.update(c.ports)
+            taken = set(ports.values())
+            for key in DEFAULT_PORTS:  # a component newer than the running sandbox
+                if key not in ports:
+                    ports[key] = _pick(None, taken)
             return ports
-        taken: set[int] = set()
+        taken = set()
         wanted: dict[str, int | None] = {
             k: (None if self.free_ports else v) for k, v in DEFAULT_PORTS.items()
         }
@@ -400,11 +444,25 @@ class Sandbox:
                 argv.append("--active")
             region_ports = {f"{k}:{r}": ports[f"{k}:{r}"] for k in ("kube", "app", "control")}
             plan.append((f"region:{r}", argv, region_ports))
+        plan.append(
+            (
+                "notify",
+                [py, "-m", "orchestrator.sandbox.notify_sink", "--port", str(ports["notify"]),
+                 "--tag", MARKER],
+                {"notify": ports["notify"]},
+            )
+        )  # fmt: skip
         return plan
 
     def _spawn(self, name: str, argv: list[str], ports: dict[str, int]) -> ComponentInfo:
         log = self.home / "logs" / f"{name.replace(':', '-')}.log"
         env = dict(os.environ)
+        if name == "notify":  # by environment, not on its command line
+            env[NOTIFY_SECRET_ENV] = self._notify_secret
+        if name == "worker":  # the product's worker, configured from this sandbox's env.json
+            env["FAILOVER_SANDBOX_HOME"] = str(self.home)
+            if log.exists():  # its health is read from its log: the previous one's set aside
+                log.replace(log.with_suffix(".log.1"))
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(log, "ab") as out:
@@ -434,9 +492,11 @@ class Sandbox:
                     log = env.components[st.name].log
                     tail = _tail(log)
                     message = f"{st.name} exited while starting: {tail} (log: {log})"
-                    # A port taken meanwhile, or a death before the first line of output (a
-                    # signal): both are worth another start, on fresh ports.
-                    if "address already in use" in tail.lower() or tail == EMPTY_LOG:
+                    # A port taken meanwhile (Temporal may report it, then crash on it: the
+                    # last lines are its panic), or a death before the first line of output
+                    # (a signal): both are worth another start, on fresh ports.
+                    recent = _tail(log, 80).lower()
+                    if "address already in use" in recent or tail == EMPTY_LOG:
                         raise PortTaken(st.name, message)
                     raise SandboxError(message)
             if not pending:
@@ -501,6 +561,12 @@ class Sandbox:
             if name == "aws":
                 http_json(f"{env.aws_endpoint_url}/_sandbox/health", timeout=2)
                 return True, env.aws_endpoint_url
+            if name == "notify":
+                http_json(f"{env.notify_url}/_sandbox/health", timeout=2)
+                return True, f"notification sink {env.notify_url}"
+            if name == "worker":  # it says so once it polls
+                polling = "worker on" in Path(comp.log).read_text(errors="replace")
+                return polling, f"worker polling (log {comp.log})" if polling else "starting"
             region = name.split(":", 1)[1]
             r = env.regions[region]
             control = env.control_url(region)
@@ -535,6 +601,9 @@ class Sandbox:
         app_ports = {name: int(r.app_url.rsplit(":", 1)[1]) for name, r in env.regions.items()}
         env.topology = seed(env.aws_endpoint_url, list(env.regions), app_ports)
         env.arc_clusters = _arc_clusters(env.topology)
+        if env.notify_url and "notify" in env.components:
+            http_json(f"{env.notify_url}/_sandbox/reset", "POST", {})
+            env.notify_topic_arn = _seed_notify(env, tuple(env.regions))
         self._write_env(env)
         return env
 
@@ -549,7 +618,8 @@ class Sandbox:
         for pidfile in self.home.glob("*.pid"):  # also what a half-written env.json missed
             with contextlib.suppress(ValueError):
                 pids.setdefault(pidfile.stem, int(pidfile.read_text().strip()))
-        for name, pid in pids.items():
+        # The worker first: it would only complain about a Temporal that went away.
+        for name, pid in sorted(pids.items(), key=lambda item: item[0] != "worker"):
             if pid_alive(pid):
                 progress(f"stopping {name} (pid {pid})")
                 _terminate(pid, timeout)
@@ -590,6 +660,19 @@ def _tail(path: str, lines: int = 3) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or EMPTY_LOG
+
+
+def _seed_notify(env: SandboxEnv, regions: tuple[str, ...]) -> str | None:
+    """The SNS topic notifications go to (in the last region: the one a demo switches to),
+    subscribed by the sink over HTTP, so that moto delivers what is published there."""
+    if not env.notify_url:
+        return None
+    from orchestrator.sandbox.aws.seed import client
+
+    sns = client(env.aws_endpoint_url, "sns", regions[-1])
+    arn = str(sns.create_topic(Name=NOTIFY_TOPIC)["TopicArn"])
+    sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=f"{env.notify_url}/sns/sandbox-sns")
+    return arn
 
 
 def _arc_clusters(topology: dict[str, Any]) -> dict[str, list[dict[str, str]]]:

@@ -17,6 +17,8 @@ FAST = {
     "probe_interval: 2s": "probe_interval: 1s",
     "settle: 6s": "settle: 2s",
     "for: 4s": "for: 2s",
+    # The tests are not about latency: a busy 2-core machine answers slower than 500 ms at p95.
+    "max_latency_ms: 500": "max_latency_ms: 3000",
 }
 
 

@@ -27,7 +27,7 @@ def test_status_json_and_exit_code(sandbox: Sandbox) -> None:
     proc = sandbox_cmd(sandbox.home, "status", "-o", "json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["up"] is True and len(data["components"]) == 4
+    assert data["up"] is True and len(data["components"]) == 5
 
 
 def test_status_when_not_up(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ def test_up_twice_reports_dead_component_and_down_stops_everything(
         monkeypatch.undo()
         squatter.close()
         pids = {name: c.pid for name, c in env.components.items()}
-        assert set(pids) == {"temporal", "aws", "region:us-east-1", "region:us-west-2"}
+        assert set(pids) == {"temporal", "aws", "notify", "region:us-east-1", "region:us-west-2",
+                             "worker"}  # fmt: skip
         assert all(pid_alive(p) for p in pids.values())
         topology = env.topology
         # Up again: nothing restarted, nothing re-seeded.
@@ -43,10 +44,16 @@ def test_up_twice_reports_dead_component_and_down_stops_everything(
         _, statuses = box.status()
         states = {s.name: s.state for s in statuses}
         assert states["region:us-west-2"] == "dead" and states["aws"] == "running"
-        # Up restarts only the dead one.
+        # The worker is a component like the others: its death is reported too.
+        os.kill(pids["worker"], signal.SIGKILL)
+        os.waitpid(pids["worker"], 0)
+        _, statuses = box.status()
+        assert {s.name: s.state for s in statuses}["worker"] == "dead"
+        # Up restarts only the dead ones.
         healed = box.up()
         assert healed.components["aws"].pid == pids["aws"]
         assert healed.components["region:us-west-2"].pid != pids["region:us-west-2"]
+        assert healed.components["worker"].pid != pids["worker"]
         pids = {name: c.pid for name, c in healed.components.items()}
         ports = [p for c in healed.components.values() for p in c.ports.values()]
     finally:

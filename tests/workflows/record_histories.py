@@ -3,6 +3,7 @@
     failover sandbox up && python -m tests.workflows.record_histories [--home .failover/sandbox]
     failover sandbox up && python -m tests.workflows.record_histories --gameday
     failover sandbox up && python -m tests.workflows.record_histories --disaster
+    failover sandbox up && python -m tests.workflows.record_histories --guard
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -180,14 +181,48 @@ async def record_disaster(home: Path, version: str) -> None:
         print(f"{out}: {len(history.events)} events")
 
 
+async def record_guard(home: Path, version: str) -> None:
+    """A guard (evaluating every 0.3 s) that confirms an outage of us-east-1, starts the
+    unplanned switch, sees it approved and succeed, cools down, is stopped."""
+    from orchestrator.guard import client as guard_client
+    from orchestrator.guard.models import GuardStatus
+    from tests.guard.test_guard import _guard, _until
+
+    env = Sandbox(home).reset()
+    control = SandboxControl(env)
+    async with worker(sandbox_config(env)) as (client, queue):
+        await guard_client.start(client, _guard("shop-guarded"), queue)
+        await _until(client, "shop-guarded", lambda s: s.evaluations >= 3)
+        control.set_outage("us-east-1", "app")
+        state = await _until(client, "shop-guarded", lambda s: s.status == GuardStatus.SWITCHING)
+        assert state.episode is not None and state.episode.switch is not None
+        sw = state.episode.switch
+        await drive(switch.handle(client, sw.workflow_id, sw.run_id))
+        await _until(client, "shop-guarded", lambda s: s.status == GuardStatus.COOLDOWN)
+        control.set_outage("us-east-1", None)
+        await guard_client.stop(client, "shop-guarded", "recorder", "done")
+        h = guard_client.handle(client, "shop-guarded")
+        await h.result()
+        history = await h.fetch_history()
+    out = HISTORIES / f"guard-{version}-switched.json"
+    out.write_text(history.to_json())
+    print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--version", default="v1", help="prefix of the fixture files")
     parser.add_argument("--gameday", action="store_true", help="record game-day histories only")
     parser.add_argument("--disaster", action="store_true", help="record the disaster game day's")
+    parser.add_argument("--guard", action="store_true", help="record a guard's")
     args = parser.parse_args()
-    recorder = record_disaster if args.disaster else record_gamedays if args.gameday else record
+    recorder = (
+        record_guard if args.guard
+        else record_disaster if args.disaster
+        else record_gamedays if args.gameday
+        else record
+    )  # fmt: skip
     asyncio.run(recorder(args.home, args.version))
 
 

@@ -89,6 +89,29 @@ def _took(step: Any) -> float:
     return (step.ended_at - step.started_at).total_seconds() if step.ended_at else 0.0
 
 
+def _lag_measured(env: SandboxEnv, region: str) -> None:
+    """Wait until CloudWatch has a replication-lag datapoint for the region's Aurora secondary
+    (the sandbox publishes one every 2 s; a busy machine may be late)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.sandbox.helpers import aws
+
+    cw = aws(env, "cloudwatch", region)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        points = cw.get_metric_statistics(
+            Namespace="AWS/RDS", MetricName="AuroraGlobalDBReplicationLag",
+            Dimensions=[{"Name": "DBClusterIdentifier", "Value": f"shop-aurora-{region}"}],
+            StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1),
+            Period=60, Statistics=["Maximum"],
+        )["Datapoints"]  # fmt: skip
+        if points:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"no replication lag measured in {region} within 30 s")
+
+
 def test_unplanned_failover_recovery_and_failback_restore_the_world(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -97,6 +120,7 @@ def test_unplanned_failover_recovery_and_failback_restore_the_world(
     time.sleep(1.0)
     control.set_replication_lag("us-west-2", 3600)
     _orders(fresh, "us-east-1", 4)  # ... and not: lost with the region
+    _lag_measured(fresh, "us-west-2")  # CloudWatch measured a lag before the outage
     control.set_outage("us-east-1", "full", hang=HANG)
 
     # A planned switch refuses at once, with the way out; nothing ran.

@@ -1,0 +1,1 @@
+"""The region guard: watch a runbook's active region, confirm an outage, propose the switch."""
