@@ -1,5 +1,5 @@
-"""The worker: RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow, the step, game-day,
-guard, notification and report activities, on one task queue.
+"""The worker: RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow, ReadinessWorkflow, the step,
+game-day, guard, notification, report and readiness activities, on one task queue.
 
 Step activities are synchronous (boto3 and the kubernetes client are), so they run in a thread
 pool sized to the worker's activity slots.
@@ -17,6 +17,7 @@ from activities.gameday import GameDayActivities
 from activities.guard import GuardActivities
 from activities.notify import NotifyActivities
 from activities.reach import ReachActivities
+from activities.readiness import ReadinessActivities
 from activities.report import ReportActivities
 from activities.steps import StepActivities
 from orchestrator.config import Config
@@ -44,6 +45,7 @@ def build_worker(
     guard = GuardActivities(clients)
     notify = NotifyActivities(clients)
     reports = ReportActivities(clients)
+    readiness = ReadinessActivities(clients, client)
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
@@ -55,6 +57,7 @@ def build_worker(
             *guard.all(),
             *notify.all(),
             *reports.all(),
+            *readiness.all(),
         ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,

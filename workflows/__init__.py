@@ -2,13 +2,15 @@
 
 from workflows.gameday import GameDayWorkflow
 from workflows.guard import GuardWorkflow
+from workflows.readiness import ReadinessWorkflow
 from workflows.region_switch import RegionSwitchWorkflow
 
-WORKFLOWS = [RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow]
+WORKFLOWS = [RegionSwitchWorkflow, GameDayWorkflow, GuardWorkflow, ReadinessWorkflow]
 
 __all__ = [
     "WORKFLOWS",
     "GameDayWorkflow",
     "GuardWorkflow",
+    "ReadinessWorkflow",
     "RegionSwitchWorkflow",
 ]

@@ -15,3 +15,6 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 4  # the switch failed and an undo failed too: operator needed
     UNREACHABLE = 5  # Temporal, AWS, Kubernetes or the sandbox could not be reached
     NOT_HEALTHY = 6  # a health/status check found a component down
+    #: `failover readiness check`: a readiness check is red (the same code: 6 means "a check
+    #: found something wrong", whichever command ran it).
+    NOT_READY = 6

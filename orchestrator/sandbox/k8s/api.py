@@ -5,6 +5,12 @@ list + watch (resume from a resourceVersion, timeoutSeconds, 410 Expired), the /
 subresources, three patch types, dryRun=All, Table output for kubectl, `Status` error bodies.
 Faults (`k8s:<region>:<verb>:<resource>`) fire before or after the write is committed; every
 mutating request is recorded in the call log.
+
+SelfSubjectAccessReview (authorization.k8s.io/v1) answers whether the caller may do something:
+allowed, unless a fault rule denies that verb on that resource (error `Forbidden` or
+`AccessDenied`, `k8s:<region>:<verb>:<resource>`, any `when`): the same rule that makes the call
+itself answer 403, so a review and the call agree, as RBAC makes them agree. A review does not
+use up the rule.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ FAULT_STATUS = {
     "notfound": (404, "NotFound"),
 }
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+#: The API group of access reviews, and the fault errors that deny a verb (RBAC's 403).
+AUTHZ_GROUP = "authorization.k8s.io"
+DENYING = {"forbidden", "accessdenied", "403"}
 
 
 def fault_error(rule: FaultRule) -> ApiError:
@@ -116,9 +125,28 @@ class KubeAPI:
         for name, versions in self.store.registry.groups().items():
             gvs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
             groups.append({"name": name, "versions": gvs, "preferredVersion": gvs[0]})
+        authz = [{"groupVersion": f"{AUTHZ_GROUP}/v1", "version": "v1"}]
+        groups.append({"name": AUTHZ_GROUP, "versions": authz, "preferredVersion": authz[0]})
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
     def _resource_list(self, group: str, version: str) -> web.Response:
+        if (group, version) == (AUTHZ_GROUP, "v1"):
+            return _json(
+                {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": f"{AUTHZ_GROUP}/v1",
+                    "resources": [
+                        {
+                            "name": "selfsubjectaccessreviews",
+                            "singularName": "selfsubjectaccessreview",
+                            "namespaced": False,
+                            "kind": "SelfSubjectAccessReview",
+                            "verbs": ["create"],
+                        }
+                    ],
+                }
+            )
         types = self.store.registry.in_group_version(group, version)
         if not types:
             return _error(
@@ -189,6 +217,8 @@ class KubeAPI:
         group, version, rest = parsed
         if not rest:
             return self._resource_list(group, version)
+        if (group, version, rest) == (AUTHZ_GROUP, "v1", ["selfsubjectaccessreviews"]):
+            return await self.access_review(request)
         ns: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             ns, rest = rest[1], rest[2:]
@@ -269,6 +299,65 @@ class KubeAPI:
         ):
             return _json(self._table(rt, result))
         return _json(result, status)
+
+    # ----------------------------------------------------------------------- access review
+    def denied_by(self, verb: str, resource: str) -> FaultRule | None:
+        """The fault rule that denies `verb` on `resource` (plural, or plural/subresource) in
+        this cluster, if any (read without using it up)."""
+        key = f"k8s:{self.region}:{verb}:{resource}"
+        for rule in self.faults.list():
+            if rule.error.lower() in DENYING and rule.matches(key, self.region):
+                return rule
+        return None
+
+    async def access_review(self, request: web.Request) -> web.Response:
+        """POST selfsubjectaccessreviews: may the caller do this? (201 with the answer)."""
+        if request.method != "POST":
+            return _error(ApiError(405, "MethodNotAllowed", "access reviews are only created"))
+        try:
+            body = json.loads(await request.read() or b"null")
+        except ValueError:
+            body = None
+        spec = body.get("spec") if isinstance(body, dict) else None
+        attrs = spec.get("resourceAttributes") if isinstance(spec, dict) else None
+        other = spec.get("nonResourceAttributes") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or (attrs is None and other is None):
+            return _error(
+                ApiError(
+                    422,
+                    "Invalid",
+                    "SelfSubjectAccessReview is invalid: spec: exactly one of "
+                    "nonResourceAttributes or resourceAttributes must be specified",
+                )
+            )
+        fault = self.faults.take(f"k8s:{self.region}:create:selfsubjectaccessreviews",
+                                 self.region, "before")  # fmt: skip
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.error.lower() != "none":
+                return _error(fault_error(fault))
+        rule = None
+        if isinstance(attrs, dict):
+            resource = str(attrs.get("resource") or "")
+            if attrs.get("subresource"):
+                resource += f"/{attrs['subresource']}"
+            rule = self.denied_by(str(attrs.get("verb") or ""), resource)
+        status: dict[str, Any] = {"allowed": rule is None}
+        if rule is None:
+            status["reason"] = "allowed by the sandbox"
+        else:
+            status["denied"] = True
+            status["reason"] = rule.message or f"denied by the sandbox (fault rule {rule.id})"
+        return _json(
+            {
+                "kind": "SelfSubjectAccessReview",
+                "apiVersion": f"{AUTHZ_GROUP}/v1",
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": status,
+            },
+            201,
+        )
 
     @staticmethod
     def _verb(request: web.Request, name: str | None) -> str:
