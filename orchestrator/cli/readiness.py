@@ -50,6 +50,7 @@ from orchestrator.cli.options import (
     parse_params,
 )
 from orchestrator.cli.output import console, fail, info, print_json, print_table, problems
+from orchestrator.cli.schedules import created_view, show_created
 from orchestrator.cli.temporal import call, recent_pollers
 from orchestrator.readiness import (
     READINESS_PREFIX,
@@ -252,21 +253,10 @@ def schedule(
             h = await create_schedule(client, inp, cfg.temporal.task_queue, interval, paused, note)
         except RPCError as exc:
             fail(f"Temporal refused the schedule: {exc.message}")
-        desc = await h.describe()
-        return {
-            "schedule_id": h.id,
-            "runbook": inp.runbook,
-            "every": str(interval),
-            "paused": desc.schedule.state.paused,
-            "next": [t.isoformat() for t in desc.info.next_action_times[:3]],
-        }
+        return await created_view(h, runbook=inp.runbook, every=str(interval))
 
     out = call(cfg, body)
-    if output == OutputFormat.json:
-        print_json(out)
-    else:
-        state = "paused" if out["paused"] else "next: " + (", ".join(out["next"]) or "-")
-        info(f"created schedule {out['schedule_id']}: every {out['every']} ({state})")
+    show_created(out, output, f": every {out['every']}")
 
 
 async def _existing(client: Client, name: str) -> ScheduleHandle:

@@ -126,19 +126,9 @@ def schedule_create(
             fail(str(exc))
         except RPCError as exc:
             fail(f"Temporal refused the schedule: {exc.message}")
-        desc = await h.describe()
-        return {
-            "schedule_id": h.id,
-            "paused": desc.schedule.state.paused,
-            "next": [t.isoformat() for t in desc.info.next_action_times[:3]],
-        }
+        return await created_view(h)
 
-    out = call(cfg, body)
-    if output == OutputFormat.json:
-        print_json(out)
-    else:
-        state = "paused" if out["paused"] else "next: " + (", ".join(out["next"]) or "-")
-        info(f"created schedule {out['schedule_id']} ({state})")
+    show_created(call(cfg, body), output)
 
 
 @app.command("list")
@@ -332,3 +322,23 @@ def schedule_backfill(
 
 
 # ----------------------------------------------------------------------------- game days
+
+
+async def created_view(h: ScheduleHandle, **extra: Any) -> dict[str, Any]:
+    """What a newly created schedule says of itself: id, paused, its next three times."""
+    desc = await h.describe()
+    return {
+        "schedule_id": h.id,
+        **extra,
+        "paused": desc.schedule.state.paused,
+        "next": [t.isoformat() for t in desc.info.next_action_times[:3]],
+    }
+
+
+def show_created(out: dict[str, Any], output: OutputFormat, what: str = "") -> None:
+    """`-o json`, or one line: the schedule created and when it fires next."""
+    if output == OutputFormat.json:
+        print_json(out)
+        return
+    state = "paused" if out["paused"] else "next: " + (", ".join(out["next"]) or "-")
+    info(f"created schedule {out['schedule_id']}{what} ({state})")
