@@ -7,11 +7,13 @@ records
 - for each step activity attempt (`step.*`): its duration by step type and outcome
   (`failover_step_duration_seconds`, through `activity.metric_meter()`);
 - for each RegionSwitch run that ends: the run by outcome, its RTO (as its report measures it),
-  its RPO and its undos (through `workflow.metric_meter()`: nothing is recorded again while the
-  workflow replays).
-
-The workflow interceptor class runs inside the workflow sandbox: it only reads the run's input
-and result and records metrics (no I/O, no clock, no randomness).
+  its RPO and its undos, when the first attempt of its report activity (`report.switch`, which
+  every run that ends runs once with its final progress) starts. Exactly once per run: a
+  workflow's last task can run twice (a completion the server rejects because an event arrived
+  meanwhile, a task that timed out on a loaded worker), and `workflow.metric_meter()` only
+  skips replayed code, so a count made by the workflow itself would count that run twice;
+- a RegionSwitch run that fails as a workflow (a bug, never a rollback: through the workflow
+  interceptor, the only run that writes no report).
 
 `tracing_from_env` builds Temporal's OpenTelemetry `TracingInterceptor` with an OTLP exporter
 when the standard OTEL_* variables ask for traces.
@@ -24,7 +26,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any
 
 import structlog
 import temporalio.client
@@ -47,6 +49,9 @@ log = structlog.get_logger("failover.metrics")
 
 #: The workflow type whose runs are measured.
 RUN_WORKFLOW = "RegionSwitch"
+#: The activity every RegionSwitch run that ends runs once with its final progress
+#: (activities/report.py): where the run is counted.
+RUN_REPORT_ACTIVITY = "report.switch"
 #: Activities whose attempts are timed (activities/steps.py).
 STEP_ACTIVITY_PREFIX = "step."
 _UNDO_STATES = frozenset(
@@ -102,23 +107,17 @@ def record_run(
 
 
 class _RunMetricsInbound(WorkflowInboundInterceptor):
-    """Records a RegionSwitch run's metrics when it ends (inside the workflow sandbox)."""
-
-    #: Step types that move traffic (set on the subclass the worker interceptor hands out).
-    traffic_types: ClassVar[frozenset[str]] = frozenset()
+    """Counts a RegionSwitch run that fails as a workflow (inside the workflow sandbox)."""
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         if workflow.info().workflow_type != RUN_WORKFLOW:
             return await super().execute_workflow(input)
         try:
-            result = await super().execute_workflow(input)
+            return await super().execute_workflow(input)
         except temporalio.exceptions.FailureError:
             # The workflow failed (not a task failure, which is retried): count it.
             self._record_failure(input)
             raise
-        if isinstance(result, RunProgress) or _looks_like_progress(result):
-            record_run(workflow.metric_meter(), cast(RunProgress, result), self.traffic_types)
-        return result
 
     @staticmethod
     def _record_failure(input: ExecuteWorkflowInput) -> None:
@@ -132,16 +131,21 @@ class _RunMetricsInbound(WorkflowInboundInterceptor):
         metrics.counter(workflow.metric_meter(), metrics.RUNS).add(1, attrs)
 
 
-def _looks_like_progress(value: object) -> bool:
-    """The sandbox loads its own copy of orchestrator.runs: check the shape, not the class."""
-    return all(hasattr(value, a) for a in ("runbook", "state", "started_at", "steps"))
+class _ActivityMetricsInbound(ActivityInboundInterceptor):
+    """Times every attempt of a step activity, by step type and outcome; counts a run that
+    ended when its report activity first starts."""
 
-
-class _StepTimingInbound(ActivityInboundInterceptor):
-    """Times every attempt of a step activity, by step type and outcome."""
+    def __init__(self, next: ActivityInboundInterceptor, traffic: frozenset[str]) -> None:
+        super().__init__(next)
+        self.traffic = traffic
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        if not activity.info().activity_type.startswith(STEP_ACTIVITY_PREFIX):
+        info = activity.info()
+        if info.activity_type == RUN_REPORT_ACTIVITY:
+            if info.attempt == 1:  # a retry of the report is the same run
+                self._record_run(input, info.workflow_type or RUN_WORKFLOW)
+            return await super().execute_activity(input)
+        if not info.activity_type.startswith(STEP_ACTIVITY_PREFIX):
             return await super().execute_activity(input)
         call = input.args[0] if input.args else None
         step_type = str(getattr(getattr(call, "step", None), "type", None) or "unknown")
@@ -156,6 +160,16 @@ class _StepTimingInbound(ActivityInboundInterceptor):
             raise
         finally:
             _record_step(step_type, outcome, time.monotonic() - started)
+
+    def _record_run(self, input: ExecuteActivityInput, workflow_type: str) -> None:
+        progress = input.args[0] if input.args else None
+        if not isinstance(progress, RunProgress):
+            return
+        meter = activity.metric_meter().with_additional_attributes({"workflow_type": workflow_type})
+        try:
+            record_run(meter, progress, self.traffic)
+        except Exception as exc:  # a metric must never fail a report
+            log.warning("run metrics not recorded", runbook=progress.runbook, error=str(exc))
 
 
 def _record_step(step_type: str, outcome: str, seconds: float) -> None:
@@ -188,16 +202,14 @@ class MetricsInterceptor(temporalio.client.Interceptor, temporalio.worker.Interc
         )
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        """Time the step activities."""
-        return _StepTimingInbound(next)
+        """Time the step activities; count the runs that ended (at their report)."""
+        return _ActivityMetricsInbound(next, self.traffic_types)
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor] | None:
-        """Measure RegionSwitch runs (a class bound to this worker's traffic step types)."""
-        return type(
-            "RunMetricsInbound", (_RunMetricsInbound,), {"traffic_types": self.traffic_types}
-        )
+        """Count RegionSwitch runs that fail as workflows."""
+        return _RunMetricsInbound
 
 
 # ------------------------------------------------------------------------------- tracing
