@@ -12,25 +12,35 @@ from typing import Any
 
 from activities import registry
 from activities.base import StepType
-from orchestrator.runbook.models import Runbook
+from orchestrator.runbook.models import Runbook, Unplanned
 
 
 def step_types(rb: Runbook | None) -> list[StepType]:
-    """The step types a runbook uses (steps, guards, its game day's fault and detectors); all
-    registered types without one."""
-    if rb is None:
-        return list(registry.STEP_TYPES.values())
-    names = {s.type for s in rb.steps} | {g.type for s in rb.steps for g in s.guards}
-    if rb.gameday is not None:
-        names |= {rb.gameday.fault.type} | {d.type for d in rb.gameday.detect}
-    types = [t for n, t in sorted(registry.STEP_TYPES.items()) if n in names]
-    if rb.gameday is not None:
-        from activities.gameday import AlarmProbe, DnsProbe
+    """The step types a runbook uses: its steps and their guards (and what replaces them in an
+    unplanned run), its recovery, every game day's
+    fault, detectors and probes, its guard's detectors, and what readiness reads beyond them;
+    without one, every registered type and every probe."""
+    from activities.gameday import AlarmProbe, DnsProbe
+    from activities.readiness import ReadinessProbe
 
-        if rb.gameday.slo.dns is not None:
-            types.append(DnsProbe())  # the SLO probe reads the weighted record users follow
-        if any(c.alarm for c in rb.gameday.stop_conditions):
-            types.append(AlarmProbe())
+    if rb is None:
+        return [*registry.STEP_TYPES.values(), DnsProbe(), AlarmProbe(), ReadinessProbe()]
+    steps = [*rb.steps, *rb.recovery]
+    names = {s.type for s in steps} | {g.type for s in steps for g in s.guards}
+    for s in steps:
+        if isinstance(s.unplanned, Unplanned):
+            names |= {s.unplanned.replace.type} | {g.type for g in s.unplanned.replace.guards}
+    days = [d for d in (rb.gameday, *rb.gamedays.values()) if d is not None]
+    for day in days:
+        names |= {day.fault.type} | {d.type for d in day.detect}
+    if rb.guard is not None:
+        names |= {d.type for d in rb.guard.detect}
+    types: list[StepType] = [t for n, t in sorted(registry.STEP_TYPES.items()) if n in names]
+    if any(day.slo.dns is not None for day in days):
+        types.append(DnsProbe())  # the SLO probe reads the weighted record users follow
+    if any(c.alarm for day in days for c in day.stop_conditions):
+        types.append(AlarmProbe())
+    types.append(ReadinessProbe())  # `failover readiness` works for every runbook
     return types
 
 

@@ -39,6 +39,25 @@ class ReportStep(BaseModel):
     undo: dict[str, Any] | None = None
 
 
+class Detection(BaseModel):
+    """How the outage that a guard switched for was found and decided on."""
+
+    guard: str = Field(description="The guard's workflow id.")
+    region: str
+    first_failure_at: datetime
+    confirmed_at: datetime
+    failures: int
+    evaluations: int
+    mttd_s: float = Field(description="First failing evaluation to the confirmed outage.")
+    decision_s: float = Field(
+        description="Confirmed outage to the last approval (to the run's start if nobody "
+        "had to approve)."
+    )
+    outage_to_traffic_s: float | None = Field(
+        description="First failing evaluation to traffic on the target (None: it never got there)."
+    )
+
+
 class Report(BaseModel):
     """A run's report (`failover report --format json`)."""
 
@@ -75,6 +94,9 @@ class Report(BaseModel):
     notifications: list[Delivery] = Field(
         default_factory=list,
         description="What was sent: one entry per channel and event (ok, or why not).",
+    )
+    detection: Detection | None = Field(
+        default=None, description="Set when a guard started the run: MTTD, time to decision."
     )
 
 
@@ -129,6 +151,32 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
             if k in ("lost_writes", "lost_writes_rpo_s", "lag_seconds")
         },
         notifications=list(p.notifications),
+        detection=detection(p, rto_traffic),
+    )
+
+
+def detection(p: RunProgress, rto_traffic: float | None) -> Detection | None:
+    """MTTD, time to decision and outage to traffic of a run a guard started (else None)."""
+    t = p.trigger
+    if t is None:
+        return None
+    approved = [a.at for a in p.approvals if a.decision == "approve"]
+    decided = max(approved) if approved else p.started_at
+    traffic = (
+        None
+        if rto_traffic is None
+        else round((p.started_at - t.first_failure_at).total_seconds() + rto_traffic, 3)
+    )
+    return Detection(
+        guard=t.guard,
+        region=t.region,
+        first_failure_at=t.first_failure_at,
+        confirmed_at=t.confirmed_at,
+        failures=t.failures,
+        evaluations=t.evaluations,
+        mttd_s=round((t.confirmed_at - t.first_failure_at).total_seconds(), 3),
+        decision_s=round(max(0.0, (decided - t.confirmed_at).total_seconds()), 3),
+        outage_to_traffic_s=traffic,
     )
 
 
@@ -209,7 +257,18 @@ def markdown(r: Report) -> str:
             f"| RPO measured: writes lost (accepted by the failed region, never replicated) | "
             f"**{lost}**, the last {_fmt(lost_s)} of writes | {met_text(measured)} |"
         )
+    if r.detection is not None:
+        d = r.detection
+        lines += [
+            f"| MTTD: first failing evaluation to the confirmed outage of {d.region} "
+            f"({d.failures} of {d.evaluations} evaluations failed) | {_fmt(d.mttd_s)} | |",
+            f"| time to decision: confirmed to approved | {_fmt(d.decision_s)} | |",
+            f"| first failing evaluation to traffic on the target | "
+            f"{_fmt(d.outage_to_traffic_s)} | |",
+        ]
     lines.append("")
+    if r.detection is not None:
+        lines += [f"Started by the guard `{r.detection.guard}`.", ""]
     if r.owed:
         lines += [
             f"Owed to {r.from_region} (run `failover recover {r.runbook} --region "

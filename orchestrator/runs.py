@@ -113,6 +113,19 @@ class ReachCall(_Model):
     aws: bool = False
 
 
+class GuardTrigger(_Model):
+    """Why a guard started this switch: the outage it confirmed (MTTD and time to decision in
+    the run's report and in `failover trends`)."""
+
+    #: The guard's workflow id.
+    guard: str
+    region: str
+    first_failure_at: datetime
+    confirmed_at: datetime
+    failures: int = 0
+    evaluations: int = 0
+
+
 class SwitchInput(_Model):
     """Everything the workflow needs: the resolved runbook and who asked for what."""
 
@@ -136,6 +149,8 @@ class SwitchInput(_Model):
     #: The runbook's notification routes (channel names and events; addresses and secrets stay
     #: in the worker's configuration); empty: every configured channel that takes the event.
     notify: list[NotifyRoute] = Field(default_factory=list)
+    #: Set when a guard started the run (None: a person did).
+    trigger: GuardTrigger | None = None
 
 
 # ---------------------------------------------------------------------------- activities
@@ -281,6 +296,8 @@ class RunProgress(_Model):
     notifications: list[Delivery] = Field(default_factory=list)
     #: Where the worker wrote the run's report when it ended (paths or s3:// URLs).
     report_files: list[str] = Field(default_factory=list)
+    #: The outage a guard confirmed before starting the run (None: a person started it).
+    trigger: GuardTrigger | None = None
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

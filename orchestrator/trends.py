@@ -1,5 +1,9 @@
 """RTO, RPO and MTTD of a runbook's runs over time, from the runs' own results.
 
+MTTD is a game day's (fault injected to detected) or, for a switch a guard started, the guard's
+(first failing evaluation to the confirmed outage), with its time to decision (confirmed to
+approved).
+
 Sources: Temporal (the results of closed RegionSwitch and GameDay runs, found by their search
 attributes) and the reports written to disk (`.failover/reports/*.json`), which outlive Temporal's
 retention. A switch whose RTO exceeds the median of the previous runs (at least
@@ -38,6 +42,11 @@ class TrendPoint(BaseModel):
     rto_s: float | None = None
     rpo_s: float | None = None
     mttd_s: float | None = None
+    decision_s: float | None = Field(
+        default=None, description="A guard's confirmed outage to the switch's approval."
+    )
+    #: "guard" when a guard started the switch, else "person" (game days: "gameday").
+    started_by: str = "person"
     slo_breach_s: float | None = None
     baseline_rto_s: float | None = Field(default=None, description="Median RTO of the runs before.")
     regression: bool = False
@@ -64,6 +73,9 @@ def _switch_point(r: report.Report) -> TrendPoint:
         outcome=r.outcome,
         rto_s=r.rto_traffic_s if r.rto_traffic_s is not None else r.rto_total_s,
         rpo_s=r.rpo_s,
+        mttd_s=r.detection.mttd_s if r.detection else None,
+        decision_s=r.detection.decision_s if r.detection else None,
+        started_by="guard" if r.detection else "person",
     )
 
 
@@ -81,6 +93,7 @@ def _gameday_point(r: gd_report.GameDayReport) -> TrendPoint:
         rpo_s=r.switch.rpo_s if r.switch else None,
         mttd_s=r.mttd_s,
         slo_breach_s=r.slo_breach_s,
+        started_by="gameday",
     )
 
 
@@ -246,7 +259,8 @@ def html_page(t: Trends) -> str:
             )
     parts.append(
         f'<text x="{left}" y="{height - 8}" font-size="11">RTO of each switch (blue; red: '
-        f"regression), MTTD of game days (purple squares), since {t.since:%Y-%m-%d}</text>"
+        f"regression), MTTD of game days and guards (purple squares), "
+        f"since {t.since:%Y-%m-%d}</text>"
     )
     figure = (
         f"<h2>{html.escape(t.runbook)}: RTO, RPO, MTTD over time</h2>"
@@ -254,13 +268,15 @@ def html_page(t: Trends) -> str:
         + "".join(parts)
         + "</svg>"
     )
-    lines = ["| started | kind | from → to | outcome | RTO | RPO | MTTD | baseline | flag |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| started | kind | by | from → to | outcome | RTO | RPO | MTTD | decision | "
+             "baseline | flag |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in pts:
         lines.append(
-            f"| {p.started_at:%Y-%m-%d %H:%M} | {p.kind} | {p.from_region} → {p.to_region} | "
-            f"{p.outcome} | {seconds_text(p.rto_s)} | {seconds_text(p.rpo_s)} | "
-            f"{seconds_text(p.mttd_s)} | {seconds_text(p.baseline_rto_s)} | "
+            f"| {p.started_at:%Y-%m-%d %H:%M} | {p.kind} | {p.started_by} | {p.from_region} → "
+            f"{p.to_region} | {p.outcome} | {seconds_text(p.rto_s)} | {seconds_text(p.rpo_s)} | "
+            f"{seconds_text(p.mttd_s)} | {seconds_text(p.decision_s)} | "
+            f"{seconds_text(p.baseline_rto_s)} | "
             f"{'REGRESSION' if p.regression else ''} |"
         )
     return report.page(f"trends {t.runbook}", figure, "\n".join(lines))

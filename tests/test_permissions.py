@@ -35,3 +35,21 @@ def test_deploy_clusterrole_is_the_generated_one() -> None:
     )
     verbs = {(r["resources"][0], v) for r in shipped["rules"] for v in r["verbs"]}
     assert ("deployments/scale", "patch") in verbs and ("configmaps", "patch") in verbs
+
+
+def test_a_runbook_s_permissions_cover_its_disaster_recovery_game_days_and_readiness() -> None:
+    from activities.readiness import ReadinessProbe
+    from orchestrator.runbook.loader import load_file
+
+    rb = load_file(ROOT / "runbooks/shop-region-switch.yaml")
+    types = permissions.step_types(rb)
+    names = {t.name for t in types}
+    # aurora_global_failover replaces the switchover in an unplanned run; aurora_global_rejoin
+    # and write_divergence are the recovery's; region_outage is the disaster game day's fault.
+    assert {"aurora_global_failover", "aurora_global_rejoin", "write_divergence",
+            "region_outage", "readiness"} <= names  # fmt: skip
+    allowed = {a for st in permissions.iam_policy(types)["Statement"] for a in st["Action"]}
+    assert {"rds:FailoverGlobalCluster", *ReadinessProbe.actions} <= allowed
+    rules = permissions.rbac_role(types)["rules"]
+    assert {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"],
+            "verbs": ["create"]} in rules  # fmt: skip

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         preapprove_reversible,
     )
     from orchestrator.notifications import Notice
-    from orchestrator.runs import Abort, RunProgress, RunState, switch_workflow_id
+    from orchestrator.runs import Abort, GuardTrigger, RunProgress, RunState, switch_workflow_id
 
 GUARD_PREFIX = "guard-"
 
@@ -154,6 +154,16 @@ class GuardWorkflow:
         left: list[str] = [s.id for s in inp.steps if s.gate is not None]
         if self.inp.auto_approve:
             inp, left = preapprove_reversible(inp, "guard (auto_approve)")
+        if ep.confirmed_at is not None:
+            trigger = GuardTrigger(
+                guard=workflow.info().workflow_id,
+                region=frm,
+                first_failure_at=ep.first_failure_at,
+                confirmed_at=ep.confirmed_at,
+                failures=ep.failures,
+                evaluations=ep.evaluations,
+            )
+            inp = inp.model_copy(update={"trigger": trigger})
         wid = switch_workflow_id(inp.runbook)
         rec = SwitchRecord(workflow_id=wid, from_region=frm, to_region=inp.to_region,
                            kind=inp.kind, started_at=workflow.now())  # fmt: skip

@@ -754,6 +754,7 @@ class RegionSwitchWorkflow:
             owed=[] if undone else list(self.inp.owed),
             notifications=list(self.notifications),
             report_files=list(self.report_files),
+            trigger=self.inp.trigger,
         )
 
     def _rpo(self) -> float | None:

@@ -30,7 +30,8 @@ def trends(
     config: ConfigOption = None,
 ) -> None:
     """RTO, RPO and MTTD of a runbook's switches and game days over time (Temporal results and
-    stored reports), with the objectives; a run whose RTO regressed beyond the threshold compared
+    stored reports), with the objectives; for a switch a guard started, its MTTD and time to
+    decision; a run whose RTO regressed beyond the threshold compared
     with the median of the previous runs is flagged. `-o html` draws the chart."""
     if threshold < 0:
         fail("--threshold: must not be negative")
@@ -56,11 +57,14 @@ def trends(
     else:
         print_table(
             f"{runbook}: {len(t.points)} run(s) since {t.since:%Y-%m-%d}",
-            ["started", "kind", "from -> to", "outcome", "RTO", "RPO", "MTTD", "baseline", ""],
+            ["started", "kind", "by", "from -> to", "outcome", "RTO", "RPO", "MTTD", "decision",
+             "baseline", ""],
             [
-                [f"{p.started_at:%Y-%m-%d %H:%M}", p.kind, f"{p.from_region} -> {p.to_region}",
-                 p.outcome, trends_mod.seconds_text(p.rto_s), trends_mod.seconds_text(p.rpo_s),
-                 trends_mod.seconds_text(p.mttd_s), trends_mod.seconds_text(p.baseline_rto_s),
+                [f"{p.started_at:%Y-%m-%d %H:%M}", p.kind, p.started_by,
+                 f"{p.from_region} -> {p.to_region}", p.outcome,
+                 trends_mod.seconds_text(p.rto_s), trends_mod.seconds_text(p.rpo_s),
+                 trends_mod.seconds_text(p.mttd_s), trends_mod.seconds_text(p.decision_s),
+                 trends_mod.seconds_text(p.baseline_rto_s),
                  "REGRESSION" if p.regression else ""]
                 for p in t.points
             ],

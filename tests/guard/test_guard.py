@@ -15,12 +15,13 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
-from orchestrator import switch
+from orchestrator import report, switch, trends
 from orchestrator.client import connect
 from orchestrator.guard import client as guard_client
 from orchestrator.guard.models import GuardInput, GuardState, GuardStatus
@@ -39,6 +40,7 @@ from tests.workflows.helpers import (
     worker,
 )
 from tests.workflows.shop import dns_answers
+from workflows.guard import guard_workflow_id
 
 # Evaluate every 0.3 s; 3 of 4 failing for 1 s confirm.
 FAST = {
@@ -84,8 +86,9 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
     name = f"shop-{uuid.uuid4().hex[:6]}"
     inp = _guard(name)
 
-    async def scenario() -> tuple[GuardState, GuardState, list[Any]]:
+    async def scenario() -> tuple[GuardState, GuardState, list[Any], report.Report, Any]:
         async with worker(sandbox_config(fresh)) as (client, queue):
+            since = datetime.now(UTC) - timedelta(minutes=1)
             await guard_client.start(client, inp, queue)
             # A long stretch of green evaluations: nothing happens.
             calm = await _until(client, name, lambda s: s.evaluations >= 10)
@@ -115,6 +118,9 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
             assert (await switch.progress(h)).state == RunState.WAITING_APPROVAL
             await switch.approve(h, Decision(approver="bob", gate="approve"))
             done = await _until(client, name, lambda s: s.status == GuardStatus.COOLDOWN)
+            # The switch's report and the trends carry the guard's detection.
+            rep = report.build(await h.result(), h.id)
+            points, _ = await trends.from_temporal(client, name, since)
 
             # us-west-2 fails now, within the cooldown: no second switch, a person decides.
             control.set_outage("us-west-2", "app")
@@ -122,9 +128,9 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
                                 and s.episode.outcome == "cooldown")  # fmt: skip
             switches = await _switches(client, name)
             control.set_outage("us-west-2", None)
-            return done, held, switches
+            return done, held, switches, rep, points
 
-    done, held, switches = run(scenario())
+    done, held, switches, rep, points = run(scenario())
     control.set_outage("us-east-1", None)
     # People were told: the outage, the guard's decision, the gate with the command to approve.
     got = [n for n in control.notifications()
@@ -141,6 +147,14 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
     assert ep.switch.rto_s is not None and ep.switch.rto_s > 0
     assert ep.mttd_s is not None and 1.0 <= ep.mttd_s < 10.0
     assert ep.decision_s is not None and ep.decision_s >= 1.0  # nobody approved for a second
+    d = rep.detection
+    assert d is not None and d.guard == guard_workflow_id(name) and d.region == "us-east-1"
+    assert d.mttd_s == round(ep.mttd_s, 3) and d.failures == ep.failures
+    assert d.decision_s == round(ep.decision_s, 3)
+    assert d.outage_to_traffic_s is not None and d.outage_to_traffic_s > d.mttd_s + d.decision_s
+    (point,) = [pt for pt in points if pt.kind == "switch"]
+    assert point.started_by == "guard" and point.mttd_s == d.mttd_s
+    assert point.decision_s == d.decision_s
     assert held.status == GuardStatus.COOLDOWN and held.active == "us-west-2"
     assert held.episode is not None and "cooldown" in held.episode.decision
     assert len(switches) == 1, "one switch for one outage; none in the cooldown"
