@@ -108,7 +108,7 @@ def ensure_browser() -> None:
 
 #: pytest worker processes (pytest-xdist), each with its own sandbox: the tests mostly wait on
 #: the sandbox's modelled latencies, so two cores run more than two at once.
-PYTEST_WORKERS = "3"
+PYTEST_WORKERS = "4"
 
 
 def cmd_test(extra: list[str]) -> int:

@@ -1,10 +1,14 @@
 """The real clients steps act with: boto3 per (service, region), kubernetes per region context.
 
 Clients are created once per worker and reused (boto3 clients are thread-safe; each Kubernetes
-ApiClient has its own connection pool). AWS uses the standard credential chain (or a profile, or
-keys from the config), adaptive retries for throttling, and botocore's parameter validation, so a
-call that is wrong for AWS is wrong here too. An endpoint override per region is how the sandbox
-is reached; nothing else differs.
+ApiClient has its own connection pool). A worker warms them when it starts (`warm`, in the
+background): the kubernetes package is imported, the AWS session resolves its credentials, and
+every client the registered step types can ask for in the configured regions is built, so the
+first step of a run costs what the tenth does.
+
+AWS uses the standard credential chain (or a profile, or keys from the config), adaptive retries
+for throttling, and botocore's parameter validation, so a call that is wrong for AWS is wrong
+here too. An endpoint override per region is how the sandbox is reached; nothing else differs.
 
 Every call is bounded: connect and read timeouts come from the configuration (AWS and Kubernetes
 alike), so an endpoint that hangs fails the call in seconds. A write that must not be sent twice
@@ -15,10 +19,28 @@ alike), so an endpoint that hangs fails the call in seconds. A write that must n
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import Config
+
+#: IAM service prefixes (of the step types' `actions`) whose boto3 client has another name.
+BOTO3_NAMES = {"elasticloadbalancing": "elbv2"}
+#: Services reached at one endpoint per call (`aws_at`): nothing to build ahead.
+PER_ENDPOINT = frozenset({"route53-recovery-cluster"})
+
+
+@dataclass
+class Warmed:
+    """What `Clients.warm` built, and what it could not."""
+
+    aws: list[tuple[str, str]] = field(default_factory=list)
+    kube: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 class Clients:
@@ -30,6 +52,38 @@ class Clients:
         self._aws: dict[tuple[str, str, bool], Any] = {}
         self._kube: dict[str, Any] = {}
         self._session: Any = None
+
+    # ------------------------------------------------------------------------- warming
+    def regions(self) -> list[str]:
+        """The regions the configuration names (AWS endpoints, Kubernetes contexts, endpoints)."""
+        named = set(self.config.aws.endpoints) | set(self.config.kubernetes.contexts)
+        for urls in self.config.endpoints.values():
+            named |= set(urls)
+        return sorted(named)
+
+    def warm(self, services: Iterable[str], regions: Iterable[str] | None = None) -> Warmed:
+        """Build ahead the clients steps will ask for: for each region, a boto3 client per
+        service (both the retrying and the single-request one) and the Kubernetes client of
+        its context. Never raises: what cannot be built now is built (or fails) when a step
+        asks, as before."""
+        started = time.monotonic()
+        out = Warmed()
+        todo = sorted({BOTO3_NAMES.get(s, s) for s in services} - PER_ENDPOINT)
+        for region in self.regions() if regions is None else sorted(set(regions)):
+            for service in todo:
+                try:
+                    self.aws(service, region)
+                    self.aws(service, region, retry=False)
+                    out.aws.append((service, region))
+                except Exception as exc:  # an unknown service name, no credentials, ...
+                    out.failed[f"aws:{service}:{region}"] = f"{type(exc).__name__}: {exc}"
+            try:
+                self.kube(region)
+                out.kube.append(region)
+            except Exception as exc:  # no such context: a step that needs it will say so
+                out.failed[f"kube:{region}"] = f"{type(exc).__name__}: {exc}"
+        out.seconds = round(time.monotonic() - started, 3)
+        return out
 
     # ---------------------------------------------------------------------------- AWS
     def aws(self, service: str, region: str, retry: bool = True) -> Any:

@@ -22,5 +22,5 @@ async def hosted_worker(
         yield
         return
     with executor() as pool:
-        async with build_worker(client, cfg, pool):
+        async with build_worker(client, cfg, pool, warm=True):
             yield

@@ -126,7 +126,7 @@ async def _run(
     )
     try:
         with executor() as pool:
-            async with build_worker(client, cfg, pool, task_queue=queue):
+            async with build_worker(client, cfg, pool, task_queue=queue, warm=True):
                 info(f"worker on {cfg.temporal.address} ns={cfg.temporal.namespace} queue={queue}")
                 await stop.wait()
                 info("worker stopping: finishing in-flight tasks")
