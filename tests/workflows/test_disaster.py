@@ -44,6 +44,7 @@ from tests.workflows.helpers import (
     worker,
 )
 from tests.workflows.shop import dns_answers, world
+from tests.workflows.test_crash_safety import HEARTBEAT
 
 HANG = 20.0  # a blackholed region holds every connection this long
 
@@ -241,7 +242,10 @@ def test_worker_killed_during_the_unplanned_failover(
     async def scenario() -> RunProgress:
         client = await connect(sandbox_config(fresh).temporal)
         first = spawn_worker(fresh, workers, queue, tmp_path)
-        h = await start(client, queue, shop.plan("us-east-1", "us-west-2", "unplanned"))
+        # A dead worker's activity is retried once its heartbeat is missed: while the failover
+        # it sent is still under way (3 s).
+        plan = shop.plan("us-east-1", "us-west-2", "unplanned")
+        h = await start(client, queue, plan.model_copy(update={"heartbeat_timeout": HEARTBEAT}))
         deadline = time.monotonic() + 60
         while not failovers():
             if (await switch.progress(h)).state == RunState.WAITING_APPROVAL:
