@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from orchestrator.gameday.models import GameDayInput, GameDayProgress
+from orchestrator.gameday.models import GameDayInput, GameDayProgress, Phase
 from orchestrator.gameday.resolve import resolve_gameday
 from orchestrator.runbook.loader import load_text
 from orchestrator.runs import RunProgress
@@ -53,6 +53,8 @@ async def progress_until(handle: Any, pred: Any, timeout: float = 60.0) -> GameD
         p: GameDayProgress = await handle.query("progress", result_type=GameDayProgress)
         if pred(p):
             return p
+        if p.phase == Phase.DONE:  # it will not get there: say why it ended
+            raise AssertionError(f"ended {p.outcome.value}: {p.reason} {p.preflight}")
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not reached after {timeout}s: {p.phase} {p.fault.state}")
         await asyncio.sleep(0.1)

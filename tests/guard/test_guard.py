@@ -49,6 +49,14 @@ FAST = {
 }
 
 
+def _switch_started(s: GuardState) -> bool:
+    """The guard started its switch and the server created it (its run id is known): SWITCHING
+    is shown as the guard asks for the child, moments before the child exists."""
+    ep = s.episode
+    return s.status == GuardStatus.SWITCHING and ep is not None and ep.switch is not None \
+        and ep.switch.run_id is not None  # fmt: skip
+
+
 def _guard(name: str, **edits: str) -> GuardInput:
     text = (RUNBOOKS / "shop-region-switch.yaml").read_text()
     for old, new in {**FAST, "name: shop-region-switch": f"name: {name}", **edits}.items():
@@ -102,7 +110,7 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
             assert with_refusal and "already running" in with_refusal
 
             control.set_outage("us-east-1", "app")
-            waiting = await _until(client, name, lambda s: s.status == GuardStatus.SWITCHING)
+            waiting = await _until(client, name, _switch_started)
             ep = waiting.episode
             assert ep is not None and ep.switch is not None and ep.confirmed_at is not None
             assert ep.failures >= 3 and (ep.mttd_s or 0) >= 1.0
@@ -266,7 +274,7 @@ def test_worker_killed_and_temporal_restarted_while_guarding_one_switch_one_page
         before = (await _until(client, name, lambda s: s.evaluations >= 1)).evaluations
         await _until(client, name, lambda s: s.evaluations >= before + 5)  # it carries on
         control.set_outage("us-east-1", "app")
-        state = await _until(client, name, lambda s: s.status == GuardStatus.SWITCHING)
+        state = await _until(client, name, _switch_started)
         assert state.episode is not None and state.episode.switch is not None
         sw = state.episode.switch
         h = switch.handle(client, sw.workflow_id, sw.run_id)
