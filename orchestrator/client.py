@@ -6,13 +6,28 @@ configuration (TEMPORAL_ADDRESS, ...) into its `temporal` section; this module o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 
-from orchestrator.config import TemporalConfig
+from orchestrator.codec import CodecError, EncryptionCodec
+from orchestrator.config import ConfigError, TemporalConfig
+
+
+def data_converter(cfg: TemporalConfig) -> DataConverter:
+    """The pydantic data converter; with `encryption`, its payloads encrypted (ConfigError, one
+    line, for a key that cannot be used)."""
+    if cfg.encryption is None:
+        return pydantic_data_converter
+    try:
+        codec = EncryptionCodec(cfg.encryption)
+    except CodecError as exc:
+        raise ConfigError(f"temporal.encryption: {exc}") from None
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 class UnreachableError(RuntimeError):
@@ -38,7 +53,7 @@ async def connect(
     try:
         return await Client.connect(
             **kwargs,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(cfg),
             runtime=runtime,
             interceptors=interceptors,
         )

@@ -39,6 +39,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EncryptionKey(_Strict):
+    """One key: given (`key` or `key_env`), or a KMS key that wraps per-process data keys."""
+
+    key: SecretStr | None = Field(default=None, description="base64 of 32 random bytes.")
+    key_env: str | None = Field(default=None, description="An environment variable holding it.")
+    kms_key_id: str | None = Field(default=None, description="KMS key id, ARN or alias.")
+    kms_region: str | None = None
+    #: The KMS endpoint (the sandbox's; default: AWS's).
+    kms_endpoint_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EncryptionKey:
+        given = [x for x in (self.key, self.key_env, self.kms_key_id) if x]
+        if len(given) != 1:
+            raise ValueError("give exactly one of key, key_env, kms_key_id")
+        if self.kms_key_id and not self.kms_region:
+            raise ValueError("kms_region is required with kms_key_id")
+        return self
+
+
+class EncryptionConfig(_Strict):
+    """`temporal.encryption` in the configuration."""
+
+    #: Key id -> key. Ids are written beside each payload: keep an old key listed while
+    #: histories encrypted with it are still read.
+    keys: dict[str, EncryptionKey] = Field(min_length=1)
+    #: The key new payloads are encrypted with.
+    active: str
+
+    @model_validator(mode="after")
+    def _active_listed(self) -> EncryptionConfig:
+        if self.active not in self.keys:
+            listed = ", ".join(self.keys)
+            raise ValueError(f"active key {self.active!r} is not among keys ({listed})")
+        return self
+
+
 class TemporalConfig(_Strict):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -46,6 +83,8 @@ class TemporalConfig(_Strict):
     api_key: SecretStr | None = None
     tls: bool = False
     ui_url: str | None = None
+    #: Encrypt every payload stored in Temporal (`orchestrator.codec`); None: plain JSON.
+    encryption: EncryptionConfig | None = None
     #: TLS settings with certificates, when Temporal's environment configuration gives them.
     _tls_config: Any = PrivateAttr(default=None)
 

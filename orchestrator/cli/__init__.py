@@ -8,7 +8,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import gameday, guard, readiness, runbook, trends, worker
+from orchestrator.cli import codec, gameday, guard, readiness, runbook, trends, worker
 from orchestrator.cli import switch as switch_cli
 from orchestrator.cli.output import fail
 
@@ -50,6 +50,7 @@ app.add_typer(gameday.app, name="gameday")
 app.add_typer(guard.app, name="guard")
 app.add_typer(readiness.app, name="readiness")
 app.command("trends")(trends.trends)
+app.add_typer(codec.app, name="codec")
 
 
 @app.command()

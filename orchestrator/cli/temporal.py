@@ -37,6 +37,8 @@ def call(cfg: configuration.Config, body: Callable[[Client], Awaitable[T]]) -> T
         return asyncio.run(main())
     except UnreachableError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
+    except configuration.ConfigError as exc:  # a payload key that cannot be used
+        fail(str(exc), ExitCode.INVALID_INPUT)
     except switch.RefusedError as exc:
         fail(f"refused: {exc}")
     except switch.NoWorkerError as exc:

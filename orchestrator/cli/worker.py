@@ -96,6 +96,8 @@ def worker(
         asyncio.run(_run(cfg, queue, runtime, tracing))
     except UnreachableError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
+    except configuration.ConfigError as exc:  # a payload key that cannot be used
+        fail(str(exc), ExitCode.INVALID_INPUT)
     finally:
         if tracing is not None:
             tracing.shutdown()  # flush the spans still buffered
