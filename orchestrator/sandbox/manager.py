@@ -592,9 +592,10 @@ class Sandbox:
         if env is None:
             raise SandboxError("the sandbox is not up: run 'failover sandbox up'")
         progress("resetting aws and regions")
-        http_json(f"{env.aws_endpoint_url}/_sandbox/reset", "POST", {})
+        # A reset drops every resource: seconds on a loaded machine, more than a control call.
+        http_json(f"{env.aws_endpoint_url}/_sandbox/reset", "POST", {}, timeout=60)
         for r in env.regions:
-            http_json(f"{env.control_url(r)}/_sandbox/reset", "POST", {})
+            http_json(f"{env.control_url(r)}/_sandbox/reset", "POST", {}, timeout=60)
         from orchestrator.sandbox.aws.seed import seed
 
         progress("re-seeding the shop topology")
