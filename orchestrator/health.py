@@ -224,7 +224,7 @@ async def watch_readiness(
     address = client.service_client.config.target_host
     while True:
         if not running():
-            readiness.set_not_ready("the worker is not running")
+            readiness.set_not_ready("the worker is not running (starting, or stopped)")
         else:
             try:
                 reason = await asyncio.wait_for(polling(client, task_queue, who), CHECK_TIMEOUT + 1)

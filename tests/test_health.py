@@ -114,9 +114,9 @@ def test_ready_only_while_temporal_lists_the_worker_as_a_poller(env: SandboxEnv)
 
     run(scenario(), timeout=30)
     assert seen == [
-        health.Status(False, "the worker is not running"),
+        health.Status(False, "the worker is not running (starting, or stopped)"),
         health.Status(True, "ready"),
-        health.Status(False, "the worker is not running"),
+        health.Status(False, "the worker is not running (starting, or stopped)"),
     ]
 
 
