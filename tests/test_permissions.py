@@ -29,9 +29,9 @@ def test_iam_policy_of_the_shop_runbook_has_every_action_of_its_step_types() -> 
 
 
 def test_deploy_clusterrole_is_the_generated_one() -> None:
-    shipped = yaml.safe_load((ROOT / "deploy/kubernetes/clusterrole.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "deploy/kubernetes/base/clusterrole.yaml").read_text())
     assert shipped == permissions.rbac_role(permissions.step_types(None)), (
-        "regenerate: failover rbac > deploy/kubernetes/clusterrole.yaml"
+        "regenerate: failover rbac > deploy/kubernetes/base/clusterrole.yaml"
     )
     verbs = {(r["resources"][0], v) for r in shipped["rules"] for v in r["verbs"]}
     assert ("deployments/scale", "patch") in verbs and ("configmaps", "patch") in verbs

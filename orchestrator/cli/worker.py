@@ -2,6 +2,8 @@
 
 With `--metrics-port N` the worker serves Prometheus metrics on http://HOST:N/metrics: the
 Temporal SDK's runtime metrics and the orchestrator's own (`orchestrator.metrics`), one endpoint.
+With `--health-port N` it serves /healthz (liveness) and /readyz (polling its task queue) on
+http://HOST:N (`orchestrator.health`), for Kubernetes probes.
 With the standard OTEL_* variables set it also exports traces of workflows and activities
 (`orchestrator.interceptors.tracing_from_env`).
 """
@@ -20,7 +22,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 
 from orchestrator import config as configuration
-from orchestrator import metrics, switch
+from orchestrator import health, metrics, switch
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import ConfigOption, LogFormat, load_config
 from orchestrator.cli.output import fail, info
@@ -62,6 +64,18 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(help="Address the metrics endpoint listens on.")
     ] = "127.0.0.1",
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /healthz (the process is up) and /readyz (200 while the worker polls "
+            "its task queue, else 503 and why) on this port.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(help="Address the health endpoint listens on.")
+    ] = "127.0.0.1",
     tag: Annotated[
         str | None,
         typer.Option(
@@ -86,6 +100,15 @@ def worker(
         except Exception as exc:  # the SDK reports a bind failure as a plain exception
             fail(f"cannot serve metrics on {bind}: {exc}", ExitCode.INVALID_INPUT)
         info(f"metrics on http://{bind}/metrics")
+    readiness = server = None
+    if health_port is not None:
+        readiness = health.Readiness(f"connecting to Temporal at {cfg.temporal.address}")
+        where = metrics_address(health_host, health_port)
+        try:
+            server = health.HealthServer(health_host, health_port, readiness).start()
+        except OSError as exc:
+            fail(f"cannot serve health on {where}: {exc.strerror or exc}", ExitCode.INVALID_INPUT)
+        info(f"health on http://{where}{health.LIVENESS_PATH} and {health.READINESS_PATH}")
     try:
         tracing = tracing_from_env()
     except TracingUnavailableError as exc:
@@ -93,12 +116,14 @@ def worker(
     if tracing is not None:
         info(f"traces exported ({', '.join(tracing.exporters)})")
     try:
-        asyncio.run(_run(cfg, queue, runtime, tracing))
+        asyncio.run(_run(cfg, queue, runtime, tracing, readiness))
     except UnreachableError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
     except configuration.ConfigError as exc:  # a payload key that cannot be used
         fail(str(exc), ExitCode.INVALID_INPUT)
     finally:
+        if server is not None:
+            server.close()
         if tracing is not None:
             tracing.shutdown()  # flush the spans still buffered
 
@@ -109,7 +134,11 @@ def metrics_address(host: str, port: int) -> str:
 
 
 async def _run(
-    cfg: configuration.Config, queue: str, runtime: Runtime | None, tracing: Tracing | None
+    cfg: configuration.Config,
+    queue: str,
+    runtime: Runtime | None,
+    tracing: Tracing | None,
+    readiness: health.Readiness | None,
 ) -> None:
     interceptors: list[Interceptor] = []
     if runtime is not None:
@@ -126,15 +155,24 @@ async def _run(
         if runtime is not None
         else None
     )
+    ready: asyncio.Task[None] | None = None
     try:
         with executor() as pool:
-            async with build_worker(client, cfg, pool, task_queue=queue, warm=True):
+            async with build_worker(client, cfg, pool, task_queue=queue, warm=True) as running:
+                if readiness is not None:
+                    ready = asyncio.create_task(
+                        health.watch_readiness(client, queue, lambda: running.is_running, readiness)
+                    )
                 info(f"worker on {cfg.temporal.address} ns={cfg.temporal.namespace} queue={queue}")
                 await stop.wait()
+                if ready is not None and readiness is not None:
+                    ready.cancel()
+                    readiness.set_not_ready("shutting down: finishing in-flight tasks")
                 info("worker stopping: finishing in-flight tasks")
     finally:
-        if gates is not None:
-            gates.cancel()
+        for task in (gates, ready):
+            if task is not None:
+                task.cancel()
 
 
 # ---------------------------------------------------------------------------- open gates
