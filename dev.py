@@ -51,8 +51,9 @@ def ensure_venv() -> None:
     py = str(BIN / "python")
     _log("installing locked dependencies (requirements.lock); this takes a minute the first time")
     subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(LOCK)], check=True)
+    # The project with the sandbox (the local world) and the test tools: the lock pins them all.
     subprocess.run(
-        [py, "-m", "pip", "install", "-q", "--no-deps", "-e", f"{ROOT}[test]"], check=True
+        [py, "-m", "pip", "install", "-q", "--no-deps", "-e", f"{ROOT}[sandbox,test]"], check=True
     )
     STAMP.write_text(wanted)
 

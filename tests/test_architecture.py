@@ -68,9 +68,10 @@ WITHOUT_SANDBOX = """
 import importlib.abc, sys
 
 class NoSandbox(importlib.abc.MetaPathFinder):
-    '''An install without the sandbox: its package and moto are not there.'''
+    '''An install without the [sandbox] extra: the sandbox's code is there, its libraries are not
+    (tests/test_packaging.py makes such an install for real).'''
     def find_spec(self, name, path=None, target=None):
-        if name == "moto" or name.startswith(("moto.", "orchestrator.sandbox")):
+        if name.split(".")[0] in ("moto", "werkzeug", "flask"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -95,5 +96,6 @@ def test_the_product_runs_without_the_sandbox_installed(tmp_path: Path) -> None:
     assert valid.returncode == 0, valid.stderr
     sandbox = failover("sandbox", "up")
     assert sandbox.returncode == 2
-    assert sandbox.stderr.strip().startswith("error: the sandbox is not installed")
-    assert "pip install 'failover-orchestrator[sandbox]'" in sandbox.stderr
+    assert sandbox.stderr.strip() == (
+        "error: the sandbox is not installed (moto): pip install 'failover-orchestrator[sandbox]'"
+    )

@@ -21,10 +21,12 @@ app = typer.Typer(
 
 
 def _add_sandbox(app: typer.Typer) -> None:
-    """The sandbox's commands; when this install has no sandbox, a stand-in that says so."""
+    """The sandbox's commands; when this install has no sandbox (installed without the
+    `[sandbox]` extra: orchestrator.sandbox refuses to load without its libraries), a stand-in
+    that says what to install. Any other import error is a bug, and raised."""
     try:
         from orchestrator.cli import sandbox
-    except ImportError as exc:  # the product runs without it (`failover worker`, `run`, ...)
+    except ModuleNotFoundError as exc:  # the product runs without it (`failover worker`, ...)
         why = f"the sandbox is not installed ({exc.name or exc}): "
 
         @app.command(

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator import search_attributes
 from orchestrator.connection import DEFAULT_HOME, ConnectionFile, RegionEnv
+from orchestrator.sandbox import INSTALL
 from orchestrator.sandbox.latency import LatencyModel
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
@@ -173,7 +174,7 @@ def _bin(name: str) -> str:
         return str(local)
     found = shutil.which(name)
     if not found:
-        raise SandboxError(f"'{name}' not found: install the project (python3 dev.py test does)")
+        raise SandboxError(f"'{name}' not found: {INSTALL} (python3 dev.py drill does)")
     return found
 
 
