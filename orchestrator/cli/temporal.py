@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import config as configuration
-from orchestrator import switch
+from orchestrator import leases, switch
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.output import fail
 from orchestrator.client import UnreachableError, connect
@@ -37,7 +37,7 @@ def call(cfg: configuration.Config, body: Callable[[Client], Awaitable[T]]) -> T
         return asyncio.run(main())
     except UnreachableError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
-    except switch.RefusedError as exc:
+    except (switch.RefusedError, leases.LeaseConflictError, leases.LeaseLockError) as exc:
         fail(f"refused: {exc}")
     except switch.NoWorkerError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
