@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import config as configuration
@@ -77,7 +77,7 @@ async def answered(
         return await request
     try:
         return await asyncio.wait_for(request, timeout)
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):  # (an Update's own error)
         reason = f"no answer within {timeout:g}s"
     except RPCError as exc:
         if not timed_out(exc):
