@@ -92,7 +92,7 @@ def load_text(text: str, file: str = "<plan>", base: Path | None = None) -> Load
     loaded = LoadedPlan(plan=plan, file=file, runbooks={})
     extra: list[Problem] = []
     _check(plan, out, loaded, base or Path("."), positions, extra)
-    problems = [*out.problems, *extra]
+    problems = [*out.problems, *dict.fromkeys(extra)]  # a runbook two services share: once
     if problems:
         raise RunbookError(problems)
     return loaded
