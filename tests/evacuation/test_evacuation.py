@@ -237,7 +237,10 @@ def test_a_second_run_that_would_write_a_held_resource_is_refused(
             finally:
                 await evacuation.reject(h, Decision(approver="bob", comment="test over"))
             assert (await h.result()).state == EvacState.ROLLED_BACK
-            # ... and released when it ends: the same switch now starts
+            # ... and released however it ends (here: terminated while it held them)
+            h = await start(client, queue, resolved(path))
+            await until(h, lambda p: p.open_gates == ["evacuation"])
+            await h.terminate("test: a run that ends badly")
             sw = await start_switch(client, queue, switch_plan("held", text=held_text))
             assert (await sw.result()).state == RunState.SUCCEEDED
             # a switch waiting at its gate holds its resources: an evacuation of them is refused
