@@ -1,8 +1,8 @@
-"""Reports write themselves: when a switch, a game day or an evacuation ends (however it ends), the workflow runs
-one of these activities, which builds its report (Markdown, JSON, HTML) and writes it to the
-configured store (`reports:` in the configuration: a directory, or an S3 bucket through the
-worker's AWS client), named by the run's workflow id and run id. Nothing here can fail a run: the
-workflow records a report that could not be written and ends as it would have."""
+"""Reports write themselves: when a switch, a game day or an evacuation ends (however it ends),
+the workflow runs one of these activities, which builds its report (Markdown, JSON, HTML) and
+writes it to the configured store (`reports:` in the configuration: a directory, or an S3 bucket
+through the worker's AWS client), named by the run's workflow id and run id. Nothing here can fail
+a run: the workflow records a report that could not be written and ends as it would have."""
 
 from __future__ import annotations
 
