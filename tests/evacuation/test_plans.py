@@ -217,3 +217,31 @@ def test_ids_and_lease_keys() -> None:
     assert "rds:global-cluster/shop-global" in names and len(names) == len(set(names))
     with pytest.raises(ValueError, match="at most 140 resources"):
         leases.keyed(f"r{i}" for i in range(141))
+
+
+def test_the_ui_details_and_the_live_table() -> None:
+    from rich.console import Console
+
+    from orchestrator import ui
+    from orchestrator.cli.views import evacuation_table
+    from orchestrator.evacuation.runs import EvacuationProgress
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    p = EvacuationProgress(
+        plan="platform", from_region="us-east-1", mode="drill", requester="alice",
+        failure_policy="stop", max_parallel=2, state=EvacState.WAITING_APPROVAL, started_at=t0,
+        services=[_rec("db", ServiceState.SUCCEEDED, "gate:tier-1", 5),
+                  _rec("app", ServiceState.PENDING)],
+        open_gates=["tier-2"], gates={"tier-1": GateWait(outcome="approved")},
+    )  # fmt: skip
+    text = ui.evacuation_details(p)
+    assert "**Gate `tier-2` is open**" in text and '"gate": "tier-2"' in text
+    assert "| db | 1 | SUCCEEDED |" in text and "| app | 1 | PENDING |" in text
+    assert "Critical path so far: gate:tier-1 → db" in text
+    console = Console(width=80, record=True)
+    console.print(evacuation_table(p, {}, "evacuation-platform", 80))
+    out = console.export_text()
+    said = " ".join(out.split())  # the lines under the table wrap
+    assert "failover approve evacuation-platform --gate tier-2 --as NAME" in said
+    rows = [line for line in out.splitlines() if line.startswith(("│db", "│app"))]
+    assert len(rows) == 2  # one line per service at 80 columns
