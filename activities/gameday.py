@@ -30,6 +30,8 @@ from activities.dns import answers as dns_answers
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
 from activities.http import send
+from orchestrator import leases
+from orchestrator import search_attributes as sa
 from orchestrator.gameday.models import (
     BusyCall,
     DetectCall,
@@ -109,17 +111,30 @@ class GameDayActivities:
         day must not inject a fault into a service that is being switched for real."""
         if self.temporal is None:
             raise ApplicationError("this worker has no Temporal client", non_retryable=True)
-        me = activity.info().workflow_id
+        me = activity.info().workflow_id or ""
         query = (
             f"FailoverRunbook = '{call.runbook}' AND ExecutionStatus = 'Running' "
             "AND WorkflowType IN ('RegionSwitch', 'GameDay')"
         )
         mine = switch_workflow_id(call.runbook)
         out = []
+        seen = {me}
         async for wf in self.temporal.list_workflows(query):
             if wf.id == me or (wf.parent_id == me and wf.id == mine):
                 continue
+            seen.add(wf.id)
             out.append(f"{wf.workflow_type} {wf.id} (started {wf.start_time:%Y-%m-%d %H:%M:%S}Z)")
+        # Any other run holding a lease on what this game day writes (an evacuation, a switch
+        # of another runbook that writes the same records): the game day's own leases are its
+        # search attribute (game days started before leases have none).
+        desc = await self.temporal.get_workflow_handle(me).describe()
+        keys = desc.typed_search_attributes.get(sa.RESOURCES) or []
+        for h in await leases.holders(self.temporal, {k: k for k in keys}, seen) or []:
+            out.append(
+                f"{h.workflow_type} {h.workflow_id} (holds {len(h.resources)} of the resources "
+                f"it writes; requested by {h.requester or '?'}, started "
+                f"{h.started_at:%Y-%m-%d %H:%M:%S}Z)"
+            )
         return out
 
     def _context(self, run_id: str, beat: Callable[..., None], step: PlannedStep | None = None,

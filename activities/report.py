@@ -1,8 +1,8 @@
-"""Reports write themselves: when a switch or a game day ends (however it ends), the workflow runs
-one of these activities, which builds its report (Markdown, JSON, HTML) and writes it to the
-configured store (`reports:` in the configuration: a directory, or an S3 bucket through the
-worker's AWS client), named by the run's workflow id and run id. Nothing here can fail a run: the
-workflow records a report that could not be written and ends as it would have."""
+"""Reports write themselves: when a switch, a game day or an evacuation ends (however it ends),
+the workflow runs one of these activities, which builds its report (Markdown, JSON, HTML) and
+writes it to the configured store (`reports:` in the configuration: a directory, or an S3 bucket
+through the worker's AWS client), named by the run's workflow id and run id. Nothing here can fail
+a run: the workflow records a report that could not be written and ends as it would have."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from temporalio import activity
 
 from activities.clients import Clients
 from orchestrator import report, report_store
+from orchestrator.evacuation import report as evac_report
+from orchestrator.evacuation.runs import EvacuationProgress
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday.models import GameDayProgress
 from orchestrator.runs import RunProgress
@@ -29,7 +31,7 @@ class ReportActivities:
         self.clients = clients
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.write_switch, self.write_gameday]
+        return [self.write_switch, self.write_gameday, self.write_evacuation]
 
     @activity.defn(name="report.switch")
     def write_switch(self, progress: RunProgress) -> list[str]:
@@ -44,6 +46,13 @@ class ReportActivities:
         wid, rid = _run()
         r = gd_report.build(progress, wid, rid)
         return self._write(r, gd_report.markdown(r), gd_report.html_page(r))
+
+    @activity.defn(name="report.evacuation")
+    def write_evacuation(self, progress: EvacuationProgress) -> list[str]:
+        """The calling evacuation's report (every service joined), written; returns where."""
+        wid, rid = _run()
+        r = evac_report.build(progress, wid, rid)
+        return self._write(r, evac_report.markdown(r), evac_report.html_page(r))
 
     def _write(self, r: report_store.Stored, markdown: str, html: str) -> list[str]:
         cfg = self.clients.config.reports

@@ -35,7 +35,8 @@ def write(r: Stored, markdown: str, html: str, directory: Path | None = None) ->
     out = directory or default_directory()
     out.mkdir(parents=True, exist_ok=True)
     base = out / stem(r.workflow_id, r.run_id)
-    paths = [base.with_suffix(".md"), base.with_suffix(".json"), base.with_suffix(".html")]
+    # (not with_suffix: a workflow id may have a dot, as an evacuation's switches do)
+    paths = [base.with_name(base.name + ext) for ext in (".md", ".json", ".html")]
     paths[0].write_text(markdown)
     paths[1].write_text(r.model_dump_json(indent=2))
     paths[2].write_text(html)

@@ -24,8 +24,14 @@ REQUESTER = SearchAttributeKey.for_keyword("FailoverRequester")
 GAMEDAY = SearchAttributeKey.for_keyword("FailoverGameDay")
 #: planned, unplanned (the source region did not answer) or recovery (of a failed region).
 KIND = SearchAttributeKey.for_keyword("FailoverKind")
+#: The evacuation plan a run belongs to: on the Evacuation workflow and its child switches.
+EVACUATION = SearchAttributeKey.for_keyword("FailoverEvacuation")
+#: The leases a running run holds: one key per resource it will write (`orchestrator.leases`).
+RESOURCES = SearchAttributeKey.for_keyword_list("FailoverResources")
 
-ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY, KIND)
+ALL = (RUNBOOK, FROM_REGION, TO_REGION, MODE, STATE, REQUESTER, GAMEDAY, KIND, EVACUATION)
+#: Keyword lists (registered with their own type).
+LISTS = (RESOURCES,)
 
 
 def of_switch(inp: SwitchInput, *extra: SearchAttributePair[Any]) -> TypedSearchAttributes:
@@ -47,6 +53,8 @@ def cli_flags() -> list[str]:
     flags: list[str] = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}=Keyword"]
+    for lst in LISTS:
+        flags += ["--search-attribute", f"{lst.name}=KeywordList"]
     return flags
 
 
@@ -63,7 +71,8 @@ async def register(client: Client, namespace: str) -> None:
         AddSearchAttributesRequest(
             namespace=namespace,
             search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL
+                **{key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL},
+                **{lst.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST for lst in LISTS},
             },
         )
     )

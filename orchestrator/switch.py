@@ -2,7 +2,9 @@
 
 One switch per runbook at a time: the workflow id is `switch-<runbook>`, started with the
 FAIL conflict policy, so a second start while one runs is refused by Temporal itself (no race),
-and the message names the running one.
+and the message names the running one. A switch that changes something also holds leases on the
+resources it writes (`orchestrator.leases`): a start while another run (a switch of another
+runbook, an evacuation, a game day) holds one of them is refused with the holder's details.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
+    SearchAttributePair,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestrator import leases
 from orchestrator import search_attributes as sa
 from orchestrator.runs import (
     Abort,
@@ -96,23 +100,27 @@ async def start(
             "away from it deferred any work"
         )
     wid = workflow_id_override or switch_workflow_id(inp.runbook)
+    # A dry run changes nothing: it holds no lease.
+    held = [] if inp.mode == "dry-run" else leases.resources(inp, wid)
     for _ in range(FINISHING_CHECKS):
         try:
-            return await _start(client, inp, task_queue, wid)
+            return await _start(client, inp, task_queue, wid, held)
         except AlreadyRunningError as exc:
             if not exc.finishing:
                 raise
             # The switch before it has ended and only writes its report and sends its last
             # notifications (seconds, on any worker: this command's own, if it hosts one).
             await asyncio.sleep(0.25)
-    return await _start(client, inp, task_queue, wid)
+    return await _start(client, inp, task_queue, wid, held)
 
 
 FINISHING_CHECKS = 60  # x 0.25 s: how long a new switch waits for the previous one to close
 
 
-async def _start(client: Client, inp: SwitchInput, task_queue: str, wid: str) -> Handle:
-    try:
+async def _start(
+    client: Client, inp: SwitchInput, task_queue: str, wid: str, held: list[str]
+) -> Handle:
+    async def start(*extra: SearchAttributePair[Any]) -> Handle:
         return await client.start_workflow(
             RegionSwitchWorkflow.run,
             inp,
@@ -120,10 +128,17 @@ async def _start(client: Client, inp: SwitchInput, task_queue: str, wid: str) ->
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=sa.of_switch(inp),
+            search_attributes=sa.of_switch(inp, *extra),
             static_summary=summary(inp),
             static_details=_static_details(inp),
             execution_timeout=timedelta(days=30),
+        )
+
+    try:
+        if not held:
+            return await start()
+        return await leases.start_holding(
+            client, held, wid, start, f"the {inp.mode} of runbook {inp.runbook!r}"
         )
     except WorkflowAlreadyStartedError:
         running: Handle = client.get_workflow_handle_for(RegionSwitchWorkflow.run, wid)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchestrator.approvals import GateBook
+from orchestrator.evacuation.rules import last_done, path_taken
+from orchestrator.evacuation.runs import EvacuationProgress
 from orchestrator.gameday.models import ChildRun, GameDayProgress, ProbeStats
 from orchestrator.runs import RunProgress, StepRecord, StepState
 
@@ -92,3 +94,42 @@ def gameday_details(p: GameDayProgress) -> str:
     if p.reason:
         text += f"\n\n{p.reason}"
     return text
+
+
+def evacuation_details(p: EvacuationProgress) -> str:
+    """An evacuation: state, why it stops, its open gate (with the payload to send), the service
+    table (each service's switch is a workflow of its own: its page has the steps) and the
+    critical path taken so far."""
+    what = "" if p.kind == "planned" else f"{p.kind} "
+    to = f" → {p.to_region}" if p.to_region else ""
+    lines = [
+        f"**{p.state.value}** · {what}{p.mode} evacuation `{p.plan}` of {p.from_region}{to} · "
+        f"requested by {p.requester} · failure policy {p.failure_policy}, "
+        f"{p.max_parallel} at once",
+    ]
+    if p.reason:
+        lines += ["", f"Stopped going forward: {p.reason}"]
+    for gate in p.open_gates:
+        lines += [
+            "",
+            f"**Gate `{gate}` is open**: its approval stands in for the gates of the services it "
+            "covers, where they allow it.",
+            f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
+            f'"gate": "{gate}"}}` (or **reject**: everything switched is switched back).',
+        ]
+    lines += [
+        "",
+        "| service | tier | state | switch | waited for | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in p.services[:DETAIL_ROWS]:
+        wid = s.failback_workflow_id or s.workflow_id
+        detail = " ".join(s.reason.replace("|", "/").split())[:100]
+        lines.append(
+            f"| {s.name} | {s.tier} | {s.state.value} | {f'`{wid}`' if wid else ''} | "
+            f"{s.after or ''} | {detail} |"
+        )
+    last = last_done(p.services)
+    if last is not None:
+        lines += ["", "Critical path so far: " + " → ".join(path_taken(p.services, p.gates, last))]
+    return "\n".join(lines)

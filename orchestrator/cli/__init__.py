@@ -8,7 +8,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import codec, gameday, guard, readiness, runbook, trends, worker
+from orchestrator.cli import codec, evacuate, gameday, guard, readiness, runbook, trends, worker
 from orchestrator.cli import switch as switch_cli
 from orchestrator.cli.output import fail
 
@@ -48,6 +48,7 @@ config_app = typer.Typer(help="The configuration: Temporal, AWS, Kubernetes, end
 config_app.command("show")(worker.config_show)
 app.add_typer(config_app, name="config")
 switch_cli.register(app)
+evacuate.register(app)
 app.add_typer(gameday.app, name="gameday")
 app.add_typer(guard.app, name="guard")
 app.add_typer(readiness.app, name="readiness")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,19 +13,34 @@ from rich.markup import escape
 
 from activities import registry
 from orchestrator import permissions
+from orchestrator.cli import evacuate
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import OutputFormat, OutputOption
 from orchestrator.cli.output import err_console, fail, info, print_json, print_table
+from orchestrator.evacuation.loader import kind_of
+from orchestrator.evacuation.models import EvacuationPlan
 from orchestrator.runbook.graph import levels
 from orchestrator.runbook.loader import RunbookError, load_file
 from orchestrator.runbook.models import Runbook
 
 
+class SchemaKind(StrEnum):
+    """What `failover schema` describes."""
+
+    runbook = "Runbook"
+    evacuation = "Evacuation"
+
+
 def validate(
-    runbook: Annotated[Path, typer.Argument(help="Runbook YAML file.")],
+    runbook: Annotated[Path, typer.Argument(help="Runbook or evacuation plan YAML file.")],
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Check a runbook: structure, step types and params, dependencies, templates, safety rules."""
+    """Check a runbook: structure, step types and params, dependencies, templates, safety rules.
+    An evacuation plan (kind: Evacuation): its services, their runbooks, dependencies and tiers,
+    and that no two services write the same resource."""
+    if kind_of(runbook) == "Evacuation":
+        evacuate.validate(runbook, output)
+        return
     try:
         rb = load_file(runbook)
     except RunbookError as exc:
@@ -42,9 +58,15 @@ def validate(
     info(f"{runbook}: valid runbook {rb.name!r}: {len(rb.steps)} steps in {len(groups)} levels")
 
 
-def schema() -> None:
-    """The runbook JSON Schema (for editors: yaml-language-server $schema)."""
-    typer.echo(json.dumps(Runbook.model_json_schema(), indent=2))
+def schema(
+    kind: Annotated[
+        SchemaKind, typer.Option(help="Runbook or Evacuation (a plan).", case_sensitive=False)
+    ] = SchemaKind.runbook,
+) -> None:
+    """The runbook JSON Schema, or an evacuation plan's (for editors: yaml-language-server
+    $schema)."""
+    model = EvacuationPlan if kind == SchemaKind.evacuation else Runbook
+    typer.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
 def steps(output: OutputOption = OutputFormat.table) -> None:

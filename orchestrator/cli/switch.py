@@ -27,6 +27,7 @@ from activities.clients import Clients
 from orchestrator import config as configuration
 from orchestrator import report, report_store, switch
 from orchestrator import search_attributes as sa
+from orchestrator.cli import evacuate as evacuation_cli
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.hosted import hosted_worker
 from orchestrator.cli.options import (
@@ -61,6 +62,8 @@ from orchestrator.cli.output import (
 from orchestrator.cli.temporal import answered, ask, call, need_worker, recent_pollers, ui_link
 from orchestrator.cli.views import changes, progress_table, seconds
 from orchestrator.client import UnreachableError, connect
+from orchestrator.evacuation.loader import kind_of
+from orchestrator.evacuation.runs import EVACUATION_PREFIX, is_evacuation
 from orchestrator.logs import configure
 from orchestrator.plan import make_plan, observe_state
 from orchestrator.runbook.loader import RunbookError, load_file
@@ -86,7 +89,10 @@ FINAL_CODES = {
     RunState.ROLLBACK_FAILED: ExitCode.ROLLBACK_FAILED,
 }
 
-IdArg = Annotated[str, typer.Argument(help="Run id (switch-RUNBOOK) or the runbook's name.")]
+IdArg = Annotated[
+    str,
+    typer.Argument(help="Run id (switch-RUNBOOK, evacuation-PLAN) or the runbook's name."),
+]
 
 
 class Action(StrEnum):
@@ -104,8 +110,9 @@ RunStateOption = Annotated[
 
 
 def run_id(ref: str) -> str:
-    """Accept a workflow id or a runbook name."""
-    return ref if ref.startswith((SWITCH_PREFIX, "test-")) else switch_workflow_id(ref)
+    """Accept a workflow id (a switch's, or an evacuation's service's) or a runbook name."""
+    prefixes = (SWITCH_PREFIX, "test-", EVACUATION_PREFIX)
+    return ref if ref.startswith(prefixes) else switch_workflow_id(ref)
 
 
 UnplannedOption = Annotated[
@@ -141,9 +148,11 @@ def resolved(
 
 # ------------------------------------------------------------------------------ plan, state
 def plan(
-    runbook: RunbookArg,
+    runbook: Annotated[Path, typer.Argument(help="Runbook or evacuation plan YAML file.")],
     from_region: FromOption,
-    to_region: ToOption,
+    to_region: Annotated[
+        str | None, typer.Option("--to", help="Region to switch to (default: the other one).")
+    ] = None,
     param: ParamOption = [],  # noqa: B006 - Typer's way to spell a repeatable option
     unplanned: UnplannedOption = False,
     config: ConfigOption = None,
@@ -151,7 +160,14 @@ def plan(
 ) -> None:
     """What a switch would do: parallel groups, critical path, gates, irreversible steps, and
     every step's preflight and diff, with what the other kind of run does with each step (planned
-    or --unplanned). Mutates nothing; exit 6 if a preflight fails."""
+    or --unplanned). Mutates nothing; exit 6 if a preflight fails. An evacuation plan: each
+    service's preflights, its leases, two services writing one resource, the critical path."""
+    if kind_of(runbook) == "Evacuation":
+        if param:
+            fail("--param: an evacuation plan gives each service its parameters")
+        evacuation_cli.plan(runbook, from_region, to_region, unplanned, config, output)
+        return
+    to_region = to_region or _other(runbook, from_region)
     kind: Kind = "unplanned" if unplanned else "planned"
     inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind)
     cfg = load_config(config)
@@ -454,7 +470,9 @@ def _asked(
 def status(
     ref: IdArg, config: ConfigOption = None, output: OutputOption = OutputFormat.table
 ) -> None:
-    """The step table of a run (running or ended)."""
+    """The step table of a run (running or ended); an evacuation's service table."""
+    if is_evacuation(ref):
+        return evacuation_cli.status(ref, config, output)
     cfg = load_config(config)
     p = _asked(cfg, ref, switch.progress)
     if output == OutputFormat.json:
@@ -467,6 +485,8 @@ def watch(
     ref: IdArg, config: ConfigOption = None, output: OutputOption = OutputFormat.table
 ) -> None:
     """Follow a run live until it ends; exits with its outcome's code."""
+    if is_evacuation(ref):
+        return evacuation_cli.watch(ref, config, output)
     cfg = load_config(config)
     configure("console", level=logging.WARNING)
 
@@ -497,7 +517,9 @@ def report_cmd(
     config: ConfigOption = None,
 ) -> None:
     """The report of a run: outcome, RTO, RPO, objectives, steps (before -> after), approvals,
-    rollback, errors."""
+    rollback, errors. An evacuation's: every service joined, its RTO and critical path."""
+    if is_evacuation(ref):
+        return evacuation_cli.report(ref, fmt, out, config)
     cfg = load_config(config)
 
     async def body(client: Client) -> report.Report:
@@ -584,15 +606,25 @@ def list_runs(
 
 
 # ---------------------------------------------------------------------------------- decide
+ServiceOption = Annotated[
+    str | None,
+    typer.Option(help="An evacuation's service: decide its own switch's open gate."),
+]
+
+
 def approve(
     ref: IdArg,
     as_: AsOption = None,
     gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
     comment: Annotated[str, typer.Option(help="Why.")] = "",
+    service: ServiceOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Approve an open gate (never your own switch: two-person rule)."""
+    """Approve an open gate (never your own switch: two-person rule). An evacuation's gate
+    pre-approves the gates of the services it covers, where they allow it."""
     decision = Decision(approver=identity(as_), gate=gate, comment=comment)
+    if is_evacuation(ref):
+        return evacuation_cli.decide(ref, decision, service, True, config)
     cfg = load_config(config)
     info(_asked(cfg, ref, lambda h: switch.approve(h, decision)))
 
@@ -602,10 +634,14 @@ def reject(
     reason: Annotated[str, typer.Option(help="Why (recorded in the report).")],
     as_: AsOption = None,
     gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
+    service: ServiceOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Reject an open gate: the switch rolls back."""
+    """Reject an open gate: the switch rolls back (an evacuation's: everything switched is
+    switched back)."""
     decision = Decision(approver=identity(as_), gate=gate, comment=reason)
+    if is_evacuation(ref):
+        return evacuation_cli.decide(ref, decision, service, False, config)
     cfg = load_config(config)
     info(_asked(cfg, ref, lambda h: switch.reject(h, decision)))
 
@@ -616,8 +652,11 @@ def abort(
     as_: AsOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Stop the switch and undo every step it applied."""
+    """Stop the switch and undo every step it applied (an evacuation: its running switches roll
+    back, its switched services are switched back, dependents first)."""
     req = Abort(by=identity(as_), reason=reason)
+    if is_evacuation(ref):
+        return evacuation_cli.abort(ref, req, config)
     cfg = load_config(config)
     info(_asked(cfg, ref, lambda h: switch.abort(h, req)))
 

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import config as configuration
-from orchestrator import switch
+from orchestrator import leases, switch
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.output import fail
 from orchestrator.client import UnreachableError, connect
@@ -39,7 +39,7 @@ def call(cfg: configuration.Config, body: Callable[[Client], Awaitable[T]]) -> T
         fail(str(exc), ExitCode.UNREACHABLE)
     except configuration.ConfigError as exc:  # a payload key that cannot be used
         fail(str(exc), ExitCode.INVALID_INPUT)
-    except switch.RefusedError as exc:
+    except (switch.RefusedError, leases.LeaseConflictError, leases.LeaseLockError) as exc:
         fail(f"refused: {exc}")
     except switch.NoWorkerError as exc:
         fail(str(exc), ExitCode.UNREACHABLE)
@@ -79,7 +79,7 @@ async def answered(
         return await request
     try:
         return await asyncio.wait_for(request, timeout)
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):  # (an Update's own error)
         reason = f"no answer within {timeout:g}s"
     except RPCError as exc:
         if not timed_out(exc):

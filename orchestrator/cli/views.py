@@ -13,6 +13,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.evacuation.rules import last_done, path_taken
+from orchestrator.evacuation.runs import EvacuationProgress, ServiceRecord, ServiceState
 from orchestrator.gameday.models import ChildRun, GameDayProgress
 from orchestrator.runs import RunProgress, RunState, StepState
 
@@ -223,4 +225,118 @@ def changes(seen: dict[str, str], p: RunProgress) -> list[str]:
             took = _took(s, datetime.now(UTC))
             out.append(f"{s.id}: {s.state.value}" + (f" {took}" if took else "")
                        + (f" ({detail})" if detail else ""))  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- evacuations
+SERVICE_STYLE = {
+    ServiceState.SUCCEEDED: "green",
+    ServiceState.RUNNING: "cyan",
+    ServiceState.ROLLED_BACK: "magenta",
+    ServiceState.FAILED_BACK: "magenta",
+    ServiceState.FAILING_BACK: "magenta",
+    ServiceState.FAILED: "red",
+    ServiceState.ROLLBACK_FAILED: "bold red",
+    ServiceState.FAILBACK_FAILED: "bold red",
+    ServiceState.SKIPPED: "dim",
+    ServiceState.PENDING: "dim",
+}
+
+
+def current_step(child: RunProgress | None) -> str:
+    """What a running switch does now: its steps under way (an open gate says so)."""
+    if child is None:
+        return ""
+    busy = [
+        s.id + (" (waiting for approval)" if s.state == StepState.WAITING_APPROVAL else "")
+        + (" (undo)" if s.state == StepState.UNDOING else "")
+        for s in child.steps
+        if s.state in (StepState.RUNNING, StepState.WAITING_APPROVAL, StepState.UNDOING,
+                       StepState.PAUSED)
+    ]  # fmt: skip
+    return ", ".join(busy) or child.state.value
+
+
+def service_rto(s: ServiceRecord, now: datetime) -> str:
+    """How long a service's switch took (so far, if it runs; its switch back after a slash)."""
+    if s.started_at is None:
+        return ""
+    end = s.result.ended_at if s.result is not None and s.result.ended_at else s.ended_at
+    took = f"{((end or now) - s.started_at).total_seconds():.1f}s"
+    if s.failback_started_at is not None:
+        back = s.failback_ended_at or now
+        took += f" / back {(back - s.failback_started_at).total_seconds():.1f}s"
+    return took
+
+
+def evacuation_table(
+    p: EvacuationProgress, live: dict[str, RunProgress], wid: str, width: int | None = None
+) -> Group:
+    """The service table (state, the step each running switch is at, RTO so far, what it waited
+    for), open gates with the command to approve, and the critical path taken so far. Cells never
+    wrap: what does not fit is cut."""
+    now = datetime.now(UTC)
+    elapsed = ((p.ended_at or now) - p.started_at).total_seconds()
+    kind = "" if p.kind == "planned" else f"{p.kind} "
+    to = f" -> {p.to_region}" if p.to_region else ""
+    title = (
+        f"{kind}{p.mode} evacuation {p.plan}: {p.from_region}{to}  ·  {p.state.value}  ·  "
+        f"{elapsed:.1f}s  ·  {p.failure_policy}, {p.max_parallel} at once"
+    )
+    table = Table(title=title, header_style="bold", title_justify="left", width=width,
+                  pad_edge=False, collapse_padding=True)  # fmt: skip
+    for col in ("service", "tier", "state", "step", "took", "waited for", "detail"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis",
+                         ratio=1 if col == "detail" else None)  # fmt: skip
+    for s in p.services:
+        child = live.get(s.name)
+        state = s.state.value
+        if child is not None and child.state == RunState.WAITING_APPROVAL:
+            state = "WAITING_APPROVAL"
+        detail = s.reason or (child.reason if child is not None else "")
+        if s.gates_left and s.state == ServiceState.RUNNING:
+            detail = detail or f"its gates left to people: {', '.join(s.gates_left)}"
+        table.add_row(s.name, str(s.tier), Text(state, style=SERVICE_STYLE.get(s.state, "")),
+                      current_step(child), service_rto(s, now), s.after, detail)  # fmt: skip
+    parts: list[Any] = [table]
+    if p.reason:
+        parts.append(Text(f"stopped going forward: {p.reason}", style="red"))
+    for gate in p.open_gates:
+        parts.append(Text(f"gate '{gate}' is open: failover approve {wid} --gate {gate} --as NAME",
+                          style="yellow"))  # fmt: skip
+    for name, child in live.items():
+        for gate in child.open_gates:
+            parts.append(Text(f"service {name} waits at its gate '{gate}': failover approve {wid} "
+                              f"--service {name} --as NAME", style="yellow"))  # fmt: skip
+    last = last_done(p.services)
+    if last is not None:
+        parts.append(Text("critical path so far: " + " -> ".join(
+            path_taken(p.services, p.gates, last)), style="dim"))  # fmt: skip
+    return Group(*parts)
+
+
+def evacuation_changes(
+    seen: dict[str, str], p: EvacuationProgress, live: dict[str, RunProgress], wid: str
+) -> list[str]:
+    """A plain line per change of a service's state (a service whose own gate waits for people
+    says so, with the command), then of the evacuation's; for output that is not a terminal."""
+    out = []
+    now = datetime.now(UTC)
+    for s in p.services:
+        child = live.get(s.name)
+        waiting = child.open_gates if child is not None else []
+        key = s.state.value + "".join(f" gate:{g}" for g in waiting)
+        if s.state != ServiceState.PENDING and seen.get(s.name) != key:
+            seen[s.name] = key
+            took = service_rto(s, now)
+            out.append(f"{s.name}: {s.state.value}" + (f" {took}" if took else "")
+                       + (f" ({s.reason})" if s.reason else ""))  # fmt: skip
+            for gate in waiting:
+                out.append(f"{s.name}: its gate '{gate}' waits for people: failover approve "
+                           f"{wid} --service {s.name} --as NAME")  # fmt: skip
+    if seen.get("") != p.state.value:
+        seen[""] = p.state.value
+        out.append(f"evacuation {p.plan}: {p.state.value}")
+        for gate in p.open_gates:
+            out.append(f"gate '{gate}' is open: failover approve {wid} --gate {gate} --as NAME")
     return out

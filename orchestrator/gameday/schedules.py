@@ -27,6 +27,7 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from orchestrator import leases
 from orchestrator import search_attributes as sa
 from orchestrator.gameday.models import GameDayInput
 from workflows.gameday import GameDayWorkflow
@@ -43,7 +44,9 @@ def schedule_id(name: str) -> str:
 
 
 def attributes(inp: GameDayInput) -> TypedSearchAttributes:
-    """The search attributes of a game day's workflow (history and trends query them)."""
+    """The search attributes of a game day's workflow (history and trends query them), with the
+    leases it holds while it runs: what its switches and its fault write (its preflight refuses
+    to start while another run holds one of them)."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(sa.RUNBOOK, inp.runbook),
@@ -53,8 +56,18 @@ def attributes(inp: GameDayInput) -> TypedSearchAttributes:
             SearchAttributePair(sa.STATE, "RUNNING"),
             SearchAttributePair(sa.REQUESTER, inp.requester),
             SearchAttributePair(sa.GAMEDAY, inp.name),
+            leases.attribute(leases.keyed(resources(inp))),
         ]
     )
+
+
+def resources(inp: GameDayInput) -> list[str]:
+    """What a game day writes: its switches' resources and its fault's."""
+    holder = schedule_id(inp.name)
+    runs = [r for r in (inp.switch, inp.recovery, inp.failback) if r is not None]
+    names = [n for r in runs for n in leases.resources(r, holder)]
+    names.append(leases.step_resource(inp.fault, inp.from_region, inp.to_region, "gameday", holder))
+    return list(dict.fromkeys(names))
 
 
 def summary(inp: GameDayInput) -> str:
