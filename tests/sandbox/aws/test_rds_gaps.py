@@ -86,6 +86,19 @@ def test_unknown_global_cluster_is_not_found(env: SandboxEnv) -> None:
 
 
 def test_promote_read_replica_detaches_it(fresh: SandboxEnv) -> None:
+    from orchestrator.sandbox.control import SandboxControl
+    from orchestrator.sandbox.latency import LatencyModel
+
+    control = SandboxControl(fresh)
+    # x0.01: 3 s under way, long enough to be seen modifying on a loaded machine.
+    control.set_latency(replica_promotion=300.0)
+    try:
+        _promote_and_detach(fresh)
+    finally:
+        control.set_latency(replica_promotion=LatencyModel().replica_promotion)
+
+
+def _promote_and_detach(fresh: SandboxEnv) -> None:
     west, east = aws(fresh, "rds", "us-west-2"), aws(fresh, "rds", "us-east-1")
     replica = west.describe_db_instances(DBInstanceIdentifier="shop-db-replica")["DBInstances"][0]
     assert replica["ReadReplicaSourceDBInstanceIdentifier"].endswith(":db:shop-db")
