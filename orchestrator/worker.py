@@ -37,14 +37,17 @@ def build_worker(
     task_queue: str | None = None,
     max_cached_workflows: int = 1000,
     warm: bool = False,
+    clients: Clients | None = None,
 ) -> Worker:
     """A worker for the orchestrator's workflows and activities (not started).
 
     `max_cached_workflows=0` evicts a workflow after every activation (tests use it: every
     workflow task then replays the history from the start). `warm=True` builds the clients the
-    step types can ask for in the configured regions, in a background thread, now.
+    step types can ask for in the configured regions, in a background thread, now. `clients`:
+    the activities' clients (default: new ones for `config`; a benchmark passes clients it has
+    warmed already).
     """
-    clients = Clients(config)
+    clients = clients or Clients(config)
     if warm:
         threading.Thread(target=warm_clients, args=(clients,), name="warm", daemon=True).start()
     steps = StepActivities(clients)
