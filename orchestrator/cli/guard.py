@@ -11,7 +11,6 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestrator import switch
 from orchestrator.cli.options import (
     AsOption,
     ConfigOption,
@@ -24,7 +23,7 @@ from orchestrator.cli.options import (
     parse_params,
 )
 from orchestrator.cli.output import fail, info, print_json, print_table
-from orchestrator.cli.temporal import call, recent_pollers, ui_link
+from orchestrator.cli.temporal import answered, call, need_worker, recent_pollers, ui_link
 from orchestrator.guard import client as guard_client
 from orchestrator.guard.models import Episode, GuardInput, GuardState
 from orchestrator.guard.resolve import resolve_guard
@@ -106,10 +105,11 @@ def start(
              "('failover worker')")  # fmt: skip
 
 
-async def _need_worker(client: Client, cfg: Any, runbook: str) -> None:
-    """A running guard answers only through a worker: say so at once when none polls."""
+async def _need_worker(client: Client, runbook: str) -> str | None:
+    """A running guard answers only through a worker: say so at once when none polls. Its task
+    queue (None once it ended), for `answered`."""
     try:
-        await switch.require_worker(guard_client.handle(client, runbook), "the guard")
+        return await need_worker(guard_client.handle(client, runbook), "the guard")
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             fail(f"runbook {runbook!r} has no guard (failover guard start RUNBOOK-FILE)")
@@ -121,8 +121,9 @@ def _read(runbook: str, config: Path | None) -> tuple[GuardInput | None, GuardSt
 
     async def body(client: Client) -> tuple[GuardInput | None, GuardState, bool]:
         try:
-            await _need_worker(client, cfg, runbook)
-            return await guard_client.status(client, runbook)
+            queue = await _need_worker(client, runbook)
+            h = guard_client.handle(client, runbook)
+            return await answered(h, guard_client.status(client, runbook), queue, "the guard")
         except guard_client.GuardError as exc:
             fail(str(exc))
 
@@ -226,8 +227,10 @@ def stop(
 
     async def body(client: Client) -> str:
         try:
-            await _need_worker(client, cfg, name)
-            return await guard_client.stop(client, name, identity(as_), reason)
+            queue = await _need_worker(client, name)
+            h = guard_client.handle(client, name)
+            stopping = guard_client.stop(client, name, identity(as_), reason)
+            return await answered(h, stopping, queue, "the guard")
         except guard_client.GuardError as exc:
             fail(str(exc))
 

@@ -3,14 +3,18 @@ input is one line with a non-zero exit, nothing started; a guard started, read a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
 
+import yaml
+
+from orchestrator.client import connect
 from orchestrator.runbook.loader import RunbookError, load_text
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.cli import failover
-from tests.workflows.helpers import RUNBOOKS
+from tests.workflows.helpers import RUNBOOKS, sandbox_config
 
 SHOP = (RUNBOOKS / "shop-region-switch.yaml").read_text()
 
@@ -71,15 +75,31 @@ def test_start_json_refuses_a_second_and_says_when_no_worker_answers(
     name = f"shop-{uuid.uuid4().hex[:6]}"
     rb = tmp_path / "rb.yaml"
     rb.write_text(SHOP.replace("name: shop-region-switch", f"name: {name}", 1))
-    started = failover(env, "guard", "start", str(rb), "-o", "json")
+    # A task queue of its own: the sandbox's default one is polled by other tests' workers, and
+    # the server remembers a poller for minutes after it stopped.
+    cfg = sandbox_config(env).model_dump(mode="json", exclude={"source", "notify"})
+    cfg["temporal"]["task_queue"] = f"nobody-{uuid.uuid4().hex[:6]}"
+    config = tmp_path / "failover.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    started = failover(env, "guard", "start", str(rb), "-o", "json", "--config", str(config))
     assert started.returncode == 0, started.stderr
     data = json.loads(started.stdout)
     assert data["workflow_id"] == f"guard-{name}" and data["active"] == "us-east-1"
     assert data["confirm"] == "3 of 4 for 10s" and data["mode"] == "unplanned"
-    again = failover(env, "guard", "start", str(rb))
+    again = failover(env, "guard", "start", str(rb), "--config", str(config))
     assert again.returncode == 2 and "already running" in again.stderr
-    # No worker polls this sandbox's default queue here: said at once, in one line (exit 5).
-    for args in (("status", name), ("stop", name, "--reason", "test")):
-        r = failover(env, "guard", *args)
-        assert r.returncode == 5 and "no worker polls its task queue" in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
+    # No worker polls the guard's queue: said at once, in one line (exit 5).
+    queue = cfg["temporal"]["task_queue"]
+    try:
+        for args in (("status", name), ("stop", name, "--reason", "test")):
+            r = failover(env, "guard", *args, "--config", str(config))
+            assert r.returncode == 5, r.stderr
+            assert f"no worker polls its task queue '{queue}'" in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1
+    finally:  # it would wait for a worker for ever
+
+        async def terminate() -> None:
+            client = await connect(sandbox_config(env).temporal)
+            await client.get_workflow_handle(data["workflow_id"]).terminate("test cleanup")
+
+        asyncio.run(terminate())
