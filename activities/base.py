@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from activities.clients import Clients
 
 State = dict[str, Any]
+T = TypeVar("T")
 log = structlog.get_logger("failover.step")
 
 #: How long a settle or a wait may take when no activity deadline bounds it (plans, tests).
@@ -146,6 +147,8 @@ class StepContext:
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
     #: time.monotonic() by which the activity must have ended (None: no activity bounds it).
     deadline: float | None = None
+    #: What `remember` looked up already, for this context (one activity) only.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def scope(self) -> str:
@@ -155,6 +158,15 @@ class StepContext:
     def region_for(self, params: StepParams) -> str:
         """Where a regional step acts: its params' region, else the step's."""
         return getattr(params, "region", None) or self.scope
+
+    def remember(self, key: Any, lookup: Callable[[], T]) -> T:
+        """`lookup()` the first time `key` is asked for in this context, the same answer after:
+        for what cannot change while one activity runs (a hosted zone's id from its name, a load
+        balancer's ARN), never for state the step reads to decide or to verify. Saves the calls
+        a step would repeat in observe, write and verify. A lookup that raises is not kept."""
+        if key not in self.memo:
+            self.memo[key] = lookup()
+        return cast(T, self.memo[key])
 
     def wait(
         self,

@@ -46,14 +46,18 @@ def route53(ctx: StepContext) -> Any:
 
 
 def zone_id(ctx: StepContext, zone: str) -> str:
-    """A hosted zone's id from its name (or its id)."""
+    """A hosted zone's id from its name (or its id); looked up once per activity."""
     if zone.startswith("Z") and "." not in zone:
         return zone
     name = zone if zone.endswith(".") else zone + "."
-    zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
-    match = [z for z in zones if z["Name"] == name]
-    require(bool(match), "NotFound", f"hosted zone {name} not found")
-    return str(match[0]["Id"]).rsplit("/", 1)[-1]
+
+    def lookup() -> str:
+        zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
+        match = [z for z in zones if z["Name"] == name]
+        require(bool(match), "NotFound", f"hosted zone {name} not found")
+        return str(match[0]["Id"]).rsplit("/", 1)[-1]
+
+    return ctx.remember(("route53:zone", name), lookup)
 
 
 def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
