@@ -13,7 +13,8 @@ Runtime half (what the engine's activities call, in a worker thread):
 - `snapshot`: the prior state needed to undo (JSON-able), captured before anything is changed and
   recorded durably by the engine, so a crash after `apply` cannot lose it.
 - `apply`: idempotent: running it twice has the effect of running it once.
-- `verify`: the postcondition; the engine polls it until it holds or the step times out.
+- `verify`: the postcondition; the engine polls it until it holds or the step times out, first
+  soon, then less and less often (`poll_pause`), at most every `poll_interval` seconds.
 - `undo`: restores the snapshot; idempotent; `verify_undo` is polled after it.
 - `describe`: one line for plans and reports; `dry_run`: what would change.
 
@@ -49,12 +50,39 @@ if TYPE_CHECKING:
     from activities.clients import Clients
 
 State = dict[str, Any]
+T = TypeVar("T")
 log = structlog.get_logger("failover.step")
 
 #: How long a settle or a wait may take when no activity deadline bounds it (plans, tests).
 DEFAULT_WAIT = 120.0
 #: Decisions one `drive` takes at most when its writes take effect only in part.
 DECISIONS = 3
+#: The first pause between two polls of a condition (a verify, a settle, a Route 53 change), in
+#: seconds: well under the shortest operation the sandbox models (a Chaos Mesh injection or a
+#: rollout: 0.1 s at the tests' time scale of 0.01, 1 s at 0.1), so a quick one is seen done
+#: quickly.
+FIRST_POLL = 0.05
+#: After that, each pause is this share of the time waited so far (up to the longest pause, the
+#: type's `poll_interval`): a condition that starts to hold is seen at most 5% of the wait later
+#: (and never more than one `poll_interval` later). It costs at most some 70 polls more than
+#: a fixed interval of 0.5 s, all in the first 10 s (about 57 in a 6 s wait, against 12), then
+#: the same rate.
+POLL_SHARE = 0.05
+
+
+def poll_pause(waited: float, longest: float, first: float = FIRST_POLL) -> float:
+    """The pause before the next poll of a condition first polled `waited` seconds ago: `first`
+    at the start, then `POLL_SHARE` of the wait so far, never more than `longest`.
+
+    Args:
+        waited: Seconds since the condition was first polled.
+        longest: The longest pause (the step type's `poll_interval`).
+        first: The shortest pause (an API with a low rate limit polls less often at first).
+
+    Returns:
+        Seconds to sleep before polling again.
+    """
+    return min(longest, max(first, POLL_SHARE * waited))
 
 
 class StepParams(BaseModel):
@@ -119,6 +147,8 @@ class StepContext:
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
     #: time.monotonic() by which the activity must have ended (None: no activity bounds it).
     deadline: float | None = None
+    #: What `remember` looked up already, for this context (one activity) only.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def scope(self) -> str:
@@ -129,15 +159,26 @@ class StepContext:
         """Where a regional step acts: its params' region, else the step's."""
         return getattr(params, "region", None) or self.scope
 
+    def remember(self, key: Any, lookup: Callable[[], T]) -> T:
+        """`lookup()` the first time `key` is asked for in this context, the same answer after:
+        for what cannot change while one activity runs (a hosted zone's id from its name, a load
+        balancer's ARN), never for state the step reads to decide or to verify. Saves the calls
+        a step would repeat in observe, write and verify. A lookup that raises is not kept."""
+        if key not in self.memo:
+            self.memo[key] = lookup()
+        return cast(T, self.memo[key])
+
     def wait(
         self,
         what: str,
         check: Callable[[], tuple[bool, str]],
         interval: float,
         timeout: float | None = None,
+        first: float = FIRST_POLL,
     ) -> None:
-        """Poll `check` until it holds, heartbeating; VerifyTimeout after `timeout` seconds or at
-        the activity's deadline, whichever comes first."""
+        """Poll `check` until it holds, heartbeating, with pauses growing from `first` to
+        `interval` (`poll_pause`); VerifyTimeout after `timeout` seconds or at the activity's
+        deadline, whichever comes first."""
         now = time.monotonic()
         ends = [t for t in (self.deadline, now + timeout if timeout else None) if t is not None]
         deadline = min(ends) if ends else now + DEFAULT_WAIT
@@ -146,11 +187,11 @@ class StepContext:
             if ok:
                 return
             self.heartbeat(what, detail)
-            if time.monotonic() + interval > deadline:
-                raise StepError(
-                    "VerifyTimeout", f"{what}: still {detail} after {time.monotonic() - now:.0f}s"
-                )
-            time.sleep(interval)
+            at = time.monotonic()
+            pause = poll_pause(at - now, interval, min(first, interval))
+            if at + pause > deadline:
+                raise StepError("VerifyTimeout", f"{what}: still {detail} after {at - now:.0f}s")
+            time.sleep(pause)
 
 
 P = TypeVar("P", bound=StepParams)
@@ -176,7 +217,8 @@ class StepType(Generic[P]):
     #: True for fault injectors (game days): apply injects, verify sees it in effect, undo
     #: removes it and verify_undo sees it gone. Only these may be a game day's `fault`.
     fault: ClassVar[bool] = False
-    #: Seconds between two polls of verify.
+    #: The longest pause between two polls of verify, in seconds (the pauses start at
+    #: `FIRST_POLL` and grow with the wait: `poll_pause`).
     poll_interval: ClassVar[float] = 0.25
     #: The AWS IAM actions the type calls (for least-privilege policies).
     actions: ClassVar[tuple[str, ...]] = ()

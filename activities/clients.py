@@ -2,9 +2,9 @@
 
 Clients are created once per worker and reused (boto3 clients are thread-safe; each Kubernetes
 ApiClient has its own connection pool). A worker warms them when it starts (`warm`, in the
-background): the kubernetes package is imported, the AWS session resolves its credentials, and
-every client the registered step types can ask for in the configured regions is built, so the
-first step of a run costs what the tenth does.
+background): the kubernetes package and the API classes the steps use are imported, the AWS
+session resolves its credentials, and every client the registered step types can ask for in the
+configured regions is built, so the first step of a run costs what the tenth does.
 
 AWS uses the standard credential chain (or a profile, or keys from the config), adaptive retries
 for throttling, and botocore's parameter validation, so a call that is wrong for AWS is wrong
@@ -31,6 +31,17 @@ from orchestrator.config import Config
 BOTO3_NAMES = {"elasticloadbalancing": "elbv2"}
 #: Services reached at one endpoint per call (`aws_at`): nothing to build ahead.
 PER_ENDPOINT = frozenset({"route53-recovery-cluster"})
+#: The kubernetes client's API classes the step types (and readiness checks) use. The package
+#: imports each on first use, with every model it names (`CoreV1Api` alone takes about a second
+#: of CPU), so warming imports them too: else the first Kubernetes step of a run pays for it.
+KUBE_APIS = (
+    "AppsV1Api",
+    "AuthorizationV1Api",
+    "BatchV1Api",
+    "CoreV1Api",
+    "CustomObjectsApi",
+    "VersionApi",
+)
 
 
 @dataclass
@@ -82,6 +93,8 @@ class Clients:
                 out.kube.append(region)
             except Exception as exc:  # no such context: a step that needs it will say so
                 out.failed[f"kube:{region}"] = f"{type(exc).__name__}: {exc}"
+        if out.kube:
+            out.failed.update(_import_kube_apis())
         out.seconds = round(time.monotonic() - started, 3)
         return out
 
@@ -224,3 +237,21 @@ class Clients:
     def http(self) -> urllib.request.OpenerDirector:
         """An HTTP opener that ignores proxy settings (checks go straight to the endpoint)."""
         return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _import_kube_apis() -> dict[str, str]:
+    """Import the kubernetes client's API classes the steps use (`KUBE_APIS`) and its dynamic
+    client; what could not be imported, by name (never raises)."""
+    from kubernetes import client as k8s
+
+    failed: dict[str, str] = {}
+    for name in KUBE_APIS:
+        try:
+            getattr(k8s, name)
+        except Exception as exc:  # a client version without it: the step will say so
+            failed[f"kube:{name}"] = f"{type(exc).__name__}: {exc}"
+    try:
+        import kubernetes.dynamic  # noqa: F401  (k8s_patch)
+    except Exception as exc:
+        failed["kube:dynamic"] = f"{type(exc).__name__}: {exc}"
+    return failed

@@ -4,7 +4,8 @@ The workflow calls them by name, so it never imports this module (nor boto3, nor
 
 - `step.prepare` (mutating steps): preflight, guards, snapshot. Read-only, so safe to repeat; its
   result (the snapshot) is in the history before anything is changed.
-- `step.apply` (mutating steps): apply, then verify polled until it holds or time runs out.
+- `step.apply` (mutating steps): apply, then verify polled until it holds or time runs out (soon
+  at first, then less and less often: `activities.base.poll_pause`).
 - `step.check` (read-only steps): preflight, guards, apply (the check itself), verify polled.
 - `step.undo`: undo with the recorded snapshot, then verify_undo polled.
 - `step.plan` (dry-run): preflight and dry_run: what would change. Mutates nothing.
@@ -29,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
-from activities.base import Change, Check, StepContext, StepParams, StepType
+from activities.base import Change, Check, StepContext, StepParams, StepType, poll_pause
 from activities.clients import Clients
 from activities.errors import StepError, classify
 from activities.heartbeat import Heartbeater
@@ -173,14 +174,15 @@ class StepActivities:
         budget = call.step.timeout.total_seconds()
         deadline = ctx.deadline or time.monotonic() + budget
         patience = redrive_after(stype, budget)
-        driven = time.monotonic()
+        driven = began = time.monotonic()
         while True:
             result = check()
             if result.ok:
                 return result
             ctx.heartbeat("verify", result.detail)
             now = time.monotonic()
-            if now + stype.poll_interval > deadline:
+            pause = poll_pause(now - began, stype.poll_interval)
+            if now + pause > deadline:
                 raise StepError("VerifyTimeout", f"not verified within {budget:g}s: "
                                                  f"{result.detail}")  # fmt: skip
             if redrive is not None and now - driven >= patience:
@@ -192,7 +194,7 @@ class StepActivities:
                 )
                 redrive()
                 driven = time.monotonic()
-            time.sleep(stype.poll_interval)
+            time.sleep(pause)
 
 
 class _Running:

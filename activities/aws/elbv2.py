@@ -33,15 +33,25 @@ class ElbWeights(StateStep[ElbWeightsParams]):
 
     def _listener(self, ctx: StepContext, p: ElbWeightsParams) -> dict[str, Any]:
         elb = self._elb(ctx, p)
-        lbs = elb.describe_load_balancers(Names=[p.load_balancer])["LoadBalancers"]
-        listeners = elb.describe_listeners(LoadBalancerArn=lbs[0]["LoadBalancerArn"])
+
+        def arn() -> str:  # a name's ARN: looked up once per activity
+            lbs = elb.describe_load_balancers(Names=[p.load_balancer])["LoadBalancers"]
+            return str(lbs[0]["LoadBalancerArn"])
+
+        lb_arn = ctx.remember(("elbv2:lb", ctx.region_for(p), p.load_balancer), arn)
+        listeners = elb.describe_listeners(LoadBalancerArn=lb_arn)
         match = [x for x in listeners["Listeners"] if x["Port"] == p.port]
         require(bool(match), "NotFound", f"{p.load_balancer} has no listener on port {p.port}")
         return dict(match[0])
 
     def _names(self, ctx: StepContext, p: ElbWeightsParams, arns: list[str]) -> dict[str, str]:
-        groups = self._elb(ctx, p).describe_target_groups(TargetGroupArns=arns)
-        return {g["TargetGroupArn"]: g["TargetGroupName"] for g in groups["TargetGroups"]}
+        """Target group names by ARN (looked up once per activity)."""
+
+        def names() -> dict[str, str]:
+            groups = self._elb(ctx, p).describe_target_groups(TargetGroupArns=arns)
+            return {g["TargetGroupArn"]: g["TargetGroupName"] for g in groups["TargetGroups"]}
+
+        return ctx.remember(("elbv2:tg", ctx.region_for(p), tuple(sorted(arns))), names)
 
     def _forward(self, p: ElbWeightsParams, listener: dict[str, Any]) -> list[dict[str, Any]]:
         for action in listener.get("DefaultActions", []):

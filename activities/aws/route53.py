@@ -24,6 +24,8 @@ from activities.base import (
 )
 
 GLOBAL = "us-east-1"  # Route 53 is global; its API lives in us-east-1
+#: The first pause between two GetChange polls of a change (then longer: `poll_pause`).
+INSYNC_FIRST_POLL = 0.2
 
 
 class RecordParams(StepParams):
@@ -44,14 +46,18 @@ def route53(ctx: StepContext) -> Any:
 
 
 def zone_id(ctx: StepContext, zone: str) -> str:
-    """A hosted zone's id from its name (or its id)."""
+    """A hosted zone's id from its name (or its id); looked up once per activity."""
     if zone.startswith("Z") and "." not in zone:
         return zone
     name = zone if zone.endswith(".") else zone + "."
-    zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
-    match = [z for z in zones if z["Name"] == name]
-    require(bool(match), "NotFound", f"hosted zone {name} not found")
-    return str(match[0]["Id"]).rsplit("/", 1)[-1]
+
+    def lookup() -> str:
+        zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
+        match = [z for z in zones if z["Name"] == name]
+        require(bool(match), "NotFound", f"hosted zone {name} not found")
+        return str(match[0]["Id"]).rsplit("/", 1)[-1]
+
+    return ctx.remember(("route53:zone", name), lookup)
 
 
 def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
@@ -84,7 +90,9 @@ def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> 
         status = r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"]
         return status == "INSYNC", f"change {change['Id']} {status}"
 
-    ctx.wait("route53 change", insync, 0.5, timeout=p.insync_timeout)
+    # Polled every 0.2 s at first, never faster: Route 53's API takes 5 requests a second per
+    # account, and a change takes tens of seconds to propagate on AWS anyway.
+    ctx.wait("route53 change", insync, 0.5, timeout=p.insync_timeout, first=INSYNC_FIRST_POLL)
 
 
 R = TypeVar("R", bound=RecordParams)

@@ -78,7 +78,9 @@ class Region:
         k8s_seed.seed(self.store, self.name, self.active, self.peer)
         self.controller = Controller(self.store, self.latency)
         self.controller.settle()
-        self.api = KubeAPI(self.name, self.store, self.faults, self.calls)
+        self.api = KubeAPI(
+            self.name, self.store, self.faults, self.calls, self.controller.reconcile
+        )
 
     def reset(self) -> None:
         """Back to the seeded state; faults, calls and app faults cleared."""

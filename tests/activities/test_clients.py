@@ -3,10 +3,14 @@ then get those very clients (one per service, region and retry mode), whatever t
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
-from activities.clients import Clients
+import activities
+from activities.clients import KUBE_APIS, Clients, _import_kube_apis
 from orchestrator.config import Config
 from orchestrator.sandbox.manager import SandboxEnv
 from orchestrator.worker import warm_clients
@@ -49,3 +53,15 @@ def test_a_worker_warms_what_the_step_types_use_and_a_bad_context_is_only_noted(
     nowhere = Clients(Config(kubernetes={"kubeconfig": "/nonexistent/kubeconfig"}))
     warmed = nowhere.warm(["rds"], regions=["eu-west-1"])
     assert warmed.kube == [] and "kube:eu-west-1" in warmed.failed
+
+
+def test_warming_imports_every_kubernetes_api_class_the_steps_use() -> None:
+    """kubernetes.client imports an API class (and its models) on first use: about a second for
+    CoreV1Api. Warming imports each one the steps and readiness checks name."""
+    used: set[str] = set()
+    for path in Path(activities.__file__).parent.rglob("*.py"):
+        used |= set(re.findall(r"\b(?:client|k8s)\.(\w+Api)\b", path.read_text()))
+    assert {"CoreV1Api", "AppsV1Api", "CustomObjectsApi"} <= used
+    assert used <= set(KUBE_APIS), used - set(KUBE_APIS)
+    assert _import_kube_apis() == {}
+    assert {"kubernetes.client.api.core_v1_api", "kubernetes.dynamic"} <= set(sys.modules)

@@ -20,6 +20,7 @@ import contextlib
 import copy
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,9 +87,27 @@ def _error(err: ApiError) -> web.Response:
 class KubeAPI:
     """Routes of one simulated cluster."""
 
-    def __init__(self, region: str, store: Store, faults: FaultBook, calls: CallLog) -> None:
+    def __init__(
+        self,
+        region: str,
+        store: Store,
+        faults: FaultBook,
+        calls: CallLog,
+        reconcile: Callable[[], None] | None = None,
+    ) -> None:
         self.region, self.store, self.faults, self.calls = region, store, faults, calls
         self.started = datetime.now(UTC)
+        #: The controller's reconcile, run before each request is served and after each write
+        #: (as the AWS side completes its transitions on every request): a change is seen by the
+        #: controller when it is made, and a status is read as it stands at that moment, so a
+        #: rollout is ready exactly its modelled time after the write, not up to one tick of the
+        #: controller's loop later.
+        self.reconcile = reconcile
+
+    def _reconcile(self) -> None:
+        if self.reconcile is not None:
+            with contextlib.suppress(Exception):  # as the controller's own loop
+                self.reconcile()
 
     # -------------------------------------------------------------------------- discovery
     async def ok(self, request: web.Request) -> web.Response:
@@ -278,8 +297,11 @@ class KubeAPI:
                     fault.error,
                 )
                 return _error(fault_error(fault))
+        self._reconcile()
         try:
             status, result = self._handle(request, verb, rt, ns or "", name, sub, body, dry_run)
+            if verb in MUTATING and not dry_run:
+                self._reconcile()
         except ApiError as err:
             self._record(verb, resource, ns, name, body, request, dry_run, err.code, None)
             return _error(err)

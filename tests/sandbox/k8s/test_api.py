@@ -151,6 +151,42 @@ def test_scale_subresource_generation_and_readiness(env: SandboxEnv) -> None:
     )
 
 
+def test_a_rollout_is_ready_exactly_its_modelled_time_after_the_scale(
+    env: SandboxEnv, control: SandboxControl
+) -> None:
+    """The toy controller sees a change when it is written, and a read gets the status as it
+    stands at that moment: a rollout is ready on the first read made its modelled time after
+    the write, not one tick of the controller's loop later (issue 17: the RTO's lower bound)."""
+    control.set_latency(rollout_ready=100.0)  # 1 s at the test time scale
+    apps = client.AppsV1Api(kube(env, "us-west-2"))
+    seeded = apps.read_namespaced_deployment("catalog", NS).to_dict()
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "rollout-timing", "labels": {"test": "api"}},
+        "spec": seeded["spec"] | {"replicas": 0},
+    }
+    body = client.ApiClient().sanitize_for_serialization(body)
+    apps.create_namespaced_deployment(NS, body)
+    try:
+        sent = time.monotonic()
+        apps.patch_namespaced_deployment_scale("rollout-timing", NS, {"spec": {"replicas": 2}})
+        answered = time.monotonic()  # the write was served between `sent` and now
+        while True:  # every read that is answered within 0.8 s of the write: not ready yet
+            ready = apps.read_namespaced_deployment_status("rollout-timing", NS).status
+            if time.monotonic() - sent >= 0.8:
+                break
+            assert (ready.ready_replicas or 0) < 2, "ready before its rollout time"
+            time.sleep(0.1)
+        time.sleep(max(0.0, answered + 1.0 - time.monotonic()))
+        dep = apps.read_namespaced_deployment_status("rollout-timing", NS)  # sent >= 1 s later
+        conds = {c.type: c.status for c in dep.status.conditions or []}
+        assert dep.status.ready_replicas == 2 and conds.get("Available") == "True"
+    finally:
+        apps.delete_namespaced_deployment("rollout-timing", NS)
+        control.set_latency(rollout_ready=20.0)
+
+
 def test_label_selector_filters_and_strategic_merge(env: SandboxEnv) -> None:
     apps = client.AppsV1Api(kube(env, "us-east-1"))
     assert apps.list_namespaced_deployment(NS, label_selector="app=nothing").items == []
