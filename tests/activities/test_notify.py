@@ -78,7 +78,7 @@ def test_every_channel_gets_its_shape(
         ("sandbox-webhook", True),
     ], deliveries  # fmt: skip
     got = {r["kind"]: r for r in arrived(sink, since, n.workflow_id or "")}
-    for _ in range(30):  # SNS arrives through moto's HTTP subscription
+    for _ in range(150):  # SNS arrives through moto's HTTP subscription (later when loaded)
         if "sns" in got:
             break
         time.sleep(0.1)
