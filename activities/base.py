@@ -135,7 +135,10 @@ class Check(BaseModel):
 @dataclass
 class StepContext:
     """What a step needs at run time: where it runs, the clients to act with, how to report
-    progress, and by when it must be done."""
+    progress, and by when it must be done.
+
+    `clients` act in the step's AWS account: the one it names (`account`), else the
+    configuration's default account, else the worker's own credentials."""
 
     run_id: str
     step_id: str
@@ -149,6 +152,13 @@ class StepContext:
     deadline: float | None = None
     #: What `remember` looked up already, for this context (one activity) only.
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: The AWS account the step names (`aws.accounts`), if any.
+    account: str | None = None
+
+    def __post_init__(self) -> None:
+        bind = getattr(self.clients, "for_account", None)  # (None: a context that calls nothing)
+        if bind is not None:
+            self.clients = bind(self.account)
 
     @property
     def scope(self) -> str:

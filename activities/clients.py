@@ -9,6 +9,9 @@ configured regions is built, so the first step of a run costs what the tenth doe
 AWS uses the standard credential chain (or a profile, or keys from the config), adaptive retries
 for throttling, and botocore's parameter validation, so a call that is wrong for AWS is wrong
 here too. An endpoint override per region is how the sandbox is reached; nothing else differs.
+A step that names an account (`aws.accounts`) acts with that account's assumed role
+(`activities.accounts`): `aws(..., account=NAME)`, or the clients of a step's context, bound to
+its account by `for_account` (which shares every cache with the clients it was made from).
 
 Every call is bounded: connect and read timeouts come from the configuration (AWS and Kubernetes
 alike), so an endpoint that hangs fails the call in seconds. A write that must not be sent twice
@@ -18,6 +21,7 @@ alike), so an endpoint that hangs fails the call in seconds. A write that must n
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import urllib.request
@@ -25,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from activities.accounts import AwsSessions
 from orchestrator.config import Config
 
 #: IAM service prefixes (of the step types' `actions`) whose boto3 client has another name.
@@ -49,6 +54,8 @@ class Warmed:
     """What `Clients.warm` built, and what it could not."""
 
     aws: list[tuple[str, str]] = field(default_factory=list)
+    #: Accounts whose role was assumed and whose clients were built too.
+    accounts: list[str] = field(default_factory=list)
     kube: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -60,9 +67,28 @@ class Clients:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._aws: dict[tuple[str, str, bool], Any] = {}
+        #: (service, region, retry, account) -> boto3 client.
+        self._aws: dict[tuple[str, str, bool, str | None], Any] = {}
         self._kube: dict[str, Any] = {}
-        self._session: Any = None
+        self._sessions = AwsSessions(config.aws)
+        #: The account AWS clients act in when a call names none (None: the base credentials).
+        self.account: str | None = None
+
+    def for_account(self, account: str | None) -> Clients:
+        """These clients acting in `account`, else `aws.default_account` (None: the base
+        credentials): what a step's context uses. Every cache is shared (one client per service,
+        region, retry mode and account; one session per account); an account the configuration
+        lacks fails the first AWS call that needs it (a non-retryable Validation error)."""
+        name = self.config.aws.account(account)
+        if name == self.account:
+            return self
+        view = copy.copy(self)
+        view.account = name
+        return view
+
+    def aws_session(self, account: str | None = None) -> Any:
+        """The boto3 session of an account (default: this view's)."""
+        return self._sessions.session(account or self.account)
 
     # ------------------------------------------------------------------------- warming
     def regions(self) -> list[str]:
@@ -75,35 +101,58 @@ class Clients:
     def warm(self, services: Iterable[str], regions: Iterable[str] | None = None) -> Warmed:
         """Build ahead the clients steps will ask for: for each region, a boto3 client per
         service (both the retrying and the single-request one) and the Kubernetes client of
-        its context. Never raises: what cannot be built now is built (or fails) when a step
-        asks, as before."""
+        its context; for each account of `aws.accounts`, its role assumed and the same AWS
+        clients. Never raises: what cannot be built now is built (or fails) when a step asks,
+        as before."""
         started = time.monotonic()
         out = Warmed()
         todo = sorted({BOTO3_NAMES.get(s, s) for s in services} - PER_ENDPOINT)
-        for region in self.regions() if regions is None else sorted(set(regions)):
-            for service in todo:
-                try:
-                    self.aws(service, region)
-                    self.aws(service, region, retry=False)
-                    out.aws.append((service, region))
-                except Exception as exc:  # an unknown service name, no credentials, ...
-                    out.failed[f"aws:{service}:{region}"] = f"{type(exc).__name__}: {exc}"
+        where = self.regions() if regions is None else sorted(set(regions))
+        for region in where:
+            out.aws += self._warm_aws(todo, region, out.failed)
             try:
                 self.kube(region)
                 out.kube.append(region)
             except Exception as exc:  # no such context: a step that needs it will say so
                 out.failed[f"kube:{region}"] = f"{type(exc).__name__}: {exc}"
+        for account in sorted(self.config.aws.accounts):
+            try:  # the role is assumed now, once: its credentials are refreshed from here on
+                self.aws_session(account).get_credentials().get_frozen_credentials()
+            except Exception as exc:  # not allowed to assume it (yet): a step will say so
+                out.failed[f"account:{account}"] = f"{type(exc).__name__}: {exc}"
+                continue
+            view = self._in(account)
+            for region in where:
+                view._warm_aws(todo, region, out.failed)
+            out.accounts.append(account)
         if out.kube:
             out.failed.update(_import_kube_apis())
         out.seconds = round(time.monotonic() - started, 3)
         return out
 
+    def _warm_aws(
+        self, services: list[str], region: str, failed: dict[str, str]
+    ) -> list[tuple[str, str]]:
+        """Build this view's clients of `services` in `region`; what was built."""
+        built = []
+        at = f"{region}@{self.account}" if self.account else region
+        for service in services:
+            try:
+                self.aws(service, region)
+                self.aws(service, region, retry=False)
+                built.append((service, region))
+            except Exception as exc:  # an unknown service name, no credentials, ...
+                failed[f"aws:{service}:{at}"] = f"{type(exc).__name__}: {exc}"
+        return built
+
     # ---------------------------------------------------------------------------- AWS
-    def aws(self, service: str, region: str, retry: bool = True) -> Any:
+    def aws(self, service: str, region: str, retry: bool = True, account: str | None = None) -> Any:
         """A boto3 client for a service in a region; `retry=False`: one request per call (for
-        writes that are not idempotent)."""
-        key = (service, region, retry)
-        return self._cached(key, lambda: self._new_aws(service, region, None, retry))
+        writes that are not idempotent); `account`: acting in that account of `aws.accounts`
+        (default: this view's account; on the worker's own clients, the base credentials)."""
+        who = self if account is None or account == self.account else self._in(account)
+        key = (service, region, retry, who.account)
+        return self._cached(key, lambda: who._new_aws(service, region, None, retry))
 
     def aws_at(self, service: str, region: str, endpoint_url: str) -> Any:
         """A boto3 client for one of several endpoints of a service (Route 53 ARC's cluster
@@ -111,19 +160,25 @@ class Clients:
         endpoint quickly when this one's region is down (AWS's advice for ARC)."""
         cfg = self.config.aws
         timeouts = (min(cfg.connect_timeout, 2.0), min(cfg.read_timeout, 5.0))
-        key = (service, f"{region}@{endpoint_url}", False)
+        key = (service, f"{region}@{endpoint_url}", False, self.account)
         return self._cached(
             key, lambda: self._new_aws(service, region, endpoint_url, False, timeouts)
         )
 
     def aws_probe(self, service: str, region: str, connect: float, read: float) -> Any:
         """A client for a quick look at a region: short timeouts, a single attempt."""
-        key = (service, f"{region}~probe", False)
+        key = (service, f"{region}~probe", False, self.account)
         return self._cached(
             key, lambda: self._new_aws(service, region, None, False, (connect, read))
         )
 
-    def _cached(self, key: tuple[str, str, bool], make: Any) -> Any:
+    def _in(self, account: str) -> Clients:
+        """A view acting in exactly `account` (no default applied)."""
+        view = copy.copy(self)
+        view.account = account
+        return view
+
+    def _cached(self, key: tuple[str, str, bool, str | None], make: Any) -> Any:
         with self._lock:
             if key not in self._aws:
                 self._aws[key] = make()
@@ -137,24 +192,16 @@ class Clients:
         retry: bool = True,
         timeouts: tuple[float, float] | None = None,
     ) -> Any:
-        import boto3
         from botocore.config import Config as BotoConfig
 
         cfg = self.config.aws
-        if self._session is None:
-            kwargs: dict[str, Any] = {}
-            if cfg.profile:
-                kwargs["profile_name"] = cfg.profile
-            if cfg.access_key_id and cfg.secret_access_key:
-                kwargs["aws_access_key_id"] = cfg.access_key_id.get_secret_value()
-                kwargs["aws_secret_access_key"] = cfg.secret_access_key.get_secret_value()
-            self._session = boto3.session.Session(**kwargs)
+        session = self._sessions.session(self.account)
         retries = (
             {"total_max_attempts": cfg.max_attempts, "mode": "adaptive"}
             if retry
             else {"total_max_attempts": 1, "mode": "standard"}
         )
-        return self._session.client(
+        return session.client(
             service,
             region_name=region,
             endpoint_url=endpoint_url or cfg.endpoint(region),

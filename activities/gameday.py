@@ -148,6 +148,7 @@ class GameDayActivities:
             mode="gameday",
             clients=self.clients,
             heartbeat=beat,
+            account=step.account if step else None,
         )
 
     def _users_split(self, call: ProbeCall, beat: Callable[..., None]) -> dict[str, int]:
@@ -208,7 +209,8 @@ class GameDayActivities:
             alarms: dict[str, str] = {}
             for ref in call.alarms:
                 try:
-                    cw = self.clients.aws("cloudwatch", ref.region)
+                    # (in the default account, as the steps that name none)
+                    cw = self.clients.for_account(None).aws("cloudwatch", ref.region)
                     found = cw.describe_alarms(AlarmNames=[ref.name])["MetricAlarms"]
                     alarms[ref.name] = found[0]["StateValue"] if found else "MISSING"
                 except Exception as exc:  # an unreadable alarm is reported, not fatal

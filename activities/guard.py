@@ -54,6 +54,7 @@ class GuardActivities:
                     mode="failover",
                     clients=self.clients,
                     heartbeat=heart.beat,
+                    account=step.account,
                 )
                 try:
                     result = stype.verify(ctx, params, {})

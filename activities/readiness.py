@@ -119,6 +119,7 @@ def _context(sw: SwitchInput, step: PlannedStep, clients: Clients, budget: float
         mode="dry-run",
         clients=clients,
         deadline=time.monotonic() + budget,
+        account=step.account,
     )
 
 
@@ -269,7 +270,7 @@ def capacity_checks(sw: SwitchInput, clients: Clients) -> list[ReadinessCheck]:
         region = ctx.region_for(params)
         what = f"Auto Scaling group {p.name} in {region}"
         try:
-            found = clients.aws("autoscaling", region).describe_auto_scaling_groups(
+            found = ctx.clients.aws("autoscaling", region).describe_auto_scaling_groups(
                 AutoScalingGroupNames=[p.name]
             )["AutoScalingGroups"]
             if not found:

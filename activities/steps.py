@@ -144,6 +144,7 @@ class StepActivities:
             clients=self.clients,
             heartbeat=beat,
             deadline=deadline,
+            account=call.step.account,
         )
 
     def _guards(self, call: StepCall, ctx: StepContext) -> dict[str, Any]:
@@ -210,6 +211,7 @@ class _Running:
             region=call.step.region or call.to_region,
             phase=phase,
             attempt=_attempt(),
+            **({"account": call.step.account} if call.step.account else {}),
         )
 
     def __enter__(self) -> tuple[StepType[Any], StepParams, StepContext]:

@@ -98,6 +98,54 @@ class TemporalConfig(_Strict):
         }
 
 
+#: An IAM role ARN (any partition): arn:aws:iam::123456789012:role/path/name.
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
+#: What STS takes as a role session name.
+SESSION_NAME_PATTERN = r"^[\w+=,.@-]{2,64}$"
+#: AWS caps a session assumed with assumed-role credentials (role chaining) at one hour.
+CHAINED_MAX_S = 3600
+
+
+class AWSAccount(_Strict):
+    """One account steps can act in (`aws.accounts.NAME`): a role assumed from the base
+    credentials (the standard chain, `aws.profile` or `aws.access_key_id`), from a profile of
+    its own, or from another account's role (`base`: role chaining)."""
+
+    #: The role to assume.
+    role_arn: str
+    #: The `sts:ExternalId` the role's trust policy requires (a secret: never printed).
+    external_id: SecretStr | None = None
+    #: The role session name (CloudTrail shows it); default `failover-NAME`.
+    session_name: str | None = Field(default=None, pattern=SESSION_NAME_PATTERN)
+    #: Seconds each set of credentials lasts; they are refreshed before they expire. Over 3600,
+    #: the role's MaxSessionDuration must allow it.
+    duration_s: int = Field(default=3600, ge=900, le=43200)
+    #: A profile (from the AWS config files) to assume the role with, instead of the base.
+    profile: str | None = None
+    #: Another account whose role assumes this one (role chaining: at most 3600 s).
+    base: str | None = None
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, v: str) -> str:
+        import re
+
+        if not re.match(ROLE_ARN_PATTERN, v):
+            raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT_ID:role/NAME)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AWSAccount:
+        if self.profile is not None and self.base is not None:
+            raise ValueError("give profile or base, not both")
+        if self.base is not None and self.duration_s > CHAINED_MAX_S:
+            raise ValueError(
+                f"duration_s {self.duration_s}: a role assumed from another account's role "
+                f"(base: {self.base}) lasts at most {CHAINED_MAX_S} s (AWS's role chaining limit)"
+            )
+        return self
+
+
 class AWSConfig(_Strict):
     profile: str | None = None
     #: One endpoint for every region and service (the sandbox), or none for AWS itself.
@@ -116,9 +164,54 @@ class AWSConfig(_Strict):
     #: controls are read and set without ARC's control plane (us-west-2 only): AWS's advice for
     #: a failover that must work while a region is down.
     arc_clusters: dict[str, list[dict[str, str]]] = Field(default_factory=dict)
+    #: Accounts steps can act in (a step's `account:`), each an IAM role assumed from the base
+    #: credentials above; sessions are cached per account and refreshed before they expire.
+    accounts: dict[str, AWSAccount] = Field(default_factory=dict)
+    #: The account of steps that name none (None: the base credentials).
+    default_account: str | None = None
+    #: The region whose STS endpoint assumes the roles (regional STS; default: the base
+    #: session's region, from AWS_REGION or the profile, else us-east-1).
+    sts_region: str | None = None
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, v: dict[str, AWSAccount]) -> dict[str, AWSAccount]:
+        import re
+
+        for name in v:
+            if not re.match(ID_PATTERN, name):
+                raise ValueError(f"account name {name!r}: use lowercase letters, digits and -")
+        return v
+
+    @model_validator(mode="after")
+    def _accounts_known(self) -> AWSConfig:
+        known = ", ".join(sorted(self.accounts)) or "none"
+        if self.default_account is not None and self.default_account not in self.accounts:
+            raise ValueError(
+                f"default_account {self.default_account!r} is not among accounts ({known})"
+            )
+        for name, account in self.accounts.items():
+            seen = [name]
+            while account.base is not None:
+                if account.base not in self.accounts:
+                    raise ValueError(
+                        f"accounts.{seen[-1]}.base: {account.base!r} is not among accounts "
+                        f"({known})"
+                    )
+                if account.base in seen:
+                    cycle = " -> ".join([*seen, account.base])
+                    raise ValueError(f"accounts.{name}: base accounts form a cycle ({cycle})")
+                seen.append(account.base)
+                account = self.accounts[account.base]
+        return self
 
     def endpoint(self, region: str) -> str | None:
         return self.endpoints.get(region, self.endpoint_url)
+
+    def account(self, name: str | None) -> str | None:
+        """The account a step acts in: the one it names, else `default_account` (None: the
+        base credentials)."""
+        return name or self.default_account
 
 
 class KubernetesConfig(_Strict):

@@ -161,4 +161,5 @@ def _context(inp: SwitchInput, step: PlannedStep, run_id: str, clients: Clients)
         mode="dry-run",
         clients=clients,
         deadline=time.monotonic() + PLAN_WAIT,
+        account=step.account,
     )

@@ -7,7 +7,9 @@ import re
 from typing import Any
 
 _SECRET_KEY = re.compile(
-    r"(password|secretstring|secretbinary|privatekey|sessiontoken|secretaccesskey|apikey)$", re.I
+    r"(password|secretstring|secretbinary|privatekey|sessiontoken|secretaccesskey|apikey"
+    r"|external_?id)$",
+    re.I,
 )
 REDACTED = "***"
 

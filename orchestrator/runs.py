@@ -82,6 +82,9 @@ class PlannedStep(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     region: str | None = None
+    #: The AWS account its calls act in (`aws.accounts`; None: `aws.default_account`, else
+    #: the worker's own credentials).
+    account: str | None = None
     timeout: timedelta = timedelta(minutes=10)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     on_failure: Literal["rollback", "pause"] = "rollback"

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.clients import Clients
-from orchestrator import report_store
+from orchestrator import accounts, report_store
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.hosted import hosted_worker
 from orchestrator.cli.options import (
@@ -116,6 +116,19 @@ def resolved(
 
 
 # ------------------------------------------------------------------------------- evacuate
+def configured(inp: EvacuationInput, config: Path | None) -> Config:
+    """The configuration, with every AWS account the services' steps name defined in it; else
+    a one-line error naming the service, the step and the account (nothing started)."""
+    cfg = load_config(config)
+    for s in inp.services:
+        for sw in (s.switch, s.failback):
+            try:
+                accounts.check(sw.steps if sw else [], cfg.aws, cfg.source)
+            except accounts.AccountError as exc:
+                fail(f"service {s.name}: {exc}")
+    return cfg
+
+
 def evacuate(
     plan: PlanArg,
     from_region: FromOption,
@@ -138,7 +151,7 @@ def evacuate(
     requester = identity(as_)
     mode: Mode = "dry-run" if dry_run else "failover"
     inp = resolved(loaded(plan), from_region, to_region, mode, requester, unplanned)
-    cfg = load_config(config)
+    cfg = configured(inp, config)
     if auto_approve is not None:
         if not cfg.sandbox:
             fail("--auto-approve is for sandbox demos only: approvals need a second person")
@@ -287,7 +300,7 @@ def plan(
     critical path by step timeouts. Mutates nothing; exit 6 if a preflight fails."""
     lp = loaded(path)
     inp = resolved(lp, from_region, to_region, "dry-run", identity(None), unplanned)
-    clients = Clients(load_config(config))
+    clients = Clients(configured(inp, config))
     wid = evacuation_workflow_id(inp.plan)
     held = service_resources(inp, wid)
     rows: list[PlanRow] = []

@@ -15,7 +15,7 @@ from activities import registry
 from orchestrator import permissions
 from orchestrator.cli import evacuate
 from orchestrator.cli.exit_codes import ExitCode
-from orchestrator.cli.options import OutputFormat, OutputOption
+from orchestrator.cli.options import ConfigOption, OutputFormat, OutputOption, load_config
 from orchestrator.cli.output import err_console, fail, info, print_json, print_table
 from orchestrator.evacuation.loader import kind_of
 from orchestrator.evacuation.models import EvacuationPlan
@@ -96,9 +96,26 @@ def iam(
     runbook: Annotated[
         Path | None, typer.Argument(help="Runbook YAML file (default: every step type).")
     ] = None,
+    config: ConfigOption = None,
+    worker_role: Annotated[
+        str | None,
+        typer.Option(help="The worker's own role ARN (the trust policies' principal)."),
+    ] = None,
 ) -> None:
-    """The minimal IAM policy (JSON) for the AWS actions the runbook's step types use."""
-    typer.echo(json.dumps(permissions.iam_policy(permissions.step_types(_load(runbook))), indent=2))
+    """The minimal IAM policy (JSON) for the AWS actions the runbook's step types use. A
+    runbook whose steps name AWS accounts: the worker's policy, and per account (from the
+    configuration's aws.accounts) its role's policy and trust policy."""
+    rb = _load(runbook)
+    if rb is None or not permissions.names_accounts(rb):
+        policy = permissions.iam_policy(permissions.step_types(rb))
+        typer.echo(json.dumps(policy, indent=2))
+        return
+    cfg = load_config(config)
+    try:
+        permissions.check_accounts(rb, cfg.aws, cfg.source)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(permissions.account_documents(rb, cfg.aws, worker_role), indent=2))
 
 
 def rbac(

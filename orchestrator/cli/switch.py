@@ -24,8 +24,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.clients import Clients
+from orchestrator import accounts, report, report_store, switch
 from orchestrator import config as configuration
-from orchestrator import report, report_store, switch
 from orchestrator import search_attributes as sa
 from orchestrator.cli import evacuate as evacuation_cli
 from orchestrator.cli.exit_codes import ExitCode
@@ -146,6 +146,17 @@ def resolved(
         fail(str(exc))
 
 
+def configured(inp: SwitchInput, config: Path | None) -> configuration.Config:
+    """The configuration, with every AWS account the run's steps name defined in it; else a
+    one-line error naming the step and the account, and exit 2 (nothing started)."""
+    cfg = load_config(config)
+    try:
+        accounts.check(inp.steps, cfg.aws, cfg.source)
+    except accounts.AccountError as exc:
+        fail(str(exc))
+    return cfg
+
+
 # ------------------------------------------------------------------------------ plan, state
 def plan(
     runbook: Annotated[Path, typer.Argument(help="Runbook or evacuation plan YAML file.")],
@@ -170,7 +181,7 @@ def plan(
     to_region = to_region or _other(runbook, from_region)
     kind: Kind = "unplanned" if unplanned else "planned"
     inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind)
-    cfg = load_config(config)
+    cfg = configured(inp, config)
     result = make_plan(inp, Clients(cfg))
     result.other = _other_kind(runbook, kind)
     result.past_runs, result.past_median_s = _past_durations(cfg, inp.runbook)
@@ -222,7 +233,7 @@ def state(
 ) -> None:
     """The observed state of every resource the runbook touches (what its snapshots read)."""
     inp = resolved(runbook, region, _other(runbook, region), param, "dry-run", "state")
-    rows = observe_state(inp, Clients(load_config(config)))
+    rows = observe_state(inp, Clients(configured(inp, config)))
     if output == OutputFormat.json:
         print_json(rows)
     else:
@@ -304,7 +315,7 @@ def _start(
     configure("console", level=logging.WARNING)
     requester = identity(as_)
     inp = resolved(runbook, from_region, to_region, params, mode, requester, kind)
-    cfg = load_config(config)
+    cfg = configured(inp, config)
     if auto_approve is not None:
         if not cfg.sandbox:
             fail("--auto-approve is for sandbox demos only: approvals need a second person")

@@ -53,6 +53,7 @@ def resolve_gameday(
             type=gd.fault.type,
             params=gd.fault.params,
             region=gd.fault.region,
+            account=gd.fault.account,
             timeout=gd.fault.timeout,
             description=gd.fault.description,
         ),

@@ -74,6 +74,9 @@ class Replacement(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     region: str | None = Field(default=None, description="Region scope (default: the step's).")
+    account: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="AWS account (default: the step's)."
+    )
     timeout: Duration | None = Field(default=None, description="Per attempt (default: the step's).")
     guards: list[Guard] = Field(default_factory=list)
     irreversible: bool = Field(
@@ -112,6 +115,12 @@ class Step(_Strict):
     region: str | None = Field(
         default=None, description="Region scope; may be a template such as ${{ to_region }}."
     )
+    account: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="AWS account its calls act in: a name under aws.accounts in the "
+        "configuration (default: aws.default_account, else the worker's own credentials).",
+    )
     timeout: Duration = Field(default=timedelta(minutes=10), description="Per attempt.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     on_failure: Literal["rollback", "pause"] = "rollback"
@@ -142,6 +151,12 @@ class Action(_Strict):
     type: str = Field(description="A registered step type (`failover steps`).")
     params: dict[str, Any] = Field(default_factory=dict)
     region: str | None = Field(default=None, description="Region scope; may be a template.")
+    account: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="AWS account its calls act in: a name under aws.accounts in the "
+        "configuration (default: aws.default_account, else the worker's own credentials).",
+    )
     timeout: Duration = Field(default=timedelta(minutes=5), description="Per attempt.")
     description: str = ""
 

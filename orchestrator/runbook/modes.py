@@ -43,6 +43,7 @@ def replaced(step: Step) -> Step:
             "params": r.params,
             "description": r.description or step.description,
             "region": r.region if r.region is not None else step.region,
+            "account": r.account if r.account is not None else step.account,
             "timeout": r.timeout if r.timeout is not None else step.timeout,
             "guards": r.guards,
             "irreversible": r.irreversible,

@@ -187,6 +187,7 @@ def plan_step(step: Step, where: str, rb: Runbook, context: dict[str, Any]) -> P
         params=params.model_dump(mode="json"),
         depends_on=list(step.depends_on),
         region=region,
+        account=step.account,
         timeout=step.timeout,
         retry=RetrySpec(
             attempts=step.retry.attempts,
@@ -217,6 +218,7 @@ def plan_actions(
                 type=a.type,
                 params=a.params,
                 region=a.region,
+                account=a.account,
                 timeout=a.timeout,
                 description=a.description,
             ),

@@ -1,4 +1,5 @@
-"""The record of every mutating call a sandbox server served (tests prove exactly-once with it)."""
+"""The record of every mutating call a sandbox server served (tests prove exactly-once with it,
+and, from the access key id each AWS call was signed with, which credentials made it)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class Call(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     status: int
     fault: str | None = None
+    #: AWS: the access key id of the request's signature (`Credential=AKID/...`): AKIA... for
+    #: long-term keys, ASIA... for temporary ones (an assumed role's).
+    access_key_id: str | None = None
 
 
 class CallLog:
@@ -41,6 +45,7 @@ class CallLog:
         params: dict[str, Any],
         status: int,
         fault: str | None = None,
+        access_key_id: str | None = None,
     ) -> None:
         with self._lock:
             self._seq += 1
@@ -53,6 +58,7 @@ class CallLog:
                     params=redact(params),
                     status=status,
                     fault=fault,
+                    access_key_id=access_key_id,
                 )
             )
             if len(self._calls) > self._limit:

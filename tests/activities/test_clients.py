@@ -34,8 +34,10 @@ def test_warm_builds_every_client_once_and_steps_reuse_them(env: SandboxEnv) -> 
         t.start()
     for t in threads:
         t.join()
-    assert all(c is before[("rds", regions[0], True)] for c in got)
-    assert clients.aws("elbv2", regions[1], retry=False) is before[("elbv2", regions[1], False)]
+    assert all(c is before[("rds", regions[0], True, None)] for c in got)
+    assert (
+        clients.aws("elbv2", regions[1], retry=False) is before[("elbv2", regions[1], False, None)]
+    )
     assert clients.kube(regions[0]) is clients.kube(regions[0])
     assert clients._aws == before
     # The warm client answers like any other.

@@ -46,7 +46,9 @@ KNOWN_SERVICES = (
 PROTOCOL_PREFERENCE = ("json", "rest-json", "rest-xml", "query", "ec2")
 READ_PREFIXES = ("Describe", "Get", "List", "Search", "Lookup", "Check", "Validate", "Test")
 
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_SCOPE = re.compile(
+    r"Credential=(?P<akid>[^/]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request"
+)
 
 # Error code -> HTTP status for codes the service model does not define itself.
 ERROR_STATUS = {
@@ -118,6 +120,8 @@ class AWSRequest:
     operation: str
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: The access key id the request was signed with.
+    access_key_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -140,7 +144,7 @@ def identify(
     m = _SCOPE.search(headers.get("authorization", ""))
     if not m:
         return None
-    region, signing = m.group("region"), m.group("service")
+    region, signing, akid = m.group("region"), m.group("service"), m.group("akid")
     candidates = _signing_names().get(signing, [])
     if not candidates:
         return None
@@ -161,7 +165,7 @@ def identify(
     if protocol in ("query", "ec2"):
         action = (form.get("Action") or [""])[0]
         params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
-        return AWSRequest(service, region, action, protocol, params) if action else None
+        return AWSRequest(service, region, action, protocol, params, akid) if action else None
     if protocol == "json":
         target = headers.get("x-amz-target", "")
         operation = target.rsplit(".", 1)[-1]
@@ -169,7 +173,7 @@ def identify(
             params = json.loads(body or b"{}")
         except ValueError:
             params = {}
-        return AWSRequest(service, region, operation, protocol, params) if operation else None
+        return AWSRequest(service, region, operation, protocol, params, akid) if operation else None
     # rest-json / rest-xml
     for verb, pattern, op_name in _rest_routes(service):
         if verb != method:
@@ -178,7 +182,7 @@ def identify(
         if pm:
             groups = {k: urllib.parse.unquote(v) for k, v in pm.groupdict().items()}
             params = _rest_input(model.operation_model(op_name), groups, query, body)
-            return AWSRequest(service, region, op_name, protocol, params)
+            return AWSRequest(service, region, op_name, protocol, params, akid)
     return None
 
 

@@ -105,7 +105,8 @@ class SandboxAWS:
 
         status, out_headers, out_body = self._dispatch(req, environ)
         if req.mutating:  # served (landed, if it succeeded): recorded now, whatever comes next
-            self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status)
+            self.calls.record(req.region, f"{req.service}:{req.operation}", req.params, status,
+                              access_key_id=req.access_key_id)  # fmt: skip
         late = self.faults.take(req.key, req.region, "after")
         if late is not None:
             time.sleep(late.delay)  # the answer is late (a client may give up first) ...
@@ -142,8 +143,9 @@ class SandboxAWS:
         status, headers, body = render_error(req, fault.error, message)
         if record and req.mutating:
             self.calls.record(
-                req.region, f"{req.service}:{req.operation}", req.params, status, fault.error
-            )
+                req.region, f"{req.service}:{req.operation}", req.params, status, fault.error,
+                req.access_key_id,
+            )  # fmt: skip
         start_response(_status_line(status), list(headers.items()))
         return [body]
 
