@@ -20,7 +20,7 @@ from orchestrator.cli.output import err_console, fail, info, print_json, print_t
 from orchestrator.evacuation.loader import kind_of
 from orchestrator.evacuation.models import EvacuationPlan
 from orchestrator.runbook.graph import levels
-from orchestrator.runbook.loader import RunbookError, load_file
+from orchestrator.runbook.loader import RunbookError, check_file, load_file
 from orchestrator.runbook.models import Runbook
 
 
@@ -42,7 +42,7 @@ def validate(
         evacuate.validate(runbook, output)
         return
     try:
-        rb = load_file(runbook)
+        rb, warnings = check_file(runbook)
     except RunbookError as exc:
         if output == OutputFormat.json:
             print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
@@ -53,8 +53,12 @@ def validate(
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
     groups = levels({s.id: s.depends_on for s in rb.steps})
     if output == OutputFormat.json:
-        print_json({"valid": True, "name": rb.name, "steps": len(rb.steps), "levels": groups})
+        print_json({"valid": True, "name": rb.name, "steps": len(rb.steps), "levels": groups,
+                    "warnings": [w.__dict__ for w in warnings]})  # fmt: skip
         return
+    for warning in warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(str(warning))}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
     info(f"{runbook}: valid runbook {rb.name!r}: {len(rb.steps)} steps in {len(groups)} levels")
 
 
