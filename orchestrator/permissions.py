@@ -224,7 +224,8 @@ def iam_policy(grants: Iterable[Grant]) -> dict[str, Any]:
 def _allow(
     resources: dict[str, dict[tuple[str, str], set[str]] | None], arn: str, g: Grant
 ) -> None:
-    """Add one (resource, condition) to an action's: unconditional wins; the same keys merge."""
+    """Add one (resource, condition) to an action's: unconditional wins; conditions on the same
+    keys merge their values; on different keys, the resource is allowed unconditionally."""
     if arn in resources and resources[arn] is None:
         return
     if g.condition is None:
@@ -239,8 +240,8 @@ def _allow(
     elif set(old) == set(new):
         for k, values in new.items():
             old[k] |= values
-    else:  # different keys: either grant alone would do, so the looser (the first) is kept
-        return
+    else:  # different keys: no one condition says both; never deny what a step needs
+        resources[arn] = None
 
 
 def _condition_json(cond: dict[tuple[str, str], set[str]] | None) -> str:

@@ -20,7 +20,7 @@ import yaml
 from pydantic import SecretStr
 
 from activities import registry
-from activities.arns import Arns
+from activities.arns import Arns, Grant
 from orchestrator import permissions
 from orchestrator.config import Config, NotifyChannel, NotifyConfig, ReportsConfig
 from orchestrator.notifications import NotifyRoute
@@ -219,6 +219,33 @@ def test_every_step_type_scopes_its_actions_to_arns_built_from_its_params() -> N
             for verb in rule.verbs:
                 assert (rule.group, rule.resource, verb) in declared or ("*", "*", verb) in \
                     declared, (use.stype.name, rule)  # fmt: skip
+
+
+def test_grants_merge_per_action_and_group_by_resources() -> None:
+    zone = "arn:aws:route53:::hostedzone/Z1"
+    key = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+
+    def names(*records: str) -> dict[str, dict[str, tuple[str, ...]]]:
+        return {"ForAllValues:StringEquals": {key: records}}
+
+    change, lst = "route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"
+    policy = permissions.iam_policy([
+        Grant((change,), (zone,), names("a.example")),
+        Grant((change,), (zone,), names("b.example")),  # same key: the values merge
+        Grant((lst,), (zone,)),
+        Grant(("rds:DescribeDBClusters",), ("arn:aws:rds:us-east-1:1:cluster:x",)),
+        Grant(("rds:DescribeDBClusters", "route53:ListHostedZonesByName"), ("*",)),  # "*" wins
+    ])  # fmt: skip
+    st = {tuple(s["Action"]): s for s in policy["Statement"]}
+    assert st[(change,)]["Condition"] == {"ForAllValues:StringEquals": {key: ["a.example",
+                                                                              "b.example"]}}  # fmt: skip
+    assert st[(lst,)]["Resource"] == zone and "Condition" not in st[(lst,)]
+    assert st[("rds:DescribeDBClusters", "route53:ListHostedZonesByName")]["Resource"] == "*"
+    assert len(policy["Statement"]) == 3
+    other = {"StringEquals": {"route53:ChangeResourceRecordSetsActions": ("UPSERT",)}}
+    loose = permissions.iam_policy([Grant((change,), (zone,), names("a.example")),
+                                    Grant((change,), (zone,), other)])  # fmt: skip
+    assert "Condition" not in loose["Statement"][0]  # no one condition says both: none
 
 
 def test_the_report_bucket_and_the_runbook_s_sns_topics_are_in_the_policy() -> None:
