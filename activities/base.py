@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, get_arg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from activities.arns import Arns, Grant, K8sRule
 from activities.errors import StepError, classify
 from orchestrator.runbook.problems import describe as describe_error
 from orchestrator.runbook.problems import dotted
@@ -260,6 +261,26 @@ class StepType(Generic[P]):
     def resource(self, ctx: StepContext, params: P) -> str:
         """What the step touches, for plans, reports and leases."""
         return self.name
+
+    def iam_resources(self, params: P, region: str, arns: Arns) -> list[Grant]:
+        """The ARNs the type's `actions` act on for these params in `region` (where the step
+        acts: its params' region, else the step's, else the target region), for `failover iam`.
+        An action left out gets "*" (default: all of them); leave out the actions that AWS does
+        not scope (List*, most Describe*)."""
+        return []
+
+    def k8s_rules(self, params: P) -> list[K8sRule]:
+        """The Kubernetes access the type needs for these params, for `failover rbac`: its
+        `verbs` in the params' namespace (cluster-wide without one), on any object. Types that
+        know the kind and the objects say so."""
+        namespace = getattr(params, "namespace", None)
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for group, resource, verb in self.verbs:
+            grouped.setdefault((group, resource), []).append(verb)
+        return [
+            K8sRule(namespace, group, resource, tuple(verbs))
+            for (group, resource), verbs in grouped.items()
+        ]
 
     def regions_used(self, params: P, step_region: str | None) -> set[str]:
         """The regions whose endpoints the step calls: its params' `region`, else the step's

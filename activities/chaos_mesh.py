@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from activities.arns import K8sRule
 from activities.base import Change, Check, RegionalParams, State, StepContext
 from activities.errors import StepError, missing_ok
 from activities.kubernetes import RunObject
@@ -68,6 +69,11 @@ class ChaosMeshFault(RunObject[ChaosMeshParams]):
 
     def describe(self, params: ChaosMeshParams) -> str:
         return f"Chaos Mesh {params.kind} {params.namespace}/{params.name}{params.where}"
+
+    def k8s_rules(self, params: ChaosMeshParams) -> list[K8sRule]:
+        # objects named from the run: any of that kind in the namespace
+        return [K8sRule(params.namespace, GROUP, PLURALS[params.kind],
+                        ("get", "create", "delete"))]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: ChaosMeshParams) -> str:
         p = params

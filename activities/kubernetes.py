@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
+from activities.arns import K8sRule
 from activities.base import (
     Change,
     Check,
@@ -40,6 +41,9 @@ class ConfigMapFlag(StateStep[ConfigMapFlagParams]):
     def describe(self, params: ConfigMapFlagParams) -> str:
         p = params
         return f"set {p.key}={p.value!r} in ConfigMap {p.namespace}/{p.name}{p.where}"
+
+    def k8s_rules(self, params: ConfigMapFlagParams) -> list[K8sRule]:
+        return [K8sRule(params.namespace, "", "configmaps", ("get", "patch"), (params.name,))]
 
     def resource(self, ctx: StepContext, params: ConfigMapFlagParams) -> str:
         p = params
@@ -94,6 +98,14 @@ class K8sScale(StateStep[K8sScaleParams]):
     def describe(self, params: K8sScaleParams) -> str:
         p = params
         return f"scale {p.kind} {', '.join(p.names)} ({p.namespace}){p.where} to {p.replicas}"
+
+    def k8s_rules(self, params: K8sScaleParams) -> list[K8sRule]:
+        plural = "deployments" if params.kind == "Deployment" else "statefulsets"
+        names, ns = tuple(params.names), params.namespace
+        return [
+            K8sRule(ns, "apps", plural, ("get",), names),
+            K8sRule(ns, "apps", f"{plural}/scale", ("get", "patch"), names),
+        ]
 
     def resource(self, ctx: StepContext, params: K8sScaleParams) -> str:
         p = params
@@ -194,6 +206,11 @@ class CnpgRole(StateStep[CnpgRoleParams]):
         if params.role == "primary" and not params.token_from:
             how = " WITHOUT a demotion token (writes not replicated are lost)"
         return f"{verb} CloudNativePG cluster {params.namespace}/{params.name}{params.where}{how}"
+
+    def k8s_rules(self, params: CnpgRoleParams) -> list[K8sRule]:
+        # its Cluster (and, promoting with a token, the same Cluster in the token's region)
+        return [K8sRule(params.namespace, self.GROUP, self.PLURAL, ("get", "patch"),
+                        (params.name,))]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: CnpgRoleParams) -> str:
         p = params
@@ -405,6 +422,19 @@ def _pointer(path: tuple[str, ...]) -> str:
     return "/".join(k.replace("~", "~0").replace("/", "~1") for k in path)
 
 
+def guess_plural(kind: str) -> str:
+    """A kind's resource name as Kubernetes itself guesses it (`meta.UnsafeGuessKindToResource`):
+    lowercase; -s gets -es, a -y after a consonant becomes -ies, else -s."""
+    k = kind.lower()
+    if not k:
+        return k
+    if k.endswith("s"):
+        return k + "es"
+    if k.endswith("y") and k[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return k[:-1] + "ies"
+    return k + "s"
+
+
 class K8sPatch(StateStep[K8sPatchParams]):
     """Patches any object (JSON merge patch); the snapshot is exactly the fields it touches, so
     undo puts them back (and removes the ones that were absent)."""
@@ -421,6 +451,11 @@ class K8sPatch(StateStep[K8sPatchParams]):
     def describe(self, params: K8sPatchParams) -> str:
         fields = ", ".join(".".join(k) for k in _leaves(params.patch))
         return f"patch {params.kind} {params.namespace}/{params.name}: {fields}"
+
+    def k8s_rules(self, params: K8sPatchParams) -> list[K8sRule]:
+        group = params.api_version.rpartition("/")[0]  # "v1": the core group ""
+        return [K8sRule(params.namespace, group, guess_plural(params.kind), ("get", "patch"),
+                        (params.name,))]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: K8sPatchParams) -> str:
         p = params

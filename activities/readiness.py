@@ -18,9 +18,9 @@ What is checked, per direction (`orchestrator.readiness` has the models):
 - health: the runbook's read-only health checks (GET/HEAD `http_check` steps expecting a 2xx or
   3xx, `cloudwatch_alarm` and `route53_health_status` steps), their verify polled for a few
   seconds;
-- permissions: a Kubernetes SelfSubjectAccessReview for each (group, resource, verb) the
-  runbook's Kubernetes step types use, in the cluster and namespace each step acts on (wildcard
-  triples, as `k8s_patch` declares, are left out: the review needs a concrete resource).
+- permissions: a Kubernetes SelfSubjectAccessReview for each (group, resource, verb) each
+  Kubernetes step needs for its params (`StepType.k8s_rules`, what `failover rbac` grants), on
+  each object it names, in the cluster and namespace it acts on.
 
 Left out, and why: AWS IAM policy simulation (`iam:SimulatePrincipalPolicy`; the sandbox's moto
 does not implement it, so it could not be tested), Service Quotas (moto answers only VPC quotas,
@@ -85,7 +85,7 @@ def run_checks(
 ) -> ReadinessResult:
     """Every check of every direction (read-only; a check that cannot run is red with why)."""
     started, at = time.monotonic(), datetime.now(UTC)
-    reviews: dict[tuple[str, str, str, str, str], tuple[bool, str]] = {}
+    reviews: dict[Review, tuple[bool, str]] = {}
     checks: list[ReadinessCheck] = []
     for sw in inp.directions:
         d = direction(sw.from_region, sw.to_region)
@@ -321,20 +321,21 @@ def health_checks(sw: SwitchInput, clients: Clients, patience: float) -> list[Re
 
 
 # ---------------------------------------------------------------------------- permissions
-Review = tuple[str, str, str, str, str]  # (region, namespace, group, resource, verb)
+#: (region, namespace, group, resource, verb, name): name "" for any object.
+Review = tuple[str, str, str, str, str, str]
 
 
 def access_review(clients: Clients, review: Review) -> tuple[bool, str]:
     """A Kubernetes SelfSubjectAccessReview: whether this identity may do it, and why not."""
     from kubernetes import client as k8s
 
-    region, namespace, group, resource, verb = review
+    region, namespace, group, resource, verb, name = review
     plural, _, sub = resource.partition("/")
     body = k8s.V1SelfSubjectAccessReview(
         spec=k8s.V1SelfSubjectAccessReviewSpec(
             resource_attributes=k8s.V1ResourceAttributes(
                 namespace=namespace or None, group=group, resource=plural,
-                subresource=sub or None, verb=verb,
+                subresource=sub or None, verb=verb, name=name or None,
             )
         )
     )  # fmt: skip
@@ -356,19 +357,22 @@ def _k8s_regions(ctx: StepContext, params: Any) -> list[str]:
 def permission_checks(
     sw: SwitchInput, clients: Clients, cache: dict[Review, tuple[bool, str]]
 ) -> list[ReadinessCheck]:
-    """For each Kubernetes step (and guard), every verb its type uses, reviewed where it acts."""
+    """For each Kubernetes step (and guard), what its type needs for its params (`k8s_rules`:
+    `failover rbac` grants exactly that), reviewed where it acts: each verb on each object the
+    step names (a Role may list them), else on any object of the kind."""
     out = []
     for step, name, type_name, raw in _with_guards(sw):
         stype, params = registry.bind(type_name, raw)
-        triples = [t for t in stype.verbs if "*" not in t]
-        if not triples:
+        asks = [(r.namespace or "", r.group, r.resource, verb, obj)
+                for r in stype.k8s_rules(params) if "*" not in (r.group, r.resource)
+                for verb in r.verbs for obj in (r.names or ("",))]  # fmt: skip
+        if not asks:
             continue
         ctx = _context(sw, step, clients, 10.0)
-        namespace = getattr(params, "namespace", None) or ""
         denied, asked, error = [], 0, ""
         for region in _k8s_regions(ctx, params):
-            for group, resource, verb in triples:
-                key: Review = (region, namespace, group, resource, verb)
+            for namespace, group, resource, verb, obj in asks:
+                key: Review = (region, namespace, group, resource, verb, obj)
                 try:
                     if key not in cache:
                         cache[key] = access_review(clients, key)
@@ -380,7 +384,8 @@ def permission_checks(
                 if not allowed:
                     where = f" in {namespace}" if namespace else ""
                     api = f"{group}/" if group else ""
-                    denied.append(f"{verb} {api}{resource}{where} ({region})"
+                    what = f"{api}{resource}/{obj}" if obj else f"{api}{resource}"
+                    denied.append(f"{verb} {what}{where} ({region})"
                                   + (f": {why}" if why else ""))  # fmt: skip
         if error:
             ok, detail = False, error

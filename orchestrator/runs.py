@@ -70,6 +70,9 @@ class GateSpec(_Model):
     #: Who approved this gate before the run started (a game day's own approval or its
     #: schedule): the gate is recorded as approved by them and does not wait.
     preapproved_by: str | None = None
+    #: The distinct people whose approval covers this gate (a game day approved by several):
+    #: each is recorded as one of its approvals. Empty: `preapproved_by` is the one record.
+    preapprovers: list[str] = Field(default_factory=list)
 
 
 class PlannedStep(_Model):

@@ -7,8 +7,12 @@ probe are the activities of `activities.gameday`; both switches are child Region
 1. preflight: every mutating step of both directions is planned (`step.plan`), the fault too;
    the detectors must be green, the service must meet its SLO, and no switch or game day of the
    runbook may be running (`gameday.busy`) before anything is injected;
-2. optional approval (Updates `approve` / `reject`); the switches' own gates are then pre-approved
-   by whoever approved (or by the game day's requester, the schedule);
+2. approval (Updates `approve` / `reject`) when the game day asks for one: the switches' own gates
+   are then pre-approved by whoever approved, a gate that needs several approvers only if as
+   many approved the game day (patched "gate-policy"); an unattended game day's are pre-approved
+   by its requester (the schedule), except a gate an irreversible step depends on or one that
+   needs several approvers: those open in the switch and wait for people, and the game day says
+   so (the switch sends its `gate_open` notice);
 3. inject the fault (verified in effect); from then on a probe measures the service every
    `probe_interval`, and the stop conditions (error rate, p95, an alarm; held for a while) are
    evaluated on every window;
@@ -57,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
         ProbeCall,
         ProbeSample,
         ProbeStats,
+        cover_by_approval,
+        cover_unattended,
         preapprove,
     )
     from orchestrator.gameday.slo import StopWatch, recovered_at, slo_miss
@@ -120,6 +126,7 @@ class GameDayWorkflow:
         self._probe_task: asyncio.Task[None] | None = None
         self.switch_stuck = False  # a child switch waits for its operator (ROLLBACK_FAILED)
         self._notifier = Notifier(False, inp.notify, self.p.notifications)
+        self._gate_policy = False  # set in run: which gates of the switches the game day covers
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -127,6 +134,8 @@ class GameDayWorkflow:
         """Run the game day; returns its progress, with both switches' results."""
         # Histories recorded before notifications replay without them.
         self._notifier.enabled = workflow.patched("notify")
+        # Histories recorded before game days said who approves them covered every gate.
+        self._gate_policy = workflow.patched("gate-policy")
         await run_shielded(
             self._main(), lambda: self._stop(Outcome.CANCELLED, "the game day was cancelled")
         )
@@ -401,8 +410,8 @@ class GameDayWorkflow:
     # ------------------------------------------------------------------------ children
     async def _child(self, kind: str, inp: SwitchInput, stoppable: bool) -> RunProgress:
         """Run one switch as a child; tell it to stop (it rolls back) when the game day halts."""
-        by = self.p.approved_by or f"game day {self.inp.name} (requested by {self.inp.requester})"
         wid = switch_workflow_id(inp.runbook)
+        child_input, covered, left = self._cover(inp)
         info = workflow.info()
         attributes: list[SearchAttributePair[Any]] = [
             SearchAttributePair(sa.RUNBOOK, inp.runbook),
@@ -418,7 +427,7 @@ class GameDayWorkflow:
         try:
             handle = await workflow.start_child_workflow(
                 "RegionSwitch",
-                preapprove(inp, by),
+                child_input,
                 id=wid,
                 result_type=RunProgress,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
@@ -429,8 +438,17 @@ class GameDayWorkflow:
             )
         except Exception as exc:
             raise _Failed(f"could not start the {kind} ({wid}): {exc}") from None
-        record = ChildRun(workflow_id=wid, run_id=handle.first_execution_run_id)
+        record = ChildRun(workflow_id=wid, run_id=handle.first_execution_run_id,
+                          preapproved=covered, gates_left=left)  # fmt: skip
         setattr(self.p, kind, record)
+        if left:
+            gates = ", ".join(left)
+            self.p.reason = (
+                f"{self.p.reason} The {kind} left {gates} to people (an irreversible step "
+                "depends on it, or it needs more approvers than approved the game day): "
+                f"failover approve {wid} --gate {left[0]}."
+            ).strip()
+            self._details()
         self._publish()
 
         async def result() -> RunProgress:
@@ -475,6 +493,17 @@ class GameDayWorkflow:
             raise _Failed(f"the {kind} failed: {exc.cause or exc}") from None
         self._publish()
         return record.progress
+
+    def _cover(self, inp: SwitchInput) -> tuple[SwitchInput, list[str], list[str]]:
+        """The switch with the gates the game day covers pre-approved; the gates covered and
+        those left to people."""
+        requested = f"game day {self.inp.name} (requested by {self.inp.requester})"
+        gates = [s.id for s in inp.steps if s.gate is not None]
+        if not self._gate_policy:  # recorded before: every gate, by the approver or requester
+            return preapprove(inp, self.p.approved_by or requested), gates, []
+        if self.inp.approval is not None:
+            return cover_by_approval(inp, self.gate.votes.get(GATE, []))
+        return cover_unattended(inp, f"{requested}, unattended")
 
     @staticmethod
     def _succeeded(child: ChildRun | None) -> bool:
@@ -600,9 +629,9 @@ class GameDayWorkflow:
     )
     def approve(self, decision: Decision) -> str:
         """Approve: the fault is injected and the switch runs (its gates pre-approved by you)."""
-        self.gate.approve(GATE, decision, workflow.now())
-        self.p.approved_by = decision.approver
-        return f"approved by {decision.approver}"
+        said = self.gate.approve(GATE, decision, workflow.now())
+        self.p.approved_by = ", ".join(self.gate.votes.get(GATE, [])) or None
+        return f"approved by {decision.approver}" if GATE in self.gate.outcome else said
 
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:

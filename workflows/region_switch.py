@@ -356,7 +356,8 @@ class RegionSwitchWorkflow:
             rec.detail = "dry-run: gate not opened"
             return
         if step.gate.preapproved_by:  # no command: histories without it replay unchanged
-            self.gates.preapproved(step.id, step.gate.preapproved_by, workflow.now())
+            for who in step.gate.preapprovers or [step.gate.preapproved_by]:
+                self.gates.preapproved(step.id, who, workflow.now())
             rec.detail = f"pre-approved by {step.gate.preapproved_by}"
             return
         rec.state, rec.phase = StepState.WAITING_APPROVAL, "waiting for approval"

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from activities.arns import Arns, Grant
 from activities.base import Check, RegionalParams, State, StateStep, StepContext, require
 
 
@@ -42,6 +43,13 @@ class AsgCapacity(StateStep[AsgCapacityParams]):
 
     def describe(self, params: AsgCapacityParams) -> str:
         return f"Auto Scaling group {params.name}{params.where}: desired {params.desired}"
+
+    def iam_resources(self, params: AsgCapacityParams, region: str, arns: Arns) -> list[Grant]:
+        group = f"autoScalingGroup:*:autoScalingGroupName/{params.name}"
+        return [
+            Grant(("autoscaling:UpdateAutoScalingGroup",),
+                  (arns.regional("autoscaling", region, group),)),
+        ]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: AsgCapacityParams) -> str:
         return f"autoscaling:{ctx.region_for(params)}:{params.name}"

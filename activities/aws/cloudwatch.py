@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import Check, RegionalParams, State, StepContext, StepType
 from activities.errors import StepError
 from orchestrator.runbook.durations import Duration, format_duration
@@ -144,6 +145,10 @@ class AlarmState(StepType[AlarmParams]):
     name = "cloudwatch_alarm"
     poll_interval = 2.0
     actions = ("cloudwatch:DescribeAlarms",)
+
+    def iam_resources(self, params: AlarmParams, region: str, arns: Arns) -> list[Grant]:
+        alarms = tuple(arns.regional("cloudwatch", region, f"alarm:{a}") for a in params.alarms)
+        return [Grant(self.actions, alarms)]
 
     def describe(self, params: AlarmParams) -> str:
         steady = format_duration(params.steady_for)

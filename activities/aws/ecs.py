@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import Check, RegionalParams, State, StateStep, StepContext, require
 
 
@@ -32,6 +33,10 @@ class EcsService(StateStep[EcsServiceParams]):
 
     def describe(self, params: EcsServiceParams) -> str:
         return f"ECS service {params.cluster}/{params.service}: desired {params.desired}"
+
+    def iam_resources(self, params: EcsServiceParams, region: str, arns: Arns) -> list[Grant]:
+        service = arns.regional("ecs", region, f"service/{params.cluster}/{params.service}")
+        return [Grant(("ecs:DescribeServices", "ecs:UpdateService"), (service,))]
 
     def resource(self, ctx: StepContext, params: EcsServiceParams) -> str:
         return f"ecs:{ctx.region_for(params)}:{params.cluster}/{params.service}"

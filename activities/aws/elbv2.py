@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import RegionalParams, State, StateStep, StepContext, require
 from activities.errors import StepError
 
@@ -64,6 +65,14 @@ class ElbWeights(StateStep[ElbWeightsParams]):
     def describe(self, params: ElbWeightsParams) -> str:
         weights = ", ".join(f"{k}={v}" for k, v in params.weights.items())
         return f"ELB {params.load_balancer}:{params.port} forward weights -> {weights}"
+
+    def iam_resources(self, params: ElbWeightsParams, region: str, arns: Arns) -> list[Grant]:
+        # its listeners (load balancer and listener ids are not in the runbook)
+        listeners = f"listener/app/{params.load_balancer}/*"
+        return [
+            Grant(("elasticloadbalancing:ModifyListener",),
+                  (arns.regional("elasticloadbalancing", region, listeners),)),
+        ]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: ElbWeightsParams) -> str:
         return f"elbv2:{ctx.region_for(params)}:{params.load_balancer}:{params.port}"

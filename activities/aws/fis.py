@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import Check, RegionalParams, State, StateStep, StepContext
 from activities.errors import StepError
 
@@ -42,6 +43,16 @@ class FisExperiment(StateStep[FisParams]):
 
     def describe(self, params: FisParams) -> str:
         return f"AWS FIS experiment from template {params.template}{params.where}"
+
+    def iam_resources(self, params: FisParams, region: str, arns: Arns) -> list[Grant]:
+        # the template by its id, or any of the region's when the runbook names it by its tag
+        template = params.template if params.template.startswith("EXT") else "*"
+        experiments = arns.regional("fis", region, "experiment/*")
+        return [
+            Grant(("fis:StartExperiment",),
+                  (arns.regional("fis", region, f"experiment-template/{template}"), experiments)),
+            Grant(("fis:GetExperiment", "fis:StopExperiment", "fis:TagResource"), (experiments,)),
+        ]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: FisParams) -> str:
         return f"fis:{ctx.region_for(params)}:{params.template}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import Change, RegionalParams, State, StateStep, StepContext
 from activities.errors import StepError
 
@@ -37,6 +38,9 @@ class RdsPromoteReplica(StateStep[PromoteReplicaParams]):
 
     def describe(self, params: PromoteReplicaParams) -> str:
         return f"promote RDS replica {params.db_instance} (IRREVERSIBLE)"
+
+    def iam_resources(self, params: PromoteReplicaParams, region: str, arns: Arns) -> list[Grant]:
+        return [Grant(self.actions, (arns.rds(region, "db", params.db_instance),))]
 
     def resource(self, ctx: StepContext, params: PromoteReplicaParams) -> str:
         return f"rds:{ctx.region_for(params)}:db/{params.db_instance}"

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.aws.common import region_of_arn
 from activities.base import Check, State, StateStep, StepContext, StepParams, require
 from activities.errors import StepError, missing_ok
@@ -58,6 +59,15 @@ class AuroraGlobalSwitchover(StateStep[AuroraSwitchoverParams]):
 
     def regions_used(self, params: AuroraSwitchoverParams, step_region: str | None) -> set[str]:
         return {params.api_region or params.target_region}
+
+    def iam_resources(self, params: AuroraSwitchoverParams, region: str, arns: Arns) -> list[Grant]:
+        # the global cluster, and the member cluster it promotes (in the target region; its
+        # name comes from the global cluster's members)
+        glob = arns.global_cluster(params.global_cluster)
+        return [
+            Grant(("rds:DescribeGlobalClusters",), (glob,)),
+            Grant(self.actions[1:], (glob, arns.rds(params.target_region, "cluster", "*"))),
+        ]
 
     def resource(self, ctx: StepContext, params: AuroraSwitchoverParams) -> str:
         return f"rds:global-cluster/{params.global_cluster}"
@@ -179,6 +189,7 @@ class AuroraGlobalRejoin(StateStep[AuroraRejoinParams]):
         "rds:DeleteDBCluster",
         "rds:CreateDBCluster",
         "rds:AddTagsToResource",  # the new secondary is tagged with the run (tag on create)
+        "rds:DescribeDBClusterSnapshots",  # the old writer's snapshot, taken once
     )
 
     def _rds(self, ctx: StepContext, p: AuroraRejoinParams, retry: bool = True) -> Any:
@@ -189,6 +200,21 @@ class AuroraGlobalRejoin(StateStep[AuroraRejoinParams]):
             f"Aurora {params.cluster}: snapshot it, then rejoin {params.global_cluster} as a "
             f"secondary in {params.region} (IRREVERSIBLE)"
         )
+
+    def iam_resources(self, params: AuroraRejoinParams, region: str, arns: Arns) -> list[Grant]:
+        where = params.region
+        cluster = arns.rds(where, "cluster", params.cluster)
+        snapshots = arns.rds(where, "cluster-snapshot", f"{params.cluster}-before-rejoin-*")
+        glob = arns.global_cluster(params.global_cluster)
+        # created with the engine's default parameter group, option group and subnet group
+        defaults = tuple(arns.rds(where, kind, "*") for kind in ("cluster-pg", "og", "subgrp"))
+        return [
+            Grant(("rds:DescribeGlobalClusters",), (glob,)),
+            Grant(("rds:DescribeDBClusters", "rds:AddTagsToResource"), (cluster,)),
+            Grant(("rds:CreateDBClusterSnapshot", "rds:DeleteDBCluster",
+                   "rds:DescribeDBClusterSnapshots"), (cluster, snapshots)),
+            Grant(("rds:CreateDBCluster",), (cluster, glob, *defaults)),
+        ]  # fmt: skip
 
     def resource(self, ctx: StepContext, params: AuroraRejoinParams) -> str:
         return f"rds:{params.region}:cluster/{params.cluster}"

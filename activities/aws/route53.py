@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
+from activities.arns import Arns, Grant, record_name
 from activities.base import (
     Change,
     Check,
@@ -109,6 +110,17 @@ class _RecordStep(StateStep[R]):
 
     def resource(self, ctx: StepContext, params: R) -> str:
         return f"route53:{params.record}"
+
+    def iam_resources(self, params: R, region: str, arns: Arns) -> list[Grant]:
+        zone = arns.hosted_zone(params.zone)
+        only = {"ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": (record_name(params.record),)
+        }}  # fmt: skip
+        return [
+            Grant(("route53:ListResourceRecordSets",), (zone,)),
+            Grant(("route53:ChangeResourceRecordSets",), (zone,), only),
+            Grant(("route53:GetChange",), (arns.route53("change"),)),
+        ]
 
     def regions_used(self, params: R, step_region: str | None) -> set[str]:
         return {GLOBAL}  # Route 53's API (its control plane) is served from us-east-1
@@ -241,6 +253,13 @@ class DnsView(StepType[DnsViewParams]):
 
     def describe(self, params: DnsViewParams) -> str:
         return f"DNS view of {params.record}: answers from {', '.join(params.expect)}"
+
+    def iam_resources(self, params: DnsViewParams, region: str, arns: Arns) -> list[Grant]:
+        return [
+            Grant(("route53:ListResourceRecordSets",), (arns.hosted_zone(params.zone),)),
+            # the records' health checks, known by id only once the records are read
+            Grant(("route53:GetHealthCheckStatus",), (arns.route53("healthcheck"),)),
+        ]
 
     def regions_used(self, params: DnsViewParams, step_region: str | None) -> set[str]:
         return {GLOBAL}  # it reads Route 53's API, not DNS (see dns_answer for the data plane)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from activities.arns import Arns, Grant
 from activities.base import RegionalParams, State, StateStep, StepContext, require
 from activities.errors import missing_ok
 
@@ -30,6 +31,10 @@ class SsmParameter(StateStep[SsmParameterParams]):
 
     def describe(self, params: SsmParameterParams) -> str:
         return f"set SSM parameter {params.name}{params.where} to {params.value!r}"
+
+    def iam_resources(self, params: SsmParameterParams, region: str, arns: Arns) -> list[Grant]:
+        parameter = arns.regional("ssm", region, f"parameter/{params.name.lstrip('/')}")
+        return [Grant(self.actions, (parameter,))]
 
     def resource(self, ctx: StepContext, params: SsmParameterParams) -> str:
         return f"ssm:{ctx.region_for(params)}:{params.name}"

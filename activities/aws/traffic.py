@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
+from activities.arns import Arns, Grant
 from activities.aws.route53 import GLOBAL
 from activities.base import Check, State, StateStep, StepContext, StepParams, StepType, require
 from activities.errors import StepError, classify
@@ -53,6 +54,18 @@ class GaTrafficDial(StateStep[GaDialParams]):
 
     def regions_used(self, params: GaDialParams, step_region: str | None) -> set[str]:
         return {GA_REGION}  # Global Accelerator's API is served from us-west-2
+
+    def iam_resources(self, params: GaDialParams, region: str, arns: Arns) -> list[Grant]:
+        # found by name: any accelerator of the account, its listeners and endpoint groups
+        acc = "accelerator/*"
+        return [
+            Grant(("globalaccelerator:DescribeAccelerator", "globalaccelerator:ListListeners"),
+                  (arns.account_wide("globalaccelerator", acc),)),
+            Grant(("globalaccelerator:ListEndpointGroups",),
+                  (arns.account_wide("globalaccelerator", f"{acc}/listener/*"),)),
+            Grant(("globalaccelerator:UpdateEndpointGroup",),
+                  (arns.account_wide("globalaccelerator", f"{acc}/listener/*/endpoint-group/*"),)),
+        ]  # fmt: skip
 
     def describe(self, params: GaDialParams) -> str:
         return f"Global Accelerator {params.accelerator}: {params.region} dial -> {params.dial:g}%"
@@ -156,6 +169,14 @@ class ArcRoutingControls(StateStep[ArcParams]):
         states = ", ".join(f"{k}={v}" for k, v in params.states.items())
         return f"Route 53 ARC routing controls: {states}"
 
+    def iam_resources(self, params: ArcParams, region: str, arns: Arns) -> list[Grant]:
+        # routing controls are found by name in the control panel: any of the account's
+        control = "controlpanel/*/routingcontrol/*"
+        return [
+            Grant(("route53-recovery-cluster:UpdateRoutingControlStates",),
+                  (arns.account_wide("route53-recovery-control", control),)),
+        ]  # fmt: skip
+
     def resource(self, ctx: StepContext, params: ArcParams) -> str:
         return f"arc:{params.cluster}/{params.control_panel}"
 
@@ -232,6 +253,14 @@ class Route53HealthCheck(StateStep[HealthCheckParams]):
         what = [f"{k}={v}" for k, v in wanted if v is not None]
         return f"Route 53 health check {params.name}: {', '.join(what)}"
 
+    def iam_resources(self, params: HealthCheckParams, region: str, arns: Arns) -> list[Grant]:
+        return [
+            Grant(("route53:GetHealthCheck", "route53:UpdateHealthCheck"),
+                  (arns.health_check(params.name),)),
+            # finding it by its Name tag reads every health check's tags
+            Grant(("route53:ListTagsForResources",), (arns.route53("healthcheck"),)),
+        ]  # fmt: skip
+
     def resource(self, ctx: StepContext, params: HealthCheckParams) -> str:
         return f"route53:healthcheck/{params.name}"
 
@@ -289,6 +318,12 @@ class Route53HealthStatus(StepType[HealthStatusParams]):
 
     def regions_used(self, params: HealthStatusParams, step_region: str | None) -> set[str]:
         return {GLOBAL}  # Route 53's API
+
+    def iam_resources(self, params: HealthStatusParams, region: str, arns: Arns) -> list[Grant]:
+        return [
+            Grant(("route53:GetHealthCheckStatus",), (arns.health_check(params.name),)),
+            Grant(("route53:ListTagsForResources",), (arns.route53("healthcheck"),)),
+        ]
 
     def describe(self, params: HealthStatusParams) -> str:
         return f"Route 53 health check {params.name} is {params.expect}"

@@ -136,7 +136,9 @@ def progress_table(p: RunProgress, width: int | None = None) -> Group:
 def _child(c: ChildRun | None) -> str:
     if c is None:
         return "-"
-    return c.progress.state.value if c.progress else "running"
+    if c.progress:
+        return c.progress.state.value
+    return f"running, {', '.join(c.gates_left)} for people" if c.gates_left else "running"
 
 
 def _users(p: GameDayProgress, wide: bool) -> str:

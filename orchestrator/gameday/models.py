@@ -5,6 +5,7 @@ Plain pydantic models, importable by workflow code (no I/O here).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.notifications import Delivery, NotifyRoute
+from orchestrator.runbook.graph import ancestors
 from orchestrator.runs import GateSpec, PlannedStep, RunProgress, SwitchInput
 
 
@@ -73,7 +75,13 @@ class GameDayInput(_Model):
     fault: PlannedStep
     detect: list[PlannedStep] = Field(default_factory=list)
     detect_timeout: timedelta = timedelta(minutes=5)
+    #: A person approves the game day (its gate): that approval covers the switches' gates
+    #: (`cover_by_approval`). None: nobody does (`unattended`, or an input from before either).
     approval: GateSpec | None = None
+    #: Nobody approves the game day: the switches' gates are approved by its requester, except
+    #: those a person must approve (`cover_unattended`). False with no approval: an input
+    #: resolved before game days had to say which (treated as unattended from then on).
+    unattended: bool = False
     slo: SloTarget
     probe_interval: timedelta = timedelta(seconds=5)
     probe_requests: int = 10
@@ -186,6 +194,10 @@ class ChildRun(_Model):
     workflow_id: str
     run_id: str | None = None
     progress: RunProgress | None = None
+    #: The switch's gates the game day approved before it started, and those left to people
+    #: (they open in the switch and wait, like any gate: `failover approve WORKFLOW_ID`).
+    preapproved: list[str] = Field(default_factory=list)
+    gates_left: list[str] = Field(default_factory=list)
 
 
 class GameDayProgress(_Model):
@@ -226,7 +238,8 @@ class GameDayProgress(_Model):
 
 
 def preapprove(inp: SwitchInput, by: str) -> SwitchInput:
-    """The switch with every gate already approved by `by` (a game day's approval stands in)."""
+    """The switch with every gate already approved by `by`: what game days did before they had
+    to say who approves them (histories recorded then replay with it)."""
     steps = [
         s.model_copy(update={"gate": s.gate.model_copy(update={"preapproved_by": by})})
         if s.gate is not None
@@ -234,3 +247,51 @@ def preapprove(inp: SwitchInput, by: str) -> SwitchInput:
         for s in inp.steps
     ]
     return inp.model_copy(update={"steps": steps})
+
+
+def _covered(step: PlannedStep, by: str, people: list[str]) -> PlannedStep:
+    assert step.gate is not None
+    gate = step.gate.model_copy(update={"preapproved_by": by, "preapprovers": people})
+    return step.model_copy(update={"gate": gate})
+
+
+def cover_by_approval(
+    inp: SwitchInput, approvers: Sequence[str]
+) -> tuple[SwitchInput, list[str], list[str]]:
+    """The switch with the gates the game day's approvers cover already approved by them: a
+    gate is covered when at least as many of them as it needs approvals may decide it (its own
+    approvers, else the runbook's; never the switch's requester), irreversible or not. Each of
+    them is recorded as one of the gate's approvals. Returns the switch, the gates covered and
+    the gates left to people."""
+    people = list(dict.fromkeys(a for a in approvers if a and a != inp.requester))
+    steps, done, left = [], [], []
+    for s in inp.steps:
+        if s.gate is not None:
+            allowed = s.gate.approvers or inp.approvers
+            eligible = [a for a in people if not allowed or a in allowed]
+            if eligible and len(eligible) >= s.gate.approvals:
+                s = _covered(s, ", ".join(eligible), eligible)
+                done.append(s.id)
+            else:
+                left.append(s.id)
+        steps.append(s)
+    return inp.model_copy(update={"steps": steps}), done, left
+
+
+def cover_unattended(inp: SwitchInput, by: str) -> tuple[SwitchInput, list[str], list[str]]:
+    """The switch with its gates approved by `by` (an unattended game day: its requester, the
+    schedule) except those a person must approve: a gate an irreversible step depends on
+    (directly or not), or one that needs several approvers. Returns the switch, the gates
+    covered and the gates left to people."""
+    deps = {s.id: s.depends_on for s in inp.steps}
+    guarding = {g for s in inp.steps if s.irreversible for g in ancestors(deps, s.id)}
+    steps, done, left = [], [], []
+    for s in inp.steps:
+        if s.gate is not None:
+            if s.id not in guarding and s.gate.approvals <= 1:
+                s = _covered(s, by, [])
+                done.append(s.id)
+            else:
+                left.append(s.id)
+        steps.append(s)
+    return inp.model_copy(update={"steps": steps}), done, left

@@ -94,7 +94,7 @@ def resolve_gameday(
     if gd.approval:
         approval = GateSpec(
             approvers=list(rb.approvers),
-            approvals=1,
+            approvals=gd.approvals,
             expires=gd.approval_expires,
             message=f"Game day {name}: approve to switch {from_region} -> {to_region}.",
         )
@@ -120,6 +120,7 @@ def resolve_gameday(
         detect=detect,
         detect_timeout=gd.detect_timeout,
         approval=approval,
+        unattended=gd.unattended,
         slo=slo,
         probe_interval=gd.probe_interval,
         probe_requests=gd.probe_requests,

@@ -27,7 +27,7 @@ from orchestrator.runbook.models import (
     Step,
     Unplanned,
 )
-from orchestrator.runbook.modes import KINDS, select
+from orchestrator.runbook.modes import KINDS, Kind, select
 from orchestrator.runbook.problems import describe, dotted
 from orchestrator.runbook.templates import TemplateError, references
 
@@ -92,11 +92,19 @@ class _Positions:
 
 class _Collector:
     def __init__(self, file: str, positions: _Positions) -> None:
-        self.file, self.positions, self.problems = file, positions, []  # type: ignore[var-annotated]
+        self.file, self.positions = file, positions
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # valid, but someone should know (validate says so)
 
     def add(self, loc: Loc, message: str, key: bool = False) -> None:
+        self.problems.append(self._at(loc, message, key))
+
+    def warn(self, loc: Loc, message: str, key: bool = False) -> None:
+        self.warnings.append(self._at(loc, message, key))
+
+    def _at(self, loc: Loc, message: str, key: bool) -> Problem:
         line, col = self.positions.of(loc, key)
-        self.problems.append(Problem(self.file, line, col, dotted(loc), message))
+        return Problem(self.file, line, col, dotted(loc), message)
 
     def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> None:
         for err in exc.errors():
@@ -106,6 +114,12 @@ class _Collector:
 
 def load_text(text: str, file: str = "<runbook>") -> Runbook:
     """Parse and validate runbook YAML; raises RunbookError listing every problem."""
+    return check_text(text, file)[0]
+
+
+def check_text(text: str, file: str = "<runbook>") -> tuple[Runbook, list[Problem]]:
+    """Like `load_text`, with the runbook's warnings: what is valid but someone should know
+    (a game day that runs unattended), located like problems."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -126,17 +140,22 @@ def load_text(text: str, file: str = "<runbook>") -> Runbook:
     _check(runbook, out)
     if out.problems:
         raise RunbookError(out.problems)
-    return runbook
+    return runbook, out.warnings
 
 
 def load_file(path: str | Path) -> Runbook:
     """Load a runbook file (see load_text)."""
+    return check_file(path)[0]
+
+
+def check_file(path: str | Path) -> tuple[Runbook, list[Problem]]:
+    """Load a runbook file, with its warnings (see check_text)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         raise RunbookError([Problem(str(p), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
-    return load_text(text, str(path))
+    return check_text(text, str(path))
 
 
 def _check(rb: Runbook, out: _Collector) -> None:
@@ -283,11 +302,76 @@ def _check_gameday(
     ]
     _check_actions(actions, allowed_refs, out)
     _check_known_params(rb, gd.params, at, out)
+    _check_gameday_approval(rb, gd, at, out)
     seen: set[str] = set()
     for i, cond in enumerate(gd.stop_conditions):
         if cond.name in seen:
             out.add((*at, "stop_conditions", i, "name"), f"duplicate name {cond.name!r}")
         seen.add(cond.name)
+
+
+def _check_gameday_approval(rb: Runbook, gd: GameDay, at: Loc, out: _Collector) -> None:
+    """Who approves a game day's switches: a person (`approval: true`, as many as `approvals`)
+    or nobody (`unattended: true`, a warning naming the gates that will wait for people
+    anyway). Neither is an error: a schedule must not approve gates silently."""
+    if gd.approval and gd.unattended:
+        out.add((*at, "unattended"), "set approval: true or unattended: true, not both",
+                key=True)  # fmt: skip
+        return
+    if not gd.approval and not gd.unattended:
+        out.add(
+            (*at, "approval") if "approval" in gd.model_fields_set else at,
+            "say who approves the game day's switches: `approval: true` (a person approves the "
+            "game day, which covers its switches' gates) or `unattended: true` (nobody does; a "
+            "gate an irreversible step depends on still waits for a person)",
+            key=True,
+        )
+        return
+    if gd.unattended:
+        if "approvals" in gd.model_fields_set:
+            out.add((*at, "approvals"), "approvals needs approval: true (an unattended game day "
+                    "is approved by nobody)", key=True)  # fmt: skip
+        left = _gates_left_unattended(rb, gd)
+        waits = (
+            f"; gates that still wait for people: {', '.join(left)}"
+            if left
+            else " (none of them waits for a person)"
+        )
+        out.warn(
+            (*at, "unattended"),
+            "runs with nobody approving it: its switches' gates are approved by whoever starts "
+            f"or schedules it{waits}",
+            key=True,
+        )
+    elif rb.approvers and gd.approvals > len(rb.approvers):
+        out.add(
+            (*at, "approvals"),
+            f"{gd.approvals} approvals needed but the runbook names {len(rb.approvers)} "
+            f"approvers ({', '.join(rb.approvers)})",
+            key=True,
+        )
+
+
+def _gates_left_unattended(rb: Runbook, gd: GameDay) -> list[str]:
+    """The gates of a game day's runs that an unattended game day leaves to people: those an
+    irreversible step depends on, and those that need several approvers ("ID (KIND)")."""
+    kinds: list[Kind] = [gd.mode, "recovery", "planned"] if gd.mode == "unplanned" else ["planned"]
+    left: list[str] = []
+    for kind in dict.fromkeys(kinds):
+        chosen = select(rb, kind).steps
+        deps = {s.id: s.depends_on for s in chosen}
+        guarding = {g for s in chosen if s.irreversible for g in graph.ancestors(deps, s.id)}
+        for s in chosen:
+            t = registry.get(s.type)
+            if t is None or not t.gate:
+                continue
+            try:
+                needed = getattr(t.parse(s.params), "approvals", 1)
+            except ValueError:  # a template: known once resolved
+                needed = 1
+            if s.id in guarding or needed > 1:
+                left.append(f"{s.id} ({kind})")
+    return left
 
 
 def _check_guard(rb: Runbook, guard: GuardSpec, allowed_refs: set[str], out: _Collector) -> None:

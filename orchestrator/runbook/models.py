@@ -232,8 +232,23 @@ class GameDay(_Strict):
         default_factory=list, description="Read-only checks; the first to fail detects the fault."
     )
     detect_timeout: Duration = Field(default=timedelta(minutes=5))
-    approval: bool = Field(default=False, description="Wait for an approval before switching.")
+    approval: bool = Field(
+        default=False,
+        description="A person approves the game day before its fault is injected (never its "
+        "requester); that approval covers its switches' gates, a gate that needs several "
+        "approvers only if as many approved the game day. Set this or `unattended`.",
+    )
+    approvals: int = Field(
+        default=1, ge=1, description="How many people must approve the game day (with approval)."
+    )
     approval_expires: Duration = Field(default=timedelta(hours=1))
+    unattended: bool = Field(
+        default=False,
+        description="Nobody approves the game day: its switches' gates are approved by its "
+        "requester (the schedule), except a gate an irreversible step depends on or one that "
+        "needs several approvers: those wait for people. `failover validate` warns about it. "
+        "Set this or `approval`.",
+    )
     slo: Slo
     probe_interval: Duration = Field(default=timedelta(seconds=5))
     probe_requests: int = Field(default=10, ge=1, le=1000, description="Requests per interval.")

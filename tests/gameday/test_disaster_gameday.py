@@ -18,7 +18,7 @@ from orchestrator.runs import RunState
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.gameday.helpers import shop_gameday
+from tests.gameday.helpers import approve_game_day, shop_gameday
 from tests.workflows.helpers import RUNBOOKS, drive, run, sandbox_config, start, worker
 from tests.workflows.shop import world
 
@@ -28,6 +28,8 @@ def _game_day(env: SandboxEnv, runbook: str) -> GameDayProgress:
         async with worker(sandbox_config(env)) as (client, queue):
             inp = shop_gameday("disaster", **{"name: shop-region-switch": f"name: {runbook}"})
             h = await gameday_client.start_now(client, inp, queue, "test")
+            approved = await approve_game_day(h, "bob")  # the disaster asks for a person
+            assert approved.approved_by == "bob"
             out: GameDayProgress = await h.result()
             return out
 
@@ -52,6 +54,11 @@ def test_disaster_game_day_fails_over_recovers_and_fails_back(
     assert (r.recovery.outcome, r.recovery.lost_writes) == ("SUCCEEDED", 0)
     assert r.failback is not None and r.failback.kind == "planned"
     assert r.failback.outcome == "SUCCEEDED"
+    # bob's approval of the game day covered every gate, the irreversible failover's included
+    for child in (p.switch, p.recovery, p.failback):
+        assert child is not None and child.gates_left == [] and child.progress is not None
+        gates = [a for a in child.progress.approvals if a.decision == "approve"]
+        assert gates and all(a.approver == "bob" for a in gates), gates
     # Users were sent to the target (DNS, through ARC) while the source was down.
     assert any(pt.weights == {"us-west-2": 10} for pt in r.timeline)
     md = gd_report.markdown(r)

@@ -171,7 +171,7 @@ def test_approval_gate_two_person_rule_and_rejection(fresh: SandboxEnv) -> None:
                 client,
                 queue,
                 _name(),
-                **{"detect_timeout: 2m": "detect_timeout: 2m\n  approval: true"},
+                **{"  unattended: true": "  approval: true"},
             )
             await progress_until(h, lambda p: p.phase == Phase.WAITING_APPROVAL)
             try:

@@ -163,11 +163,14 @@ async def record_disaster(home: Path, version: str) -> None:
     """The disaster game day (the source region down): its history, and its children's: the
     unplanned switch, the recovery of the region, the planned failback."""
     from orchestrator.gameday import client as gameday_client
-    from tests.gameday.helpers import shop_gameday
+    from tests.gameday.helpers import approve_game_day, shop_gameday
 
     env = Sandbox(home).reset()
     async with worker(sandbox_config(env)) as (client, queue):
-        h = await gameday_client.start_now(client, shop_gameday("disaster"), queue, version)
+        inp = shop_gameday("disaster")
+        h = await gameday_client.start_now(client, inp, queue, version)
+        if inp.approval is not None:  # (recorded before game days said who approves them)
+            await approve_game_day(h, "bob")
         p = await h.result()
         histories = {f"gameday-{version}-disaster": await h.fetch_history()}
         for kind, child in (("unplanned", p.switch), ("recovery", p.recovery),
