@@ -239,8 +239,12 @@ def test_the_clusterrole_is_the_generated_one_bound_to_the_worker(region: str) -
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": name}  # fmt: skip
     ns = one(objs, "Namespace")["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": ns}]  # fmt: skip
+    # The IRSA role's group (each cluster's EKS access entry maps the role to it), and the
+    # ServiceAccount (a region reached in-cluster).
+    assert binding["subjects"] == [
+        {"kind": "Group", "name": "failover-workers", "apiGroup": "rbac.authorization.k8s.io"},
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": ns},
+    ]
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"] and sa["metadata"]["namespace"] == ns
     arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -284,9 +288,14 @@ def test_the_worker_loads_its_configuration_and_its_secrets_by_reference(
     assert cfg.temporal.tls and cfg.temporal.address.endswith(":7233")
     assert cfg.temporal.task_queue == "failover" and not cfg.sandbox
     assert not cfg.notify.channels and cfg.aws.access_key_id is None  # no secrets in a ConfigMap
-    assert sorted(cfg.kubernetes.contexts) == sorted(REGIONS)
-    kubeconfig = next(m for m in c["volumeMounts"] if m["name"] == "kubeconfig")["mountPath"]
-    assert cfg.kubernetes.kubeconfig == f"{kubeconfig}/config"
+    # Each region's cluster is an EKS cluster reached with the IRSA role: no kubeconfig (and no
+    # Secret holding one) to mount.
+    assert sorted(cfg.kubernetes.clusters) == sorted(REGIONS) and not cfg.kubernetes.contexts
+    for name in REGIONS:
+        eks = cfg.kubernetes.cluster(name).eks
+        assert eks is not None and eks.name and eks.region == name
+    assert cfg.kubernetes.kubeconfig is None
+    assert [v["name"] for v in pod["volumes"]] == ["config", "tmp"]
     assert cfg.reports.s3_bucket, "reports outlive the pod only in a bucket"
 
 
