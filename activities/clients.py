@@ -1,4 +1,5 @@
-"""The real clients steps act with: boto3 per (service, region), kubernetes per region context.
+"""The real clients steps act with: boto3 per (service, region), kubernetes per region (a kubeconfig
+context, this pod's ServiceAccount or an EKS cluster: `activities.kube_auth`).
 
 Clients are created once per worker and reused (boto3 clients are thread-safe; each Kubernetes
 ApiClient has its own connection pool). A worker warms them when it starts (`warm`, in the
@@ -25,12 +26,14 @@ import copy
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from activities import kube_auth
 from activities.accounts import AwsSessions
-from orchestrator.config import Config
+from activities.errors import StepError
+from orchestrator.config import Config, EksCluster
 
 #: IAM service prefixes (of the step types' `actions`) whose boto3 client has another name.
 BOTO3_NAMES = {"elasticloadbalancing": "elbv2"}
@@ -71,6 +74,11 @@ class Clients:
         self._aws: dict[tuple[str, str, bool, str | None], Any] = {}
         self._kube: dict[str, Any] = {}
         self._sessions = AwsSessions(config.aws)
+        self._kube_building: dict[str, threading.Lock] = {}
+        #: EKS clusters' (endpoint, CA) by (name, region), described once.
+        self._eks: dict[tuple[str, str], tuple[str, str]] = {}
+        #: The clock EKS tokens are dated and renewed by.
+        self.clock: Callable[[], float] = time.time
         #: The account AWS clients act in when a call names none (None: the base credentials).
         self.account: str | None = None
 
@@ -93,7 +101,7 @@ class Clients:
     # ------------------------------------------------------------------------- warming
     def regions(self) -> list[str]:
         """The regions the configuration names (AWS endpoints, Kubernetes contexts, endpoints)."""
-        named = set(self.config.aws.endpoints) | set(self.config.kubernetes.contexts)
+        named = set(self.config.aws.endpoints) | self.config.kubernetes.regions()
         for urls in self.config.endpoints.values():
             named |= set(urls)
         return sorted(named)
@@ -215,25 +223,34 @@ class Clients:
 
     # ---------------------------------------------------------------------- Kubernetes
     def kube(self, region: str) -> Any:
-        """A kubernetes ApiClient for the region's kubeconfig context, its calls bounded by the
+        """A kubernetes ApiClient for the region's cluster (a kubeconfig context, this pod's
+        ServiceAccount, or an EKS cluster: `kubernetes.clusters`), its calls bounded by the
         configured timeouts."""
-        with self._lock:
-            if region not in self._kube:
-                self._kube[region] = self._new_kube(region)
-            return self._kube[region]
+        return self._kube_client(region, lambda: self._new_kube(region))
 
     def kube_probe(self, region: str) -> Any:
         """A kubernetes ApiClient for a quick look at a region: a single attempt (urllib3
         retries a connection or a read three times by default)."""
+        return self._kube_client(f"{region}~probe", lambda: self._new_kube(region, retries=False))
+
+    def _kube_client(self, key: str, make: Callable[[], Any]) -> Any:
+        """The client cached under `key`, built once (building one can take a call, EKS's
+        DescribeCluster: other keys' clients are not held up meanwhile)."""
         with self._lock:
-            key = f"{region}~probe"
-            if key not in self._kube:
-                self._kube[key] = self._new_kube(region, retries=False)
-            return self._kube[key]
+            if key in self._kube:
+                return self._kube[key]
+            building = self._kube_building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                if key in self._kube:
+                    return self._kube[key]
+            made = make()
+            with self._lock:
+                self._kube[key] = made
+            return made
 
     def _new_kube(self, region: str, retries: bool = True) -> Any:
         from kubernetes import client as k8s
-        from kubernetes import config as kube_config
         from kubernetes.client import rest
 
         cfg = self.config.kubernetes
@@ -257,15 +274,77 @@ class Clients:
                 )  # fmt: skip
 
         configuration = k8s.Configuration()
-        kube_config.load_kube_config(
-            config_file=cfg.kubeconfig, context=cfg.context(region),
-            client_configuration=configuration,
-        )  # fmt: skip
+        cluster = cfg.cluster(region)
+        if cluster.eks is not None:
+            self._configure_eks(configuration, region, cluster.eks, probe=not retries)
+        elif cluster.in_cluster is not None:
+            kube_auth.configure_in_cluster(configuration, region, cluster.in_cluster.token_dir)
+        else:
+            self._configure_context(configuration, region, cluster.context or region)
         if not retries:
             configuration.retries = False
         api = k8s.ApiClient(configuration=configuration)
         api.rest_client = BoundedREST(configuration)
         return api
+
+    def _configure_context(self, configuration: Any, region: str, context: str) -> None:
+        """The kubeconfig context's server, CA and credentials."""
+        from kubernetes import config as kube_config
+        from kubernetes.config.config_exception import ConfigException
+
+        cfg = self.config.kubernetes
+        try:
+            kube_config.load_kube_config(
+                config_file=cfg.kubeconfig, context=context, client_configuration=configuration
+            )
+        except ConfigException as exc:
+            where = (
+                f"kubernetes.clusters.{region}"
+                if region in cfg.clusters
+                else (f"kubernetes.contexts.{region}" if region in cfg.contexts else "kubernetes")
+            )
+            first = (str(exc).strip().splitlines() or ["invalid"])[0]
+            raise StepError(
+                "Validation",
+                f"Kubernetes in {region}: kubeconfig context {context!r}: {first} ({where})",
+                retryable=False,
+            ) from None
+
+    def _configure_eks(self, configuration: Any, region: str, eks: EksCluster, probe: bool) -> None:
+        """The EKS cluster's endpoint and CA (DescribeCluster, once per cluster: a probe's with
+        short timeouts) and tokens signed with the worker's AWS credentials in its region."""
+        eks_region = eks.region or region
+        key = (eks.name, eks_region)
+        with self._lock:
+            described = self._eks.get(key)
+        # Kubernetes clients are shared by every account's view: EKS is reached in the default
+        # account (`aws.default_account`, else the worker's own credentials).
+        who = self.for_account(None)
+        if described is None:
+            aws = self.config.aws
+            client = (
+                who.aws_probe("eks", eks_region, min(aws.connect_timeout, 2.0),
+                              min(aws.read_timeout, 5.0))
+                if probe else who.aws("eks", eks_region)
+            )  # fmt: skip
+            described = kube_auth.describe_eks(client, region, eks.name, eks_region)
+            with self._lock:
+                self._eks[key] = described
+        sts = who.aws("sts", eks_region)
+        tokens = kube_auth.EksTokens(
+            eks.name, eks_region, str(sts.meta.endpoint_url), who._aws_keys, clock=self.clock
+        )
+        kube_auth.configure_eks(configuration, described[0], described[1], tokens)
+
+    def _aws_keys(self) -> kube_auth.AwsKeys:
+        """This view's AWS credentials now (refreshed by botocore when they expire)."""
+        credentials = self.aws_session().get_credentials()
+        if credentials is None:
+            raise StepError(
+                "AccessDenied", "no AWS credentials to sign EKS tokens with", retryable=False
+            )
+        frozen = credentials.get_frozen_credentials()
+        return kube_auth.AwsKeys(frozen.access_key, frozen.secret_key, frozen.token)
 
     # ---------------------------------------------------------------------------- HTTP
     def endpoint(self, name: str, region: str) -> str:

@@ -214,16 +214,100 @@ class AWSConfig(_Strict):
         return name or self.default_account
 
 
+#: Where a pod's ServiceAccount credentials are mounted (token, ca.crt, namespace).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class InClusterAuth(_Strict):
+    """The worker runs in this region's cluster: its pod's ServiceAccount token and CA, the API
+    server from $KUBERNETES_SERVICE_HOST and $KUBERNETES_SERVICE_PORT (as every in-cluster client
+    finds it). The token file is read again whenever it changes (projected tokens rotate)."""
+
+    #: The directory holding `token` and `ca.crt`.
+    token_dir: str = SERVICE_ACCOUNT_DIR
+
+
+class EksCluster(_Strict):
+    """An EKS cluster: its endpoint and CA from `eks:DescribeCluster`, and a bearer token made
+    from the worker's AWS credentials (a presigned STS GetCallerIdentity, as `aws eks get-token`
+    makes it), renewed before it expires."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]*$")
+    #: The cluster's AWS region (default: the runbook region it serves).
+    region: str | None = None
+
+
+class KubeCluster(_Strict):
+    """How one runbook region's Kubernetes API is reached: exactly one of a kubeconfig `context`,
+    `in_cluster` (`true`, or `{token_dir: ...}`), or an `eks` cluster."""
+
+    context: str | None = None
+    in_cluster: InClusterAuth | None = None
+    eks: EksCluster | None = None
+
+    @field_validator("in_cluster", mode="before")
+    @classmethod
+    def _flag(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        if v is False:
+            return None
+        return v
+
+    @model_validator(mode="after")
+    def _one_way(self) -> KubeCluster:
+        given = [k for k in ("context", "in_cluster", "eks") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of context, in_cluster, eks"
+                + (f" (not {' and '.join(given)})" if given else "")
+            )
+        return self
+
+    def describe(self) -> str:
+        """How it authenticates, in a few words (for messages)."""
+        if self.eks is not None:
+            where = f" in {self.eks.region}" if self.eks.region else ""
+            return f"EKS cluster {self.eks.name}{where}"
+        if self.in_cluster is not None:
+            return f"in-cluster ServiceAccount ({self.in_cluster.token_dir})"
+        return f"kubeconfig context {self.context}"
+
+
 class KubernetesConfig(_Strict):
+    """`kubernetes:` in the configuration. Each region's API server is reached as `clusters`
+    says; a region not listed there uses the kubeconfig context `contexts` names (default: a
+    context named like the region)."""
+
     kubeconfig: str | None = None
     #: Runbook region -> kubeconfig context (default: a context named like the region).
     contexts: dict[str, str] = Field(default_factory=dict)
+    #: Runbook region -> how to reach its cluster: {context: X}, {in_cluster: true} or
+    #: {eks: {name: N, region: R}}.
+    clusters: dict[str, KubeCluster] = Field(default_factory=dict)
     #: Seconds to wait for a connection, then for an answer, from a Kubernetes API server.
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
 
+    @model_validator(mode="after")
+    def _said_once(self) -> KubernetesConfig:
+        twice = sorted(set(self.contexts) & set(self.clusters))
+        if twice:
+            raise ValueError(
+                f"region {twice[0]} is in both contexts and clusters: give it in one of them"
+            )
+        return self
+
     def context(self, region: str) -> str:
         return self.contexts.get(region, region)
+
+    def cluster(self, region: str) -> KubeCluster:
+        """How the region's cluster is reached (a kubeconfig context unless `clusters` says)."""
+        return self.clusters.get(region) or KubeCluster(context=self.context(region))
+
+    def regions(self) -> set[str]:
+        """The regions this section names."""
+        return set(self.contexts) | set(self.clusters)
 
 
 class DnsConfig(_Strict):

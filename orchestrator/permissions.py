@@ -187,7 +187,7 @@ def runbook_grants(
 def config_grants(config: Config, rb: Runbook | None, arns: Arns) -> list[Grant]:
     """What the configuration adds: the report bucket (reports written when a run ends, read
     back by `failover report`) and the SNS topics the runbook's notices go to (its routes'
-    channels, else every channel)."""
+    channels, else every channel), and the EKS clusters Kubernetes is reached through."""
     out: list[Grant] = []
     reports = config.reports
     if reports.s3_bucket:
@@ -203,6 +203,13 @@ def config_grants(config: Config, rb: Runbook | None, arns: Arns) -> list[Grant]
     )
     if topics:
         out.append(Grant(("sns:Publish",), tuple(topics)))
+    clusters = sorted(
+        arns.regional("eks", c.eks.region or region, f"cluster/{c.eks.name}")
+        for region, c in config.kubernetes.clusters.items()
+        if c.eks is not None
+    )
+    if clusters:  # endpoint and CA (the tokens themselves need no permission)
+        out.append(Grant(("eks:DescribeCluster",), tuple(clusters)))
     return out
 
 
@@ -320,11 +327,13 @@ def rbac_objects(
     service_account: str = NAME,
     sa_namespace: str = "failover",
     name: str = NAME,
+    groups: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """A Role and RoleBinding per namespace the rules use, and a ClusterRole and
     ClusterRoleBinding for the cluster-scoped ones (none when there are none), bound to the
-    worker's ServiceAccount. Per (group, resource, object names): the verbs needed; a verb
-    needed on any object of a kind drops the names for it."""
+    `groups` (how an EKS access entry maps the worker's IAM role in) and the worker's
+    ServiceAccount (a region reached in-cluster). Per (group, resource, object names): the verbs
+    needed; a verb needed on any object of a kind drops the names for it."""
     scoped: dict[str | None, dict[tuple[str, str, str], set[str] | None]] = {}
     for rule in rules:
         grants = scoped.setdefault(rule.namespace, {})
@@ -336,7 +345,10 @@ def rbac_objects(
             else:
                 grants[key] = (grants.get(key) or set()) | set(names)
     labels = {"app.kubernetes.io/name": name}
-    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": sa_namespace}
+    subjects: list[dict[str, str]] = [
+        {"kind": "Group", "name": g, "apiGroup": RBAC_API.split("/")[0]} for g in groups
+    ]
+    subjects.append({"kind": "ServiceAccount", "name": service_account, "namespace": sa_namespace})
     out: list[dict[str, Any]] = []
     for namespace in sorted(scoped, key=lambda n: (n is not None, n or "")):
         kind = "ClusterRole" if namespace is None else "Role"
@@ -350,7 +362,7 @@ def rbac_objects(
             "kind": f"{kind}Binding",
             "metadata": dict(meta),
             "roleRef": {"apiGroup": RBAC_API.split("/")[0], "kind": kind, "name": name},
-            "subjects": [subject],
+            "subjects": [dict(x) for x in subjects],
         })  # fmt: skip
     return out
 

@@ -391,3 +391,20 @@ def test_without_a_runbook_rbac_is_every_step_type_s_verbs() -> None:
     verbs = {(r["resources"][0], v) for r in role["rules"] for v in r["verbs"]}
     assert ("deployments/scale", "patch") in verbs and ("configmaps", "patch") in verbs
     assert set(registry.STEP_TYPES) >= {"k8s_patch"}  # (why it is broad: k8s_patch's */*)
+
+
+def test_the_eks_clusters_of_the_configuration_may_be_described() -> None:
+    cfg = Config.model_validate(
+        {
+            "kubernetes": {
+                "clusters": {
+                    "us-east-1": {"eks": {"name": "shop-use1"}},
+                    "us-west-2": {"in_cluster": True},
+                }
+            }
+        }
+    )
+    grants = permissions.config_grants(cfg, None, Arns(account="111122223333"))
+    assert [g for g in grants if "eks:DescribeCluster" in g.actions] == [
+        Grant(("eks:DescribeCluster",), ("arn:aws:eks:us-east-1:111122223333:cluster/shop-use1",))
+    ]

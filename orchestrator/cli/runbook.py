@@ -193,6 +193,13 @@ def rbac(
         str, typer.Option(help="The worker's ServiceAccount (the bindings' subject).")
     ] = permissions.NAME,
     sa_namespace: Annotated[str, typer.Option(help="The ServiceAccount's namespace.")] = "failover",
+    group: Annotated[
+        list[str],
+        typer.Option(
+            help="A group to bind too (repeatable): the one an EKS access entry maps "
+            "the worker's IAM role to."
+        ),
+    ] = [],  # noqa: B006
     param: ParamOption = [],  # noqa: B006
 ) -> None:
     """Kubernetes RBAC (YAML) for the runbooks' steps: a Role and RoleBinding per namespace they
@@ -210,7 +217,7 @@ def rbac(
             rules += permissions.runbook_rules(rb, parse_params(param))
         except ResolveError as exc:
             fail(f"{path}: {exc}")
-    docs = permissions.rbac_objects(rules, service_account, sa_namespace)
+    docs = permissions.rbac_objects(rules, service_account, sa_namespace, groups=group)
     typer.echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)
 
 

@@ -107,6 +107,11 @@ def up(
     info(f"  kubeconfig {env.kubeconfig}  (contexts: {', '.join(env.regions)})")
     for name, r in env.regions.items():
         info(f"  {name:<10} {r.role:<8} app {r.app_url}   kube-apiserver {r.kube_api}")
+    clusters = {r: (env.topology.get("regions") or {}).get(r, {}).get("eks_cluster")
+                for r in env.regions}  # fmt: skip
+    if any(clusters.values()):
+        eks = ", ".join(f"{c} ({env.kube_secure.get(r, '?')})" for r, c in clusters.items() if c)
+        info(f"  EKS        {eks}  (CA {env.kube_ca})")
 
 
 @app.command()

@@ -99,6 +99,19 @@ class SandboxControl:
         )
         return result
 
+    # ---------------------------------------------------------------- Kubernetes secure port
+    def kube_auth(self, region: str) -> dict[str, Any]:
+        """Who a region's secure Kubernetes port lets in (no secrets), and its recent
+        decisions (who, how, or why not)."""
+        result: dict[str, Any] = http_json(self._url(self._region(region), "auth"))
+        return result
+
+    def set_kube_auth(self, region: str, **fields: Any) -> dict[str, Any]:
+        """Replace what the fields name (`service_account_tokens`, `static_tokens`,
+        `eks_clusters`, `sts_endpoints`, `aws_credentials`: `orchestrator.sandbox.k8s.auth`)."""
+        result: dict[str, Any] = http_json(self._url(self._region(region), "auth"), "PUT", fields)
+        return result
+
     # ------------------------------------------------------------------------------- calls
     def calls(self, since: float | None = None) -> list[Call]:
         query = f"calls?since={since}" if since is not None else "calls"

@@ -4,6 +4,11 @@ Each component runs as a background process on 127.0.0.1 with a pid file and a l
 sandbox home (default `.failover/sandbox/`). `up` is idempotent: running components are kept,
 dead ones restarted (and the AWS topology re-seeded if the AWS server was restarted). It writes
 the connection file `env.json`, which the CLI and the worker read when nothing else is configured.
+
+Each region's Kubernetes stand-in also serves a secure port (HTTPS, a certificate of the
+sandbox's own CA, `kube-ca.crt` in the home): the endpoint of that region's EKS cluster, where
+requests are authenticated (static, ServiceAccount and EKS tokens: `/_sandbox/auth`, which `up` and
+`reset` configure with the seeded clusters' names, the sandbox's STS endpoints and AWS keys).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pydantic import BaseModel, Field
 from orchestrator import search_attributes
 from orchestrator.connection import DEFAULT_HOME, ConnectionFile, RegionEnv
 from orchestrator.sandbox import INSTALL
+from orchestrator.sandbox.k8s import tls
 from orchestrator.sandbox.latency import LatencyModel
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
@@ -47,7 +53,14 @@ DEFAULT_PORTS: dict[str, int | None] = {
 TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
 START_ATTEMPTS = 3
 KUBE_PORT_BASE, APP_PORT_BASE, CONTROL_PORT_BASE, AWS_PORT_BASE = 16443, 18081, 19081, 5056
-ENV_VERSION = 2  # what env.json describes: per-region AWS endpoints, DNS, region control ports
+KUBE_TLS_PORT_BASE = 17443
+#: What env.json describes: per-region AWS endpoints, DNS, region control ports; 3: the
+#: stand-ins' secure ports and the EKS clusters they serve.
+ENV_VERSION = 3
+#: The AWS keys the sandbox's clients sign with (`orchestrator.config.from_sandbox`): the ones
+#: its STS knows, for EKS tokens; and the sandbox kubeconfig's token.
+SANDBOX_AWS_KEYS = {"sandbox": "sandbox"}
+SANDBOX_KUBE_TOKEN = "sandbox"
 EMPTY_LOG = "(empty log)"
 MARKER = "failover-sandbox"  # in every component's command line, to recognise our processes
 NOTIFY_TOPIC = "failover-notifications"
@@ -86,6 +99,10 @@ class SandboxEnv(ConnectionFile):
 
     latency: LatencyModel = Field(default_factory=LatencyModel)
     components: dict[str, ComponentInfo] = Field(default_factory=dict)
+    #: Each region's secure Kubernetes port (https://...), its EKS cluster's endpoint.
+    kube_secure: dict[str, str] = Field(default_factory=dict)
+    #: The CA (PEM file) of the secure ports' certificate.
+    kube_ca: str = ""
 
 
 @dataclass
@@ -200,6 +217,8 @@ class Sandbox:
         self.latency = latency or LatencyModel()
         self.free_ports = free_ports
         self._notify_secret = secrets.token_hex(16)
+        #: The secure ports' CA and certificate (made by `up`).
+        self._tls = tls.files(self.home)
         if len(regions) < 2 or len(set(regions)) != len(regions):
             raise SandboxError("the sandbox needs at least two distinct regions")
 
@@ -228,6 +247,7 @@ class Sandbox:
                 f"a sandbox with regions {', '.join(previous.regions)} is already in {self.home}; "
                 "run 'failover sandbox down' first"
             )
+        tls.ensure(self.home)
         ports = self._ports(previous)
         topology = previous.topology if previous else {}
         components = dict(previous.components) if previous else {}
@@ -267,6 +287,7 @@ class Sandbox:
             env.topology = seed(env.aws_endpoint_url, list(self.regions), app_ports)
             env.arc_clusters = _arc_clusters(env.topology)
             self._write_env(env)
+        configure_kube_auth(env)
         if not env.notify_topic_arn:
             env.notify_topic_arn = _seed_notify(env, self.regions)
             self._write_env(env)
@@ -369,6 +390,8 @@ class Sandbox:
             arc_clusters=_arc_clusters(topology),
             latency=self.latency,
             components=dict(components),
+            kube_secure={r: f"https://127.0.0.1:{ports[f'kubetls:{r}']}" for r in self.regions},
+            kube_ca=str(self._tls.ca),
             notify_url=f"http://127.0.0.1:{ports['notify']}",
             notify_secret=self._notify_secret,
         )
@@ -389,6 +412,7 @@ class Sandbox:
         }
         for i, r in enumerate(self.regions):
             wanted[f"kube:{r}"] = None if self.free_ports else KUBE_PORT_BASE + i
+            wanted[f"kubetls:{r}"] = None if self.free_ports else KUBE_TLS_PORT_BASE + i
             wanted[f"app:{r}"] = None if self.free_ports else APP_PORT_BASE + i
             wanted[f"control:{r}"] = None if self.free_ports else CONTROL_PORT_BASE + i
             wanted[f"aws:{r}"] = None if self.free_ports else AWS_PORT_BASE + i
@@ -428,6 +452,9 @@ class Sandbox:
                 "aws",
                 [py, "-m", "orchestrator.sandbox.aws.server", "--port", str(ports["aws"]),
                  *(a for r in self.regions for a in ("--region-port", f"{r}={ports[f'aws:{r}']}")),
+                 *(a for r in self.regions
+                   for a in ("--kube-endpoint", f"{r}=https://127.0.0.1:{ports[f'kubetls:{r}']}")),
+                 "--kube-ca", str(self._tls.ca),
                  "--dns-port", str(ports["dns"]), "--latency", latency, "--tag", MARKER],
                 {k: ports[k] for k in ("aws", "dns", *(f"aws:{r}" for r in self.regions))},
             ),
@@ -440,10 +467,14 @@ class Sandbox:
                 "--control-port", str(ports[f"control:{r}"]),
                 "--peer-app", f"http://127.0.0.1:{ports[f'app:{peer}']}",
                 "--latency", latency, "--watch-history", str(self.watch_history), "--tag", MARKER,
+                "--kube-tls-port", str(ports[f"kubetls:{r}"]),
+                "--tls-cert", str(self._tls.cert), "--tls-key", str(self._tls.key),
             ]  # fmt: skip
             if i == 0:
                 argv.append("--active")
-            region_ports = {f"{k}:{r}": ports[f"{k}:{r}"] for k in ("kube", "app", "control")}
+            region_ports = {
+                f"{k}:{r}": ports[f"{k}:{r}"] for k in ("kube", "kubetls", "app", "control")
+            }
             plan.append((f"region:{r}", argv, region_ports))
         plan.append(
             (
@@ -524,7 +555,7 @@ class Sandbox:
             "clusters": [
                 {"name": r, "cluster": {"server": e.kube_api}} for r, e in env.regions.items()
             ],
-            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "users": [{"name": "sandbox", "user": {"token": SANDBOX_KUBE_TOKEN}}],
             "contexts": [
                 {
                     "name": e.kube_context,
@@ -603,6 +634,7 @@ class Sandbox:
         app_ports = {name: int(r.app_url.rsplit(":", 1)[1]) for name, r in env.regions.items()}
         env.topology = seed(env.aws_endpoint_url, list(env.regions), app_ports)
         env.arc_clusters = _arc_clusters(env.topology)
+        configure_kube_auth(env)
         if env.notify_url and "notify" in env.components:
             http_json(f"{env.notify_url}/_sandbox/reset", "POST", {})
             env.notify_topic_arn = _seed_notify(env, tuple(env.regions))
@@ -662,6 +694,25 @@ def _tail(path: str, lines: int = 3) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or EMPTY_LOG
+
+
+def configure_kube_auth(env: SandboxEnv) -> None:
+    """Tell each region's secure port who it lets in: the kubeconfig's token, and EKS tokens for
+    the region's seeded cluster, signed with the sandbox's AWS keys at one of its STS endpoints
+    (ServiceAccount tokens are left as they are: tests register their own)."""
+    sts = [env.aws_endpoint_url, *env.aws_endpoints.values()]
+    for region in env.regions:
+        cluster = (env.topology.get("regions") or {}).get(region, {}).get("eks_cluster")
+        http_json(
+            f"{env.control_url(region)}/_sandbox/auth",
+            "PUT",
+            {
+                "static_tokens": {SANDBOX_KUBE_TOKEN: "sandbox"},
+                "eks_clusters": [cluster] if cluster else [],
+                "sts_endpoints": sts,
+                "aws_credentials": SANDBOX_AWS_KEYS,
+            },
+        )
 
 
 def _seed_notify(env: SandboxEnv, regions: tuple[str, ...]) -> str | None:

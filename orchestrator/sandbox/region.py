@@ -5,13 +5,19 @@ The shop app reads its cluster's state directly: it answers 503 when the region 
 writes while the `shop-flags` ConfigMap says writes are frozen or while the region's database
 (the CNPG `Cluster`) is a replica, and can be given an error rate and latency (game-day faults).
 
+The Kubernetes API answers on two ports: the plain HTTP one (kube-apiserver's old insecure
+port: no authentication, what the sandbox's kubeconfig uses) and, given a certificate, a secure
+one (HTTPS) that authenticates every request as an API server does (`orchestrator.sandbox.k8s.auth`:
+static, ServiceAccount and EKS tokens; configured at `/_sandbox/auth`). The region's EKS cluster
+(DescribeCluster on the sandbox's AWS server) has the secure port as its endpoint.
+
 A region down is one of two outages: `app` (its app answers 503, so its health check fails) or
 `full` (its Kubernetes API and its app stop listening: connections are refused; with a hang, they
 are accepted and answered by nothing for that long, then dropped). The control endpoints keep
 answering, so the region can be brought back.
 
 Run: python -m orchestrator.sandbox.region --region us-east-1 --kube-port 6443 --app-port 8080 \
-        --control-port 8090
+        --control-port 8090 [--kube-tls-port 6444 --tls-cert kube-tls.crt --tls-key kube-tls.key]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import fnmatch
 import json
 import random
 import signal
+import ssl
 import time
 from typing import Any
 
@@ -33,6 +40,7 @@ from orchestrator.sandbox.calls import CallLog
 from orchestrator.sandbox.faults import FaultBook, FaultRule
 from orchestrator.sandbox.k8s import seed as k8s_seed
 from orchestrator.sandbox.k8s.api import KubeAPI
+from orchestrator.sandbox.k8s.auth import Authenticator
 from orchestrator.sandbox.k8s.controller import Controller
 from orchestrator.sandbox.k8s.resources import CHAOS_MESH, CNPG_CLUSTER, Registry
 from orchestrator.sandbox.k8s.store import Store
@@ -68,6 +76,8 @@ class Region:
         self.replicated: dict[str, dict[str, Any]] = {}
         self.replication_lag = 0.0
         self.peer_app = ""
+        #: Who the secure port lets in: configuration, not state (a reset keeps it).
+        self.auth = Authenticator()
         self._build()
 
     def _build(self) -> None:
@@ -337,6 +347,10 @@ class Region:
             return self._region_state()
         if path == "outage":
             return self._region_state()
+        if path == "auth":
+            if method in ("PUT", "POST"):
+                self.auth.configure(data or {})
+            return self.auth.describe()
         if path == "app":
             if method in ("PUT", "POST"):
                 rate = float(data.get("error_rate", self.error_rate))
@@ -369,16 +383,24 @@ class Region:
 
 
 class Sites:
-    """The region's listeners that an outage takes down (its Kubernetes API and its app)."""
+    """The region's listeners that an outage takes down (its Kubernetes API, both ports, and its
+    app); a port with a TLS context serves HTTPS."""
 
-    def __init__(self, host: str, runners: dict[int, web.AppRunner]) -> None:
-        self.host, self.runners = host, runners
+    def __init__(
+        self,
+        host: str,
+        runners: dict[int, web.AppRunner],
+        tls: dict[int, ssl.SSLContext] | None = None,
+    ) -> None:
+        self.host, self.runners, self.tls = host, runners, tls or {}
         self.sites: dict[int, web.TCPSite] = {}
 
     async def start(self) -> None:
         for port, runner in self.runners.items():
             if port not in self.sites:
-                site = web.TCPSite(runner, self.host, port, reuse_address=True)
+                site = web.TCPSite(
+                    runner, self.host, port, reuse_address=True, ssl_context=self.tls.get(port)
+                )
                 await site.start()
                 self.sites[port] = site
 
@@ -398,13 +420,18 @@ async def serve(
     latency: LatencyModel,
     history: int,
     peer_app: str = "",
+    kube_tls_port: int = 0,
+    tls_cert: str = "",
+    tls_key: str = "",
 ) -> None:
     state = Region(region, active, peer, latency, history)
     state.peer_app = peer_app
 
     control = web.Application()
     control.router.add_route("*", "/_sandbox/{path:.*}", state.admin)
-    kube = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[state.blackhole])
+    kube = web.Application(
+        client_max_size=8 * 1024 * 1024, middlewares=[state.blackhole, state.auth.middleware]
+    )
     kube.router.add_route("*", "/_sandbox/{path:.*}", state.admin)  # (older clients)
 
     # reset() rebuilds the API object: route through whichever is current.
@@ -446,10 +473,17 @@ async def serve(
         await runner.setup()
         runners[port] = runner
     await web.TCPSite(runners.pop(control_port), host, control_port).start()
-    state.sites = Sites(host, runners)
+    tls: dict[int, ssl.SSLContext] = {}
+    if kube_tls_port:  # the secure port: the same API, over TLS, authenticated
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls_cert, tls_key)
+        tls[kube_tls_port] = context
+        runners[kube_tls_port] = runners[kube_port]
+    state.sites = Sites(host, runners, tls)
     await state.sites.start()
+    secure = f" (secure port {host}:{kube_tls_port})" if kube_tls_port else ""
     print(
-        f"region {region}: kube-apiserver on {host}:{kube_port}, app on {host}:{app_port}, "
+        f"region {region}: kube-apiserver on {host}:{kube_port}{secure}, app on {host}:{app_port}, "
         f"control on {host}:{control_port}",
         flush=True,
     )
@@ -470,7 +504,7 @@ async def serve(
     task.cancel()
     replication.cancel()
     await state.sites.stop()
-    for runner in runners.values():
+    for runner in set(runners.values()):
         await runner.cleanup()
 
 
@@ -484,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
     parser.add_argument("--peer-app", default="", help="the peer region's app (replication)")
+    parser.add_argument("--kube-tls-port", type=int, default=0, help="the secure port (HTTPS)")
+    parser.add_argument("--tls-cert", default="", help="its certificate (PEM)")
+    parser.add_argument("--tls-key", default="", help="its private key (PEM)")
     parser.add_argument("--latency", default="{}")
     parser.add_argument("--watch-history", type=int, default=5000, help="events kept for watches")
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
@@ -501,6 +538,9 @@ def main(argv: list[str] | None = None) -> None:
             latency,
             args.watch_history,
             args.peer_app,
+            args.kube_tls_port,
+            args.tls_cert,
+            args.tls_key,
         )
     )
 

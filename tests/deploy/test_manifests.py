@@ -233,7 +233,7 @@ def generated_rbac() -> list[Obj]:
 
     rules = [r for p in sorted((ROOT / "runbooks").glob("*.yaml"))
              for r in permissions.runbook_rules(load_file(p))]  # fmt: skip
-    return permissions.rbac_objects(rules)
+    return permissions.rbac_objects(rules, groups=["failover-workers"])
 
 
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -253,12 +253,12 @@ def test_the_rbac_is_the_generated_one_bound_to_the_worker(region: str) -> None:
         obj["metadata"]["labels"]["app.kubernetes.io/instance"] = f"failover-{region}"
         if "roleRef" in obj:
             obj["roleRef"]["name"] = name
-            obj["subjects"] = [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                "namespace": ns}]  # fmt: skip
+            obj["subjects"][-1] |= {"name": sa["metadata"]["name"], "namespace": ns}
         expected.append(obj)
     expected.sort(key=lambda o: (o["kind"], o["metadata"].get("namespace", "")))
     assert rendered == expected, (
-        "regenerate: failover rbac runbooks/*.yaml > deploy/kubernetes/base/rbac.yaml"
+        "regenerate: failover rbac --group failover-workers runbooks/*.yaml "
+        "> deploy/kubernetes/base/rbac.yaml"
     )
     # The Roles stay in the namespaces the runbooks act in (not the worker's); the one
     # ClusterRole only creates access reviews; no wildcard anywhere.
@@ -271,6 +271,13 @@ def test_the_rbac_is_the_generated_one_bound_to_the_worker(region: str) -> None:
     for role in roles:
         for rule in role["rules"]:
             assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
+    # The IRSA role's group (each cluster's EKS access entry maps the role to it), and the
+    # ServiceAccount (a region reached in-cluster).
+    for binding in (o for o in rendered if o["kind"].endswith("Binding")):
+        assert binding["subjects"] == [
+            {"kind": "Group", "name": "failover-workers", "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": ns},
+        ]
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"] and sa["metadata"]["namespace"] == ns
     arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -314,9 +321,14 @@ def test_the_worker_loads_its_configuration_and_its_secrets_by_reference(
     assert cfg.temporal.tls and cfg.temporal.address.endswith(":7233")
     assert cfg.temporal.task_queue == "failover" and not cfg.sandbox
     assert not cfg.notify.channels and cfg.aws.access_key_id is None  # no secrets in a ConfigMap
-    assert sorted(cfg.kubernetes.contexts) == sorted(REGIONS)
-    kubeconfig = next(m for m in c["volumeMounts"] if m["name"] == "kubeconfig")["mountPath"]
-    assert cfg.kubernetes.kubeconfig == f"{kubeconfig}/config"
+    # Each region's cluster is an EKS cluster reached with the IRSA role: no kubeconfig (and no
+    # Secret holding one) to mount.
+    assert sorted(cfg.kubernetes.clusters) == sorted(REGIONS) and not cfg.kubernetes.contexts
+    for name in REGIONS:
+        eks = cfg.kubernetes.cluster(name).eks
+        assert eks is not None and eks.name and eks.region == name
+    assert cfg.kubernetes.kubeconfig is None
+    assert [v["name"] for v in pod["volumes"]] == ["config", "tmp"]
     assert cfg.reports.s3_bucket, "reports outlive the pod only in a bucket"
 
 

@@ -18,6 +18,9 @@ tell it from AWS except by endpoint URL:
 - CloudWatch: replication-lag metrics for every Aurora global secondary
   (`AuroraGlobalDBReplicationLag`, ms) and every RDS read replica (`ReplicaLag`, s), published
   from a value the sandbox controls.
+- EKS: a cluster created in a region is served by that region's Kubernetes stand-in: its
+  `endpoint` is the stand-in's secure port and its `certificateAuthority` the sandbox's CA
+  (moto makes up both), when the server was told where they are (`--kube-endpoint`, `--kube-ca`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import Any
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
+from moto.eks.models import Cluster as EKSCluster
+from moto.eks.models import EKSBackend
 from moto.rds.models import DBCluster, GlobalCluster, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 from moto.route53.models import HealthCheck, route53_backends
@@ -63,6 +68,9 @@ class _State:
         self.routing_control_state: Callable[[str], str | None] = lambda arn: None
         # replication lag the sandbox reports, in seconds: "*" is the default
         self.lag_seconds: dict[str, float] = {"*": 0.05}
+        # Where each region's Kubernetes API is served: region -> (https URL, base64 PEM CA).
+        # Configuration, not state: a reset keeps it.
+        self.kube_endpoints: dict[str, tuple[str, str]] = {}
 
 
 STATE = _State()
@@ -479,6 +487,20 @@ def _set_fis_status(self: Any, value: str) -> None:
     self._status = value
 
 
+# -------------------------------------------------------------------------------------- EKS
+_EKS_CREATE = EKSBackend.create_cluster
+
+
+def eks_create_cluster(self: EKSBackend, *args: Any, **kwargs: Any) -> EKSCluster:
+    """moto's CreateCluster, the cluster served by its region's Kubernetes stand-in."""
+    cluster = _EKS_CREATE(self, *args, **kwargs)
+    served = STATE.kube_endpoints.get(self.region_name)
+    if served is not None:
+        cluster.endpoint = served[0]
+        cluster.certificate_authority = {"data": served[1]}
+    return cluster
+
+
 def install() -> None:
     """Patch moto's handlers (idempotent; this process only)."""
     from moto.fis.models import Experiment
@@ -496,6 +518,7 @@ def install() -> None:
     Route53.get_health_check_status = get_health_check_status  # type: ignore[method-assign]
     Route53.create_health_check = create_health_check  # type: ignore[method-assign]
     HealthCheck.health_check_config = property(_health_check_config)  # type: ignore[assignment,method-assign]
+    EKSBackend.create_cluster = eks_create_cluster  # type: ignore[method-assign]
 
 
 def reset() -> None:

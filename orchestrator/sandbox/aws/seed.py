@@ -5,17 +5,27 @@ health check per region (probing that region's shop app), an Aurora global clust
 instance with a cross-region read replica, an ALB per region with a weighted forward listener, an
 Auto Scaling group per region (reduced in the standby), SSM feature flags, Route 53 ARC routing
 controls with a safety rule (each region's control is the health check of its weighted `api`
-record: On in the active region only), and a Global Accelerator with an endpoint group per region.
+record: On in the active region only), a Global Accelerator with an endpoint group per region, and
+an EKS cluster per region (`shop-<region>`, served by that region's Kubernetes stand-in).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 ZONE = "shop.example."
+EKS_ROLE = "shop-eks-cluster"
+
+
+def eks_cluster_name(region: str) -> str:
+    """The name of the EKS cluster the sandbox seeds in a region."""
+    return f"shop-{region}"
+
+
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
@@ -110,6 +120,24 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
         for name, value in flags.items():
             ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         out["ssm_flags"] = sorted(flags)
+        out["subnets"] = subnet_ids
+
+    # --- EKS: one cluster per region (its endpoint: the region's Kubernetes stand-in)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}],
+    }  # fmt: skip
+    role = client(endpoint, "iam", active).create_role(
+        RoleName=EKS_ROLE, AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    for region in regions:
+        cluster = client(endpoint, "eks", region).create_cluster(
+            name=eks_cluster_name(region),
+            roleArn=role,
+            resourcesVpcConfig={"subnetIds": topo["regions"][region]["subnets"]},
+        )["cluster"]
+        topo["regions"][region]["eks_cluster"] = cluster["name"]
 
     # --- Route 53 ARC: a cluster, a control panel, one routing control per region, a safety rule
     arc = client(endpoint, "route53-recovery-control-config", "us-west-2")

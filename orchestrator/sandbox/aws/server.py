@@ -17,12 +17,14 @@ Run: python -m orchestrator.sandbox.aws.server --port 5000 --region-port us-east
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from moto.moto_api._internal.models import moto_api_backend
@@ -311,11 +313,20 @@ def main(argv: list[str] | None = None) -> None:
         help="a region's own endpoint (repeatable)",
     )  # fmt: skip
     parser.add_argument("--dns-port", type=int, default=0, help="DNS (UDP and TCP); 0: none")
+    parser.add_argument(
+        "--kube-endpoint", action="append", default=[], metavar="REGION=URL",
+        help="where a region's EKS clusters are served (its Kubernetes stand-in's secure port)",
+    )  # fmt: skip
+    parser.add_argument("--kube-ca", default="", help="their CA certificate (PEM file)")
     parser.add_argument("--latency", default="{}", help="LatencyModel as JSON")
     parser.add_argument("--metrics-interval", type=float, default=2.0)
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
     args = parser.parse_args(argv)
     app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
+    ca = base64.b64encode(Path(args.kube_ca).read_bytes()).decode() if args.kube_ca else ""
+    for spec in args.kube_endpoint:
+        region, url = spec.split("=", 1)
+        moto_gaps.STATE.kube_endpoints[region] = (url, ca)
     server = make_server(args.host, args.port, app, threaded=True)
     app.base_url = f"http://{args.host}:{server.server_port}"
     app.listeners.host = args.host
