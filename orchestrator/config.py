@@ -2,24 +2,30 @@
 
 One config file (YAML) can say it all; with none, the running sandbox's connection file
 (`.failover/sandbox/env.json`, or `$FAILOVER_SANDBOX_HOME/env.json`) is the default, so nothing
-needs configuring on the sandbox. Secrets (API keys, AWS keys, notification secrets and URLs)
+needs configuring on the sandbox. Several files (`a.yaml:b.yaml`) are merged, the later winning.
+Temporal is reached with an API key or over TLS with a client certificate (`temporal.tls`,
+`orchestrator.temporal_tls`); Temporal's own environment configuration overrides that section.
+Secrets (API keys, the TLS client key, AWS keys, encryption keys, notification secrets and URLs)
 are never printed: `redacted()` hides them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SecretStr,
+    SerializationInfo,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -27,6 +33,10 @@ from pydantic import (
 from orchestrator.connection import ConnectionFile, connection_path
 from orchestrator.notifications import NOTIFY_EVENTS, NotifyEvent
 from orchestrator.runbook.models import ID_PATTERN
+from orchestrator.temporal_tls import SOURCES, Item, TemporalTLS, TLSError, TLSMaterial
+
+if TYPE_CHECKING:
+    from temporalio.envconfig import ClientConfigProfile
 
 TASK_QUEUE = "failover"
 
@@ -81,20 +91,94 @@ class TemporalConfig(_Strict):
     namespace: str = "default"
     task_queue: str = TASK_QUEUE
     api_key: SecretStr | None = None
-    tls: bool = False
+    #: An environment variable holding the API key (instead of `api_key`).
+    api_key_env: str | None = None
+    #: false: plain; true: TLS with the system's CAs; a mapping: TLS with a server CA, server
+    #: name, mTLS client certificate and key (`orchestrator.temporal_tls.TemporalTLS`).
+    tls: TemporalTLS | None = None
     ui_url: str | None = None
     #: Encrypt every payload stored in Temporal (`orchestrator.codec`); None: plain JSON.
     encryption: EncryptionConfig | None = None
-    #: TLS settings with certificates, when Temporal's environment configuration gives them.
-    _tls_config: Any = PrivateAttr(default=None)
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_flag(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        if v is False:
+            return None
+        return v
+
+    @field_serializer("tls")
+    def _tls_shown(self, v: TemporalTLS | None, info: SerializationInfo) -> Any:
+        if v is None:
+            return False
+        return v.model_dump(mode=info.mode, exclude_none=True) or True
+
+    @model_validator(mode="after")
+    def _one_api_key(self) -> TemporalConfig:
+        if self.api_key is not None and self.api_key_env:
+            raise ValueError("give one of api_key and api_key_env")
+        return self
+
+    def api_key_value(self) -> str | None:
+        """The API key (from `api_key_env` when given that way); ConfigError if its variable is
+        not set."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"temporal.api_key_env (${self.api_key_env}): the environment variable is "
+                    "not set"
+                )
+            return value
+        return None
+
+    def tls_material(self) -> TLSMaterial | None:
+        """The TLS certificates and names, read and checked (None: no TLS); ConfigError (one line
+        naming the field and file) for one that cannot be used."""
+        if self.tls is None:
+            return None
+        try:
+            return self.tls.material("temporal.tls")
+        except TLSError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def check(self) -> None:
+        """Everything the connection needs can be read (ConfigError otherwise)."""
+        self.api_key_value()
+        self.tls_material()
+
+    def describe_tls(self) -> str:
+        """How the connection is secured, in a few words (for messages)."""
+        if self.tls is None:
+            return "without TLS"
+        ca = self.tls.where("server_ca_cert")
+        how = f"over TLS (server CA: {ca}"
+        if self.tls.server_name:
+            how += f", server name {self.tls.server_name}"
+        if self.tls.given("client_cert"):
+            how += f", client certificate {self.tls.where('client_cert')}"
+        else:
+            how += ", no client certificate"
+        return how + ")"
 
     def connect_args(self) -> dict[str, Any]:
-        """The keyword arguments of `temporalio.client.Client.connect` for this section."""
+        """The keyword arguments of `temporalio.client.Client.connect` for this section
+        (ConfigError for a key or certificate that cannot be read)."""
+        from temporalio.service import TLSConfig
+
+        material = self.tls_material()
+        tls: bool | TLSConfig = False
+        if material is not None:
+            tls = TLSConfig(**dataclasses.asdict(material)) if material != TLSMaterial() else True
         return {
             "target_host": self.address,
             "namespace": self.namespace,
-            "api_key": self.api_key.get_secret_value() if self.api_key else None,
-            "tls": self._tls_config if self._tls_config is not None else self.tls,
+            "api_key": self.api_key_value(),
+            "tls": tls,
         }
 
 
@@ -443,8 +527,25 @@ class Config(_Strict):
     source: str = ""
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as JSON-able data with every secret replaced by ***."""
-        return self.model_dump(mode="json")  # SecretStr dumps as "**********"
+        """The configuration as JSON-able data with every secret replaced: secret fields
+        (SecretStr: API keys, client key PEM, AWS keys, encryption keys, notification URLs and
+        keys) dump as "**********", and a password written into any URL (https://user:pw@host)
+        is masked too."""
+        return cast(dict[str, Any], _mask_url_passwords(self.model_dump(mode="json")))
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#@\s]*@")
+
+
+def _mask_url_passwords(value: Any) -> Any:
+    """`value` with the password of every URL among its strings replaced by **********."""
+    if isinstance(value, dict):
+        return {k: _mask_url_passwords(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_url_passwords(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1**********@", value)
+    return value
 
 
 def from_sandbox(env: ConnectionFile, source: str = "") -> Config:
@@ -518,56 +619,117 @@ def _sandbox_notify(env: ConnectionFile) -> NotifyConfig:
 
 
 def load(path: str | Path | None = None) -> Config:
-    """The config file if given (or $FAILOVER_CONFIG), else the sandbox's connection file;
-    Temporal's environment configuration (TEMPORAL_ADDRESS, ...) overrides its section. This is
-    the one place it is applied: `orchestrator.client.connect` uses the result as it is."""
+    """The config file if given (or $FAILOVER_CONFIG; several files separated by ':' are merged,
+    later ones winning), else the sandbox's connection file; Temporal's environment configuration
+    (TEMPORAL_ADDRESS, TEMPORAL_TLS_*, ...) overrides its section. This is the one place it is
+    applied: `orchestrator.client.connect` uses the result as it is. What the Temporal connection
+    reads (the API key's variable, TLS certificates and key) is checked here: a problem is a
+    ConfigError naming the field and the file."""
     cfg = _load(path)
-    env = temporal_env()
-    if env:
-        t = cfg.temporal
-        t.address = env.get("target_host", t.address)
-        t.namespace = env.get("namespace", t.namespace)
-        if env.get("api_key"):
-            t.api_key = SecretStr(env["api_key"])
-        tls = env.get("tls")
-        t.tls = bool(tls) or t.tls
-        if tls is not None and not isinstance(tls, bool):
-            t._tls_config = tls  # certificates given by file in Temporal's own configuration
+    profile = temporal_profile()
+    if profile is not None:
+        _apply_temporal_profile(cfg.temporal, profile)
         cfg.source += " + Temporal environment configuration"
+    try:
+        cfg.temporal.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
     return cfg
 
 
-def temporal_env() -> dict[str, Any]:
+def temporal_profile() -> ClientConfigProfile | None:
     """Temporal's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
     TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE and its TOML file, TEMPORAL_CONFIG_FILE), as
-    the `temporal` CLI and the SDKs read it; {} when none of it is set."""
+    the `temporal` CLI and the SDKs read it; None when none of it is set."""
     if not any(k.startswith("TEMPORAL_") for k in os.environ):
-        return {}
-    from temporalio.envconfig import ClientConfig
+        return None
+    from temporalio.envconfig import ClientConfigProfile
 
-    loaded = ClientConfig.load_client_connect_config(
-        profile=os.environ.get("TEMPORAL_PROFILE"),
-        config_file=os.environ.get("TEMPORAL_CONFIG_FILE"),
-    )
-    return dict(loaded)
+    file = os.environ.get("TEMPORAL_CONFIG_FILE")
+    try:
+        return ClientConfigProfile.load(
+            profile=os.environ.get("TEMPORAL_PROFILE"),
+            config_source=Path(file) if file else None,
+        )
+    except Exception as exc:  # the SDK's loader: a bad TOML file, an unknown profile
+        raise ConfigError(f"Temporal environment configuration: {exc}") from None
+
+
+def _apply_temporal_profile(t: TemporalConfig, profile: ClientConfigProfile) -> None:
+    """Temporal's environment configuration over the `temporal` section: each setting it gives
+    replaces the section's (a certificate given there replaces the file's, however the file gave
+    it); an API key there turns TLS on, as the SDKs do, unless TLS is disabled there."""
+    if profile.address:
+        t.address = profile.address
+    if profile.namespace:
+        t.namespace = profile.namespace
+    if profile.api_key:
+        t.api_key, t.api_key_env = SecretStr(profile.api_key), None
+    given = profile.tls
+    if given is not None and given.disabled:
+        t.tls = None
+        return
+    if given is None and not profile.api_key:
+        return
+    settings: dict[str, Any] = t.tls.model_dump(exclude_none=True) if t.tls else {}
+    from_env: set[str] = set()
+    if given is not None:
+        pairs: list[tuple[Item, Any]] = [
+            ("server_ca_cert", given.server_root_ca_cert),
+            ("client_cert", given.client_cert),
+            ("client_key", given.client_private_key),
+        ]
+        for item, source in pairs:
+            if source is None:
+                continue
+            for name in SOURCES[item]:
+                settings.pop(name, None)
+            if isinstance(source, Path):
+                settings[item] = str(source)
+                from_env.add(item)
+            else:
+                text = source.decode() if isinstance(source, bytes) else source
+                settings[f"{item}_data"] = text
+                from_env.add(f"{item}_data")
+        if given.server_name:
+            settings["server_name"] = given.server_name
+    try:
+        t.tls = TemporalTLS.model_validate(settings)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(
+            f"temporal.tls with Temporal's environment configuration: {_message(err)}"
+        ) from None
+    t.tls.mark_from_environment(from_env)
+
+
+def _message(err: Any) -> str:
+    """A pydantic error's message without its "Value error, " prefix."""
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on `base`: mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _load(path: str | Path | None) -> Config:
     path = path or os.environ.get("FAILOVER_CONFIG")
     if path:
-        p = Path(path)
+        files = [Path(p) for p in str(path).split(os.pathsep) if p]
+        data: dict[str, Any] = {}
+        for p in files:
+            data = _merge(data, _read_yaml(p))
+        source = " + ".join(str(p) for p in files)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        try:
-            return Config.model_validate({**data, "source": str(p)})
+            return Config.model_validate({**data, "source": source})
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
-            raise ConfigError(f"{p}: {where}: {err['msg']}") from None
+            raise ConfigError(f"{source}: {where}: {_message(err)}") from None
     env_file = connection_path()
     if not env_file.exists():
         raise ConfigError(
@@ -575,3 +737,16 @@ def _load(path: str | Path | None) -> Config:
             f"{env_file.parent} (run 'failover sandbox up')"
         )
     return from_sandbox(ConnectionFile.model_validate_json(env_file.read_text()), str(env_file))
+
+
+def _read_yaml(p: Path) -> dict[str, Any]:
+    """One configuration file's mapping (ConfigError, one line, for anything else)."""
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: not a mapping (temporal:, aws:, ...)")
+    return data

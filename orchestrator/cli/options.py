@@ -56,7 +56,10 @@ ReportFormatOption = Annotated[
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", envvar="FAILOVER_CONFIG", help="Config file (default: sandbox)."
+        "--config",
+        "-c",
+        envvar="FAILOVER_CONFIG",
+        help="Config file, or several separated by ':' (later ones win); default: sandbox.",
     ),
 ]
 AsOption = Annotated[

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import structlog
@@ -25,7 +26,7 @@ from orchestrator import config as configuration
 from orchestrator import health, metrics, switch
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.options import ConfigOption, LogFormat, load_config
-from orchestrator.cli.output import fail, info
+from orchestrator.cli.output import fail, info, print_json
 from orchestrator.client import UnreachableError, connect
 from orchestrator.interceptors import (
     MetricsInterceptor,
@@ -238,8 +239,26 @@ async def watch_open_gates(
         await asyncio.sleep(interval)
 
 
-def config_show(config: ConfigOption = None) -> None:
-    """The resolved configuration (YAML), secrets redacted."""
+class ConfigFormat(StrEnum):
+    """`config show -o`: YAML for people (the file's own form), JSON for machines."""
+
+    yaml = "yaml"
+    json = "json"
+
+
+def config_show(
+    config: ConfigOption = None,
+    output: Annotated[
+        ConfigFormat, typer.Option("--output", "-o", help="yaml or json", case_sensitive=False)
+    ] = ConfigFormat.yaml,
+) -> None:
+    """The effective configuration (the file or sandbox, with Temporal's environment
+    configuration applied), every secret redacted: API keys, the TLS client key, AWS keys,
+    encryption keys, notification URLs, routing keys and signing secrets, passwords in URLs."""
+    shown = load_config(config).redacted()
+    if output == ConfigFormat.json:
+        print_json(shown)
+        return
     import yaml
 
-    typer.echo(yaml.safe_dump(load_config(config).redacted(), sort_keys=False), nl=False)
+    typer.echo(yaml.safe_dump(shown, sort_keys=False), nl=False)

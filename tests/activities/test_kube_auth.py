@@ -371,12 +371,15 @@ def test_kubernetes_cluster_configuration_shapes(tmp_path: Path) -> None:
     assert k.regions() == {EAST, WEST, "eu-west-1", "ap-south-1"}
     assert Clients(cfg).regions() == sorted(k.regions())
     bad = {
-        "kubernetes.clusters.us-east-1: Value error, give exactly one of context, in_cluster, "
+        "kubernetes.clusters.us-east-1: give exactly one of context, in_cluster, "
         "eks (not context and eks)": {"clusters": {EAST: {"context": "a", "eks": {"name": "b"}}}},
-        "kubernetes.clusters.us-east-1: Value error, give exactly one of context, in_cluster, "
-        "eks": {"clusters": {EAST: {"in_cluster": False}}},
-        "kubernetes: Value error, region us-east-1 is in both contexts and clusters: give it in "
-        "one of them": {"contexts": {EAST: "a"}, "clusters": {EAST: {"in_cluster": True}}},
+        "kubernetes.clusters.us-east-1: give exactly one of context, in_cluster, eks": {
+            "clusters": {EAST: {"in_cluster": False}}
+        },
+        "kubernetes: region us-east-1 is in both contexts and clusters: give it in one of them": {
+            "contexts": {EAST: "a"},
+            "clusters": {EAST: {"in_cluster": True}},
+        },
         "kubernetes.clusters.us-east-1.eks.name: String should match pattern "
         "'^[0-9A-Za-z][A-Za-z0-9\\-_]*$'": {"clusters": {EAST: {"eks": {"name": "no spaces"}}}},
         "kubernetes.clusters.us-east-1.eks.cluster: Extra inputs are not permitted": {

@@ -28,6 +28,7 @@ from orchestrator import config as configuration
 from orchestrator import health, permissions
 from orchestrator.cli import app
 from orchestrator.sandbox.manager import SandboxEnv
+from tests.tls import make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
@@ -120,26 +121,71 @@ def test_the_validator_rejects_what_the_api_server_would() -> None:
         kubernetes_validate.validate(broken, SCHEMA_VERSIONS[-1], strict=True)
 
 
-def test_the_mtls_component_mounts_the_client_certificate(tmp_path: Path) -> None:
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+def test_the_mtls_component_sets_the_client_certificate_in_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_dir = tmp_path / "render"
+    render_dir.mkdir()
+    (render_dir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(KUSTOMIZE / "overlays" / "us-east-1", tmp_path)],
-        "components": [os.path.relpath(KUSTOMIZE / "components" / "temporal-mtls", tmp_path)],
+        "resources": [os.path.relpath(KUSTOMIZE / "overlays" / "us-east-1", render_dir)],
+        "components": [os.path.relpath(KUSTOMIZE / "components" / "temporal-mtls", render_dir)],
     }))  # fmt: skip
-    objs = kustomize(tmp_path)
+    objs = kustomize(render_dir)
     for obj in objs:
         kubernetes_validate.validate(obj, SCHEMA_VERSIONS[-1], strict=True)
     c = worker_container(objs)
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    cm = one(objs, "ConfigMap")
     env = {e["name"]: e.get("value") for e in c["env"]}
-    mount = next(m for m in c["volumeMounts"] if m["name"] == "temporal-mtls")
-    assert env["TEMPORAL_TLS_CLIENT_CERT_PATH"] == f"{mount['mountPath']}/tls.crt"
-    assert env["TEMPORAL_TLS_CLIENT_KEY_PATH"] == f"{mount['mountPath']}/tls.key"
-    volumes = one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    secret = next(v for v in volumes if v["name"] == "temporal-mtls")["secret"]
+    assert "TEMPORAL_TLS_CLIENT_CERT_PATH" not in env  # the configuration file says it
+    # FAILOVER_CONFIG lists the base file, then the component's: each one a key of the ConfigMap,
+    # mounted from it.
+    files = env["FAILOVER_CONFIG"].split(":")
+    config_volume = next(v["name"] for v in pod["volumes"]
+                         if v.get("configMap", {}).get("name") == cm["metadata"]["name"])  # fmt: skip
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert [mounts[f]["subPath"] for f in files] == ["failover.yaml", "temporal-tls.yaml"]
+    assert all(mounts[f]["name"] == config_volume and mounts[f]["readOnly"] for f in files)
+    secret_mount = next(m for m in c["volumeMounts"] if m["name"] == "temporal-mtls")
+    assert secret_mount["readOnly"] is True
+    secret = next(v for v in pod["volumes"] if v["name"] == "temporal-mtls")["secret"]
     assert secret == {"secretName": "failover-temporal-mtls"}  # required: no files, no start
-    # Everything else is the overlay as it was.
-    without = [o for o in render("us-east-1") if o["kind"] != "Deployment"]
-    assert [o for o in objs if o["kind"] != "Deployment"] == without
+    # Loaded as the worker loads it: mTLS with the Secret's files, the rest of failover.yaml kept.
+    for name in [k for k in os.environ if k.startswith("TEMPORAL_")]:
+        monkeypatch.delenv(name)
+    local = [tmp_path / mounts[f]["subPath"] for f in files]
+    for path in local:
+        path.write_text(cm["data"][path.name])
+    with pytest.raises(configuration.ConfigError) as caught:
+        configuration.load(os.pathsep.join(map(str, local)))
+    assert str(caught.value).endswith(
+        f"temporal.tls.client_cert: {secret_mount['mountPath']}/tls.crt: no such file"
+    )
+    # The same files with the Secret's keys where the Secret is mounted (a kubernetes.io/tls
+    # Secret: tls.crt and tls.key).
+    pki = make_pki(tmp_path / "secret")
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    (mounted / "tls.crt").write_bytes(pki.client_cert.read_bytes())
+    (mounted / "tls.key").write_bytes(pki.client_key.read_bytes())
+    fragment = local[1].read_text().replace(secret_mount["mountPath"], str(mounted))
+    local[1].write_text(fragment)
+    cfg = configuration.load(os.pathsep.join(map(str, local)))
+    base = yaml.safe_load(cm["data"]["failover.yaml"])
+    assert cfg.temporal.address == base["temporal"]["address"]
+    assert cfg.temporal.namespace == base["temporal"]["namespace"]
+    assert cfg.reports.s3_bucket == base["reports"]["s3_bucket"]
+    tls = cfg.temporal.connect_args()["tls"]
+    assert tls.client_cert == pki.client_cert.read_bytes()
+    assert tls.client_private_key == pki.client_key.read_bytes()
+    assert tls.server_root_ca_cert is None  # Temporal Cloud: the system's CAs
+    # Everything else is the overlay as it was; the ConfigMap has one more file.
+    plain = render("us-east-1")
+    without = [o for o in plain if o["kind"] not in ("Deployment", "ConfigMap")]
+    assert [o for o in objs if o["kind"] not in ("Deployment", "ConfigMap")] == without
+    assert cm["data"]["failover.yaml"] == one(plain, "ConfigMap")["data"]["failover.yaml"]
+    assert sorted(cm["data"]) == ["failover.yaml", "temporal-tls.yaml"]
 
 
 # ------------------------------------------------------------------------------ properties
