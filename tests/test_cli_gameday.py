@@ -88,7 +88,8 @@ def test_run_follows_a_game_day_then_history_report_and_trends(
     name = f"cli-{uuid.uuid4().hex[:6]}"
     proc = failover(fresh, "gameday", "run", name, "--runbook", SHOP, "--from", "us-east-1",
                     "--to", "us-west-2", "-o", "json")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    ended = json.loads(proc.stdout) if proc.stdout.startswith("{") else {}
+    assert proc.returncode == 0, (proc.stderr, ended.get("outcome"), ended.get("reason"))
     r = json.loads(proc.stdout)
     assert r["outcome"] == "SUCCEEDED" and r["kind"] == "gameday" and r["mttd_s"] is not None
     assert r["switch"]["outcome"] == r["failback"]["outcome"] == "SUCCEEDED"
