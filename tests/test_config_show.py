@@ -198,6 +198,8 @@ def test_every_field_named_like_a_secret_is_a_secretstr() -> None:
     for path, name, annotation in fields:
         if not _SECRET_NAME.search(name) or name in _NOT_SECRET or name.endswith("_env"):
             continue
+        if path == "approvals.key":  # the path of the operator's private key file, not the key
+            continue
         assert SecretStr in typing.get_args(annotation) or annotation is SecretStr, path
         checked.append(path)
     assert {"temporal.api_key", "temporal.tls.client_key_data", "aws.secret_access_key",

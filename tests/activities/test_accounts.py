@@ -387,7 +387,7 @@ def test_the_external_id_is_never_shown_and_bad_accounts_are_one_line_errors(
     cases = {
         "default_account 'nope' is not among accounts (dr)": {
             "default_account": "nope", "accounts": {"dr": {"role_arn": role}}},
-        "aws.accounts.dr.role_arn: Value error, 'arn:aws:iam::1:user/x' is not an IAM role ARN": {
+        "aws.accounts.dr.role_arn: 'arn:aws:iam::1:user/x' is not an IAM role ARN": {
             "accounts": {"dr": {"role_arn": "arn:aws:iam::1:user/x"}}},
         "aws.accounts.dr.duration_s: Input should be less than or equal to 43200": {
             "accounts": {"dr": {"role_arn": role, "duration_s": 50000}}},
