@@ -132,6 +132,41 @@ class GuardTrigger(_Model):
     evaluations: int = 0
 
 
+class TargetCandidate(_Model):
+    """One region `--to auto` considered, and what its checks said."""
+
+    region: str
+    #: It qualified: every check green (healthy, with the capacity the service needs).
+    ok: bool
+    #: One line per check (red ones first), or why the region could not be checked at all.
+    reasons: list[str] = Field(default_factory=list)
+
+
+class TargetChoice(_Model):
+    """How `--to auto` chose the target: every region of the runbook but the source, in the
+    runbook's order, checked (readiness' capacity and health checks in that direction); the
+    first that qualified won (the runbook's order breaks ties)."""
+
+    chosen: str
+    candidates: list[TargetCandidate]
+    rule: str = "first region, in the runbook's order, whose capacity and health checks are green"
+
+    def summary(self) -> str:
+        """One line: the choice and why each other region was not chosen."""
+        others = [
+            f"{c.region}: {'also qualified (later in the runbook)' if c.ok else _first(c)}"
+            for c in self.candidates
+            if c.region != self.chosen
+        ]
+        chosen = next((c for c in self.candidates if c.region == self.chosen), None)
+        why = f" ({len(chosen.reasons)} check(s) green)" if chosen is not None else ""
+        return f"--to auto chose {self.chosen}{why}" + (f"; {'; '.join(others)}" if others else "")
+
+
+def _first(c: TargetCandidate) -> str:
+    return c.reasons[0] if c.reasons else "not qualified"
+
+
 class SwitchInput(_Model):
     """Everything the workflow needs: the resolved runbook and who asked for what."""
 
@@ -157,6 +192,8 @@ class SwitchInput(_Model):
     notify: list[NotifyRoute] = Field(default_factory=list)
     #: Set when a guard started the run (None: a person did).
     trigger: GuardTrigger | None = None
+    #: How `--to auto` chose to_region (None: the operator named it).
+    target_choice: TargetChoice | None = None
 
 
 # ---------------------------------------------------------------------------- activities
@@ -304,6 +341,8 @@ class RunProgress(_Model):
     report_files: list[str] = Field(default_factory=list)
     #: The outage a guard confirmed before starting the run (None: a person started it).
     trigger: GuardTrigger | None = None
+    #: How `--to auto` chose the target (None: the operator named it).
+    target_choice: TargetChoice | None = None
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

@@ -756,6 +756,7 @@ class RegionSwitchWorkflow:
             notifications=list(self.notifications),
             report_files=list(self.report_files),
             trigger=self.inp.trigger,
+            target_choice=self.inp.target_choice,
         )
 
     def _rpo(self) -> float | None:
