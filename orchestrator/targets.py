@@ -8,8 +8,8 @@ capacity it would set) and health (the runbook's read-only health checks, such a
 target's app). The first candidate whose checks are all green is chosen: the runbook's order is
 the tie-break, so the same world always gives the same choice. A candidate with no such checks
 qualifies (nothing says it cannot take the service), and says so. The choice and every
-candidate's reasons go into the run's input (`SwitchInput.target_choice`): the plan, the live
-view and the report show them.
+candidate's reasons go into the run's input (`SwitchInput.target_choice`): `failover plan`,
+the first line of `drill`/`run` and the run's report show them.
 """
 
 from __future__ import annotations
