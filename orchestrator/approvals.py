@@ -8,6 +8,11 @@ The rules: a gate must be open; the approver must be named and allowed (the gate
 the runbook's; nobody listed means anyone); the requester never approves their own switch (the
 two-person rule); a person approves a gate once; a gate opens when enough distinct people
 approved; one rejection closes it.
+
+With signed decisions (`approval_auth: signed`, a `Verifier`), a decision must also carry a
+signature of this run's decision by a key listed for the approver (`orchestrator.approval_auth`),
+never a signature already used in the run (replay), and the two-person rule and the one-vote rule
+compare keys too: one key under two names is one person.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from orchestrator.approval_auth import DecisionAction, Token, Verifier, parse_token
 from orchestrator.runs import ApprovalRecord, Decision, GateSpec, OperatorAction
 
 #: What the operator may decide, by what a step waits for.
@@ -30,9 +36,17 @@ class GateBook:
         approvers: list[str],
         gates: Mapping[str, GateSpec],
         what: str = "switch",
+        verifier: Verifier | None = None,
+        requester_key: str = "",
     ) -> None:
         self.what = what  # what is being approved, in messages ("switch", "game day")
         self.requester = requester
+        #: Signed decisions only (None: the name given is taken as it is).
+        self.verifier = verifier
+        #: The fingerprint of the key the requester proved themselves with.
+        self.requester_key = requester_key
+        self.nonces: set[str] = set()  # of the signed decisions taken (a replay is refused)
+        self.key_votes: dict[str, dict[str, str]] = {}  # gate -> key fingerprint -> name
         self.approvers = approvers
         self.gates = dict(gates)
         self.open: list[str] = []
@@ -73,16 +87,32 @@ class GateBook:
         who = decision.approver.strip()
         if not who:
             raise ValueError("approver is required: who decides")
+        if self.verifier is not None and parse_token(decision).nonce in self.nonces:
+            raise ValueError("replayed: this signed decision was already used in this run")
         sid = self.gate_for(decision)
+        key = ""
+        if self.verifier is not None:
+            _, key = self.verifier.decision(decision, sid, _action(approving))
         allowed = self.allowed(sid)
         if approving and who == self.requester:
             raise ValueError(
                 f"{who} requested this {self.what} and cannot approve it (two-person rule)"
             )
+        if approving and key and key == self.requester_key:
+            raise ValueError(
+                f"{who} signed with the key that requested this {self.what} ({self.requester}, "
+                f"{key}): the requester cannot approve it (two-person rule)"
+            )
         if allowed and who not in allowed:
             raise ValueError(f"{who} may not decide gate {sid} (approvers: {', '.join(allowed)})")
         if approving and who in self.votes.get(sid, []):
             raise ValueError(f"{who} already approved gate {sid}: a second person must approve")
+        voted = self.key_votes.get(sid, {})
+        if approving and key in voted:
+            raise ValueError(
+                f"the key {key} already approved gate {sid} (as {voted[key]}): a second person "
+                "must approve"
+            )
         return sid
 
     # ------------------------------------------------------------------------- records
@@ -105,10 +135,18 @@ class GateBook:
         votes = self.votes.setdefault(gate, [])
         if who in votes:
             return f"{who} already approved gate {gate}"
+        signed = self._taken(decision)
+        if isinstance(signed, str):
+            return signed
+        key = signed.ssh_signature().key.fingerprint if signed is not None else ""
+        if key and key in self.key_votes.get(gate, {}):
+            return f"the key {key} already approved gate {gate}"
         votes.append(who)
+        if key:
+            self.key_votes.setdefault(gate, {})[key] = who
         self.records.append(
             ApprovalRecord(gate=gate, approver=who, decision="approve", comment=decision.comment,
-                           at=at)
+                           at=at, key=key)
         )  # fmt: skip
         needed = self.gates[gate].approvals
         if len(votes) >= needed:
@@ -121,12 +159,31 @@ class GateBook:
         if gate in self.outcome:
             return f"gate {gate} was already decided ({self.outcome[gate]})"
         who = decision.approver.strip()
+        signed = self._taken(decision)
+        if isinstance(signed, str):
+            return signed
+        key = signed.ssh_signature().key.fingerprint if signed is not None else ""
         self.records.append(
             ApprovalRecord(gate=gate, approver=who, decision="reject", comment=decision.comment,
-                           at=at)
+                           at=at, key=key)
         )  # fmt: skip
         self.outcome[gate] = "rejected"
         return f"gate {gate} rejected: rolling back"
+
+    def _taken(self, decision: Decision) -> Token | str | None:
+        """A signed decision's token, its nonce now taken (None: decisions are not signed; a
+        string: why it is ignored). Its validator checked it; two copies of one signed decision
+        can both pass their validators when delivered together: the second is ignored here."""
+        if self.verifier is None:
+            return None
+        try:
+            token = parse_token(decision)
+        except ValueError as exc:  # (never: its validator parsed it)
+            return f"ignored: {exc}"
+        if token.nonce in self.nonces:
+            return "ignored: this signed decision was already used in this run"
+        self.nonces.add(token.nonce)
+        return token
 
     def expire(self, gate: str, at: datetime) -> None:
         """Nobody decided in time: an unanswered gate never approves."""
@@ -143,6 +200,10 @@ class GateBook:
     def rejection(self, gate: str) -> ApprovalRecord:
         """The decision that rejected a gate."""
         return next(a for a in reversed(self.records) if a.gate == gate and a.decision == "reject")
+
+
+def _action(approving: bool) -> DecisionAction:
+    return "approve" if approving else "reject"
 
 
 def operator_target(awaiting: Mapping[str, str], action: OperatorAction) -> str:

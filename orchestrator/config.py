@@ -510,6 +510,19 @@ class NotifyConfig(_Strict):
         return v
 
 
+class ApprovalsConfig(_Strict):
+    """Signed requests and decisions (runbooks with `approval_auth: signed`, the default outside
+    the sandbox): where the CLI finds the public keys of those who may sign, and the operator's
+    own key. Paths, not secrets: a private key stays in its file or in ssh-agent."""
+
+    #: A file of git's allowed_signers format (`NAME ssh-ed25519 AAAA...` per line), added to
+    #: each runbook's own `allowed_signers`.
+    allowed_signers: str | None = None
+    #: The operator's private key file (OpenSSH ed25519) when --key is not given; neither:
+    #: ssh-agent (SSH_AUTH_SOCK).
+    key: str | None = None
+
+
 class Config(_Strict):
     """The resolved configuration of a CLI or worker process."""
 
@@ -522,6 +535,7 @@ class Config(_Strict):
     #: Notification channels (Slack, PagerDuty, SNS, signed webhooks).
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     #: True when this is the local sandbox (demos may auto-approve only there).
     sandbox: bool = False
     source: str = ""

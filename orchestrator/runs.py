@@ -22,6 +22,10 @@ Mode = Literal["failover", "drill", "dry-run", "gameday"]
 #: does not: only the target is touched, work on the source is owed to it), or the recovery of a
 #: region that failed (`failover recover`: the owed work, once it answers again).
 Kind = Literal["planned", "unplanned", "recovery"]
+#: How a run's requester and deciders prove who they are: `signed` (SSH ed25519 signatures over
+#: the run, its plan and the decision: `orchestrator.approval_auth`) or `none` (the name given;
+#: access to the Temporal namespace is the control).
+ApprovalAuth = Literal["none", "signed"]
 
 #: Every switch's workflow id starts so: one switch per runbook runs at a time.
 SWITCH_PREFIX = "switch-"
@@ -167,6 +171,25 @@ def _first(c: TargetCandidate) -> str:
     return c.reasons[0] if c.reasons else "not qualified"
 
 
+class Signer(_Model):
+    """Someone who may sign a run's request or decisions: a name and an ssh-ed25519 public key
+    (`ssh-ed25519 AAAA...`, as in `id_ed25519.pub` and git's allowed_signers). A name may have
+    several keys, a key several names (the two-person rule compares keys, not names)."""
+
+    name: str
+    key: str
+
+
+class SignedRequest(_Model):
+    """The requester's signature over the run's plan (`approval_auth: signed`)."""
+
+    nonce: str
+    #: When it was signed (the workflow refuses a request signed long before it started).
+    signed_at: datetime
+    #: The SSH signature (PROTOCOL.sshsig), base64 of its bytes.
+    signature: str
+
+
 class SwitchInput(_Model):
     """Everything the workflow needs: the resolved runbook and who asked for what."""
 
@@ -194,6 +217,13 @@ class SwitchInput(_Model):
     trigger: GuardTrigger | None = None
     #: How `--to auto` chose to_region (None: the operator named it).
     target_choice: TargetChoice | None = None
+    #: How the requester and deciders prove who they are (histories before this field: none).
+    approval_auth: ApprovalAuth = "none"
+    #: Who may sign (approval_auth: signed): the runbook's allowed_signers and the configured
+    #: allowed_signers file. Public keys: not secrets.
+    signers: list[Signer] = Field(default_factory=list)
+    #: The requester's signature over everything above (approval_auth: signed).
+    request: SignedRequest | None = None
 
 
 # ---------------------------------------------------------------------------- activities
@@ -226,6 +256,11 @@ class Decision(_Model):
     approver: str = Field(description="Who decides (never the requester, for an approval).")
     comment: str = ""
     gate: str | None = Field(default=None, description="Gate step id; optional if one is open.")
+    signature: str | None = Field(
+        default=None,
+        description="Runs with approval_auth: signed: the token that 'failover approve RUN "
+        "--print-token' (or 'failover reject ... --print-token') prints.",
+    )
 
 
 class Abort(_Model):
@@ -286,6 +321,8 @@ class ApprovalRecord(_Model):
     decision: Literal["approve", "reject", "expired", "skipped"]
     comment: str = ""
     at: datetime
+    #: The fingerprint of the key that signed the decision (approval_auth: signed).
+    key: str = ""
 
 
 class StepRecord(_Model):
@@ -343,6 +380,9 @@ class RunProgress(_Model):
     trigger: GuardTrigger | None = None
     #: How `--to auto` chose the target (None: the operator named it).
     target_choice: TargetChoice | None = None
+    approval_auth: ApprovalAuth = "none"
+    #: The fingerprint of the key the requester proved themselves with (approval_auth: signed).
+    requester_key: str = ""
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)

@@ -293,6 +293,22 @@ async def operator(h: Handle, action: OperatorAction) -> str:
     return await update(h, "operator", action)
 
 
+async def started_with(h: Handle) -> tuple[SwitchInput, str]:
+    """The input a run started with, as its workflow received it (decoded by the client's data
+    converter, payload codec included), and its first run id: what a signed decision is about.
+    Read from the first event of its history: no worker needed."""
+    async for event in h.fetch_history_events(page_size=1):
+        attrs = event.workflow_execution_started_event_attributes
+        try:
+            [inp] = await h._client.data_converter.decode(attrs.input.payloads, [SwitchInput])
+        except (ValueError, TypeError):
+            inp = None
+        if not isinstance(inp, SwitchInput):
+            raise RefusedError(f"{h.id} is not a region switch")
+        return inp, attrs.first_execution_run_id or h.run_id or ""
+    raise RefusedError(f"run {h.id} has no history")
+
+
 async def progress(h: Handle) -> RunProgress:
     """The run's step table: a query while it runs, its recorded result once it ended (so an
     ended run can be read with no worker up)."""

@@ -77,9 +77,11 @@ def choose(
     params: dict[str, Any] | None = None,
     kind: Kind = "planned",
     patience: float = PATIENCE,
+    **resolving: Any,
 ) -> SwitchInput:
     """The run resolved toward the region `--to auto` chooses, with the choice recorded in it;
-    NoTargetError when none qualifies; ResolveError when the source is not the runbook's."""
+    NoTargetError when none qualifies; ResolveError when the source is not the runbook's.
+    `resolving`: more of `resolve`'s arguments (how approvals are authenticated)."""
     if from_region not in rb.regions:
         raise ResolveError(
             f"--from: unknown region {from_region!r} "
@@ -90,7 +92,7 @@ def choose(
     for region in (r for r in rb.regions if r != from_region):
         try:
             sw = resolve(rb, from_region, region, mode=mode, requester=requester,
-                         params=params, kind=kind)  # fmt: skip
+                         params=params, kind=kind, **resolving)  # fmt: skip
         except ResolveError as exc:
             candidates.append(TargetCandidate(region=region, ok=False, reasons=[str(exc)]))
             continue

@@ -17,9 +17,12 @@ from orchestrator.runs import RunProgress, StepRecord, StepState
 DETAIL_ROWS = 40  # rows of the step table shown in the Temporal UI's current details
 
 
-def switch_details(p: RunProgress, gates: GateBook, awaiting: Mapping[str, str]) -> str:
+def switch_details(
+    p: RunProgress, gates: GateBook, awaiting: Mapping[str, str], run: str = "RUN"
+) -> str:
     """A switch: state, counts, why it rolls back, open gates and waiting steps (with the
-    payload to send), and the step table (the steps not done yet, when there are many)."""
+    payload to send), and the step table (the steps not done yet, when there are many). `run`:
+    its workflow id, in the commands shown."""
     counts: dict[str, int] = {}
     shown: list[StepRecord] = []
     for rec in p.steps:
@@ -43,8 +46,7 @@ def switch_details(p: RunProgress, gates: GateBook, awaiting: Mapping[str, str])
             "",
             f"**Gate `{sid}` is open** ({got}/{spec.approvals} approvals; {who}). {spec.message}"
             + (f" **{note}**" if note else ""),
-            f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
-            f'"gate": "{sid}"}}` (or **reject**).',
+            _decision_payload(run, sid, gates.verifier is not None),
         ]
     for sid, why in awaiting.items():
         lines += [
@@ -61,6 +63,22 @@ def switch_details(p: RunProgress, gates: GateBook, awaiting: Mapping[str, str])
     if len(shown) > DETAIL_ROWS:
         lines.append(f"| … {len(shown) - DETAIL_ROWS} more | | | |")
     return "\n".join(lines)
+
+
+def _decision_payload(run: str, gate: str, signed: bool) -> str:
+    """How to decide a gate from the UI: the Update and its JSON payload (signed: with the token
+    that `failover approve --print-token` prints)."""
+    if not signed:
+        return (
+            f'Send Update **approve** with `{{"approver": "YOUR-NAME", "comment": "...", '
+            f'"gate": "{gate}"}}` (or **reject**).'
+        )
+    return (
+        f"Decisions are signed (approval_auth: signed): run `failover approve {run} --gate {gate} "
+        f'--as YOUR-NAME --comment "..." --key ~/.ssh/id_ed25519 --print-token`, then send Update '
+        f'**approve** with `{{"approver": "YOUR-NAME", "comment": "... (the same)", "gate": '
+        f'"{gate}", "signature": "TOKEN"}}` (or **reject**: `failover reject ... --print-token`).'
+    )
 
 
 def _window(stats: ProbeStats) -> str:

@@ -47,6 +47,10 @@ def worker(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
         proc.wait(timeout=20)
 
 
+def _open_gates(env: SandboxEnv, wid: str) -> list[str]:
+    return list(json.loads(failover(env, "status", wid, "-o", "json").stdout)["open_gates"])
+
+
 def _status(env: SandboxEnv) -> dict[str, Any]:
     return dict(json.loads(failover(env, "status", "noop-drill", "-o", "json").stdout))
 
@@ -70,7 +74,7 @@ def send_update(page: Page, name: str, payload: dict[str, str], shot: Path) -> s
     editor = dialog.locator(".cm-content")
     editor.click()
     page.keyboard.press("Control+A")
-    page.keyboard.type(json.dumps(payload))
+    page.keyboard.insert_text(json.dumps(payload))  # as pasted (typing a token takes ~20 s)
     # UI 2.54 sends nothing without an Update ID, although the field says optional.
     dialog.get_by_role("button", name="Random UUID").click()
     dialog.get_by_role("button", name="Submit").click()
@@ -122,3 +126,102 @@ def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None
         ]
     finally:
         failover(env, "abort", run["workflow_id"], "--reason", "test cleanup")
+
+
+def test_signed_approval_from_the_temporal_web_ui(
+    env: SandboxEnv, worker: None, tmp_path: Path
+) -> None:
+    """approval_auth: signed: the UI's Update dialog takes the token `failover approve
+    --print-token` prints, as "signature"; an unknown key, a tampered plan digest, another gate's
+    token, a self-approval by key and a replay are refused with the reason in the dialog."""
+    from orchestrator.approval_auth import Token
+    from tests.cli import failover as in_process
+    from tests.signed import people, runbook_text
+
+    who = people()
+    keys = {n: who[n].key_file(tmp_path) for n in ("alice", "bob", "carol", "mallory")}
+    runbook = tmp_path / "signed-drill.yaml"
+    runbook.write_text(runbook_text(who))
+    started = in_process(env, "drill", str(runbook), "--from", "us-east-1", "--to", "us-west-2",
+                         "--detach", "-o", "json", "--key", str(keys["alice"]))  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    wid = run["workflow_id"]
+
+    def status() -> dict[str, Any]:
+        asked = in_process(env, "status", wid, "-o", "json")  # exit 5 until the worker polls
+        return dict(json.loads(asked.stdout)) if asked.returncode == 0 else {"open_gates": []}
+
+    def wait_gate(gate: str) -> None:
+        deadline = time.monotonic() + 60
+        while status()["open_gates"] != [gate]:
+            assert time.monotonic() < deadline, f"gate {gate} did not open"
+            time.sleep(0.3)
+
+    def token(who_: str, key: str, gate: str, comment: str = "") -> str:
+        printed = in_process(env, "approve", wid, "--as", who_, "--gate", gate, "--key",
+                             str(keys[key]), "--comment", comment, "--print-token")  # fmt: skip
+        assert printed.returncode == 0, printed.stderr
+        return printed.stdout.strip()
+
+    try:
+        wait_gate("first")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        url = f"{env.temporal_ui_url}/namespaces/default/workflows/{wid}/{run['run_id']}/history"
+        good = token("bob", "bob", "first", "checked the plan")
+        tampered = Token.parse(good).model_copy(update={"plan": "0" * 64}).encode()
+        refusals = [
+            ({"approver": "bob", "gate": "first", "signature": token("bob", "mallory", "first")},
+             f"unknown key {who['mallory'].key.fingerprint}: it is not an allowed signer"),
+            ({"approver": "bob", "gate": "first", "comment": "checked the plan",
+              "signature": tampered},
+             "signed for another plan (digest 000000000000…): this run's plan is"),
+            ({"approver": "bob", "gate": "first", "signature": token("bob", "bob", "second")},
+             "signed for gate 'second', not 'first'"),
+            ({"approver": "ops-alice", "gate": "first",
+              "signature": token("ops-alice", "alice", "first")},
+             "ops-alice signed with the key that requested this switch (alice, "),
+            ({"approver": "bob", "gate": "first"},
+             "this run takes signed decisions only (approval_auth: signed)"),
+        ]  # fmt: skip
+        carols = {"approver": "carol", "gate": "second",
+                  "signature": token("carol", "carol", "second")}  # fmt: skip
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            page.get_by_text("User Metadata").first.click()
+            page.get_by_text("Current Details").first.wait_for()
+            wait_for_text(page, ["Gate", "is open", "Decisions are signed", "--print-token",
+                                 f"failover approve {wid} --gate first"])  # fmt: skip
+            page.screenshot(path=str(ARTIFACTS / "ui-signed-open-gate.png"), full_page=True)
+            for i, (payload, reason) in enumerate(refusals):
+                page.goto(url, wait_until="load")
+                said = send_update(page, "approve", payload,
+                                   ARTIFACTS / f"ui-signed-refused-{i}.png")  # fmt: skip
+                assert reason in said, said
+            page.goto(url, wait_until="load")
+            accepted = {"approver": "bob", "gate": "first", "comment": "checked the plan",
+                        "signature": good}  # fmt: skip
+            said = send_update(page, "approve", accepted, ARTIFACTS / "ui-signed-approved.png")
+            assert "refused" not in said and "signed" not in said, said
+            deadline = time.monotonic() + 60  # (no asyncio in here: the real entry point)
+            while _open_gates(env, wid) != ["second"]:
+                assert time.monotonic() < deadline, "gate second did not open"
+            page.goto(url, wait_until="load")
+            said = send_update(page, "approve", {**accepted, "gate": "second"},
+                               ARTIFACTS / "ui-signed-replay-refused.png")  # fmt: skip
+            assert "replayed: this signed decision was already used in this run" in said, said
+            page.goto(url, wait_until="load")
+            said = send_update(page, "approve", carols, ARTIFACTS / "ui-signed-second.png")
+            assert "signed" not in said, said
+            browser.close()
+        watched = in_process(env, "watch", wid, "-o", "json")
+        assert watched.returncode == 0, watched.stderr
+        result = json.loads(watched.stdout)
+        assert [(a["gate"], a["approver"], a["key"]) for a in result["approvals"]] == [
+            ("first", "bob", who["bob"].key.fingerprint),
+            ("second", "carol", who["carol"].key.fingerprint),
+        ]
+    finally:
+        in_process(env, "abort", wid, "--reason", "test cleanup")

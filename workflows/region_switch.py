@@ -39,6 +39,7 @@ from workflows.shield import run_shielded
 with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator import ui
+    from orchestrator.approval_auth import RunContext, Verifier, plan_digest
     from orchestrator.approvals import GateBook, operator_target
     from orchestrator.notifications import Delivery, Notice, NotifyEvent, Severity
     from orchestrator.runbook.graph import ancestors, undo_plan
@@ -91,6 +92,8 @@ class RegionSwitchWorkflow:
         self.reason = ""
         gates = {s.id: s.gate for s in inp.steps if s.gate is not None}
         self.gates = GateBook(inp.requester, inp.approvers, gates)
+        #: Why the run refuses to start (its requester is not proven), if it does.
+        self.refused = self._authenticate() if inp.approval_auth == "signed" else ""
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.completion: list[str] = []  # applied steps, in the order they ended
         self.abort_request: Abort | None = None
@@ -104,6 +107,31 @@ class RegionSwitchWorkflow:
         self.notifications: list[Delivery] = []
         self.report_files: list[str] = []
         self._notifier = Notifier(False, inp.notify, self.notifications)
+
+    def _authenticate(self) -> str:
+        """Signed decisions (approval_auth: signed): the gates take only decisions signed by a
+        listed key, and the requester must have signed this plan (else: why the run refuses to
+        start). Pure computation, no command: an Ed25519 verification is deterministic, so the
+        validators that call it replay alike. (cryptography comes in through the imports passed
+        through above: native code, loaded once for the worker, not per workflow sandbox.)"""
+        info = workflow.info()
+        ctx = RunContext(
+            workflow_id=info.workflow_id,
+            run_id=info.first_execution_run_id,
+            plan=plan_digest(self.inp),
+        )
+        try:
+            verifier = Verifier(self.inp.signers, ctx)
+        except ValueError as exc:
+            verifier = Verifier([], ctx)
+            self.gates.verifier = verifier  # no decision can pass: the run does not start anyway
+            return f"requester not authenticated: the run's allowed signers: {exc}"
+        self.gates.verifier = verifier
+        try:
+            self.gates.requester_key = verifier.request(self.inp, info.workflow_start_time)
+        except ValueError as exc:
+            return str(exc)
+        return ""
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -122,7 +150,7 @@ class RegionSwitchWorkflow:
         # (the game day reports its own result).
         self._notifier.enabled = workflow.patched("notify") and inp.mode != "dry-run"
         self._publish()
-        if inp.mode != "gameday":
+        if inp.mode != "gameday" and not self.refused:
             self._notice(
                 "switch_started",
                 f"{inp.runbook}: {self._what()} {inp.from_region} -> {inp.to_region} started "
@@ -143,7 +171,7 @@ class RegionSwitchWorkflow:
             self.abort_request = Abort(by="temporal", reason="the workflow was cancelled")
 
     async def _main(self) -> None:
-        failure = await self._unreachable()
+        failure = self.refused or await self._unreachable()
         if failure is not None:  # nothing was started: nothing to undo
             for rec in self.records.values():
                 rec.state = StepState.NOT_RUN
@@ -438,7 +466,8 @@ class RegionSwitchWorkflow:
 
     @workflow.update(
         description='Approve the open gate. Payload: {"approver": "NAME", "comment": "why", '
-        '"gate": "GATE-ID (optional if one gate is open)"}'
+        '"gate": "GATE-ID (optional if one gate is open)", "signature": "TOKEN (runs with '
+        'approval_auth: signed: failover approve RUN --print-token)"}'
     )
     async def approve(self, decision: Decision) -> str:
         """Approve an open gate; it opens once enough distinct people approved."""
@@ -453,7 +482,8 @@ class RegionSwitchWorkflow:
 
     @workflow.update(
         description='Reject the open gate: the switch rolls back. Payload: {"approver": "NAME", '
-        '"comment": "why", "gate": "GATE-ID (optional)"}'
+        '"comment": "why", "gate": "GATE-ID (optional)", "signature": "TOKEN (approval_auth: '
+        'signed: failover reject RUN --print-token)"}'
     )
     async def reject(self, decision: Decision) -> str:
         """Reject an open gate: the switch rolls back."""
@@ -757,6 +787,8 @@ class RegionSwitchWorkflow:
             report_files=list(self.report_files),
             trigger=self.inp.trigger,
             target_choice=self.inp.target_choice,
+            approval_auth=self.inp.approval_auth,
+            requester_key=self.gates.requester_key,
         )
 
     def _rpo(self) -> float | None:
@@ -779,7 +811,11 @@ class RegionSwitchWorkflow:
 
     def _render(self) -> None:
         self._details_stale = False
-        workflow.set_current_details(ui.switch_details(self.progress(), self.gates, self.awaiting))
+        workflow.set_current_details(
+            ui.switch_details(
+                self.progress(), self.gates, self.awaiting, workflow.info().workflow_id
+            )
+        )
 
     async def _render_details(self) -> None:
         """The UI's current details (the whole step table, O(steps) to render) are rendered once

@@ -9,9 +9,13 @@ process while they follow the run (`orchestrator.cli.hosted`).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
+import secrets
 import statistics
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -27,6 +31,16 @@ from activities.clients import Clients
 from orchestrator import accounts, report, report_store, switch, targets
 from orchestrator import config as configuration
 from orchestrator import search_attributes as sa
+from orchestrator.approval_auth import (
+    NAMESPACE,
+    DecisionAction,
+    RunContext,
+    Signers,
+    make_token,
+    plan_digest,
+    request_message,
+    unapprovable,
+)
 from orchestrator.cli import evacuate as evacuation_cli
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.hosted import hosted_worker
@@ -71,15 +85,20 @@ from orchestrator.runbook.resolve import ResolveError, resolve
 from orchestrator.runs import (
     SWITCH_PREFIX,
     Abort,
+    ApprovalAuth,
     Decision,
     Kind,
     Mode,
     OperatorAction,
     RunProgress,
     RunState,
+    SignedRequest,
+    Signer,
+    StepKind,
     SwitchInput,
     switch_workflow_id,
 )
+from orchestrator.sshsig import SshSigError, parse_allowed_signers
 
 T = TypeVar("T")
 
@@ -103,6 +122,16 @@ class Action(StrEnum):
     rollback = "rollback"
     end = "end"
 
+
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="FAILOVER_SIGNING_KEY",
+        help="Runs with approval_auth: signed: your ed25519 private key file (a .pub file: its "
+        "key in ssh-agent). Default: approvals.key of the configuration, else ssh-agent.",
+    ),
+]
 
 RunStateOption = Annotated[
     RunState | None, typer.Option("--state", help="Only runs in this state.", case_sensitive=False)
@@ -133,27 +162,35 @@ def resolved(
     mode: Mode,
     requester: str,
     kind: Kind = "planned",
+    cfg: configuration.Config | None = None,
     config: Path | None = None,
     quiet: bool = False,
 ) -> SwitchInput:
-    """The runbook loaded and resolved, or one-line errors and exit 2 (nothing started).
-    `--to auto`: the target chosen by its checks (`orchestrator.targets`), the choice said in
-    one line (unless quiet) and recorded in the input; none qualifies: one line naming each
-    region and why, exit 6."""
+    """The runbook loaded and resolved, or one-line errors and exit 2 (nothing started). With
+    `cfg` (a run to start): how its requester and deciders prove who they are, the runbook's
+    choice or the default (signed; none on the sandbox), and then who may sign. `--to auto`:
+    the target chosen by its checks (`orchestrator.targets`, with `cfg` or the configuration
+    `config` names), the choice said in one line (unless quiet) and recorded in the input; none
+    qualifies: one line naming each region and why, exit 6."""
     try:
         rb = load_file(runbook)
+        auth: ApprovalAuth = "none"
+        if cfg is not None:
+            auth = rb.approval_auth or ("none" if cfg.sandbox else "signed")
+        signers = _configured_signers(cfg) if auth == "signed" and cfg is not None else []
         if to_region.strip().lower() == targets.AUTO:
             if kind == "recovery":
                 fail("--to auto: a recovery goes back to the region that took over: name it")
-            clients = Clients(load_config(config))
+            clients = Clients(cfg if cfg is not None else load_config(config))
             inp = targets.choose(rb, from_region, clients, requester=requester, mode=mode,
-                                 params=parse_params(params), kind=kind)  # fmt: skip
+                                 params=parse_params(params), kind=kind, approval_auth=auth,
+                                 signers=signers)  # fmt: skip
             if not quiet and inp.target_choice is not None:
                 info(inp.target_choice.summary())
             return inp
         return resolve(
             rb, from_region, to_region, mode=mode, requester=requester,
-            params=parse_params(params), kind=kind,
+            params=parse_params(params), kind=kind, approval_auth=auth, signers=signers,
         )  # fmt: skip
     except RunbookError as exc:
         problems(exc.problems)
@@ -167,11 +204,61 @@ def configured(inp: SwitchInput, config: Path | None) -> configuration.Config:
     """The configuration, with every AWS account the run's steps name defined in it; else a
     one-line error naming the step and the account, and exit 2 (nothing started)."""
     cfg = load_config(config)
+    accounts_defined(inp, cfg)
+    return cfg
+
+
+def accounts_defined(inp: SwitchInput, cfg: configuration.Config) -> None:
+    """A one-line error naming the step and the account, and exit 2, for an AWS account the
+    run's steps name that the configuration does not define."""
     try:
         accounts.check(inp.steps, cfg.aws, cfg.source)
     except accounts.AccountError as exc:
         fail(str(exc))
-    return cfg
+
+
+def _configured_signers(cfg: configuration.Config) -> list[Signer]:
+    """The signers of the configured allowed_signers file (none configured: none)."""
+    path = cfg.approvals.allowed_signers
+    if not path:
+        return []
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        fail(f"approvals.allowed_signers: cannot read {path}: {exc.strerror}")
+    try:
+        found = parse_allowed_signers(text, NAMESPACE, source=path)
+    except SshSigError as exc:
+        fail(f"approvals.allowed_signers: {exc}")
+    return [Signer(name=s.name, key=s.key.openssh()) for s in found]
+
+
+def _sign_request(inp: SwitchInput, key: Path | None, cfg: configuration.Config) -> None:
+    """The requester signs the run's plan (approval_auth: signed); one-line errors: no usable
+    key, a key not listed for the requester, a gate nobody listed could approve."""
+    from orchestrator import signing  # (cryptography: loaded only to sign)
+
+    for problem in unapprovable(inp, ""):
+        fail(f"approval_auth: signed: {problem}")
+    nonce = secrets.token_hex(16)
+    at = datetime.now(UTC).replace(microsecond=0)
+    message = request_message(inp.requester, plan_digest(inp), nonce, at)
+    try:
+        sign = signing.signer_for(key or cfg.approvals.key, inp.requester, inp.signers)
+        sig = sign(message)
+    except signing.SigningError as exc:
+        fail(str(exc))
+    fp = sig.key.fingerprint
+    if inp.requester not in Signers(inp.signers).holders(fp):
+        fail(
+            f"your key {fp} is not listed for {inp.requester} (the runbook's allowed_signers, "
+            "the configuration's approvals.allowed_signers): the run would refuse to start"
+        )
+    for problem in unapprovable(inp, fp):
+        fail(f"approval_auth: signed: {problem}")
+    inp.request = SignedRequest(
+        nonce=nonce, signed_at=at, signature=base64.b64encode(sig.blob).decode()
+    )
 
 
 # ------------------------------------------------------------------------------ plan, state
@@ -204,7 +291,7 @@ def plan(
     to_region = to_region or _other(runbook, from_region, "--to")
     kind: Kind = "unplanned" if unplanned else "planned"
     inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind,
-                   config, quiet=output == OutputFormat.json)  # fmt: skip
+                   config=config, quiet=output == OutputFormat.json)  # fmt: skip
     cfg = configured(inp, config)
     result = make_plan(inp, Clients(cfg))
     result.target_choice = inp.target_choice
@@ -340,18 +427,27 @@ def _start(
     config: Path | None,
     output: OutputFormat,
     kind: Kind = "planned",
+    key: Path | None = None,
 ) -> None:
     # The live table is the progress; a worker hosted here only reports problems.
     configure("console", level=logging.WARNING)
     requester = identity(as_)
-    inp = resolved(runbook, from_region, to_region, params, mode, requester, kind, config,
+    cfg = load_config(config)
+    inp = resolved(runbook, from_region, to_region, params, mode, requester, kind, cfg,
                    quiet=output == OutputFormat.json)  # fmt: skip
-    cfg = configured(inp, config)
+    accounts_defined(inp, cfg)
     if auto_approve is not None:
         if not cfg.sandbox:
             fail("--auto-approve is for sandbox demos only: approvals need a second person")
         if auto_approve.strip() == requester:
             fail(f"--auto-approve {auto_approve}: the requester cannot approve (two-person rule)")
+        if inp.approval_auth == "signed":
+            fail(
+                f"--auto-approve {auto_approve}: cannot sign for them (the runbook says "
+                "approval_auth: signed): approve with 'failover approve RUN --as NAME --key'"
+            )
+    if inp.approval_auth == "signed":
+        _sign_request(inp, key, cfg)
 
     async def body(client: Client) -> tuple[RunProgress, str, str | None] | None:
         async with hosted_worker(client, cfg, enabled=not detach):
@@ -446,13 +542,14 @@ def drill(
     as_: AsOption = None,
     auto_approve: AutoApproveOption = None,
     detach: DetachOption = False,
+    key: KeyOption = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Practise a switch (mode drill) and follow it live; exit 0/3/4 = succeeded/rolled back/
     rollback failed."""
     _start("drill", runbook, from_region, to_region, param, as_, auto_approve, detach, config,
-           output, "unplanned" if unplanned else "planned")  # fmt: skip
+           output, "unplanned" if unplanned else "planned", key)  # fmt: skip
 
 
 def run(
@@ -465,13 +562,14 @@ def run(
     auto_approve: AutoApproveOption = None,
     detach: DetachOption = False,
     dry_run: Annotated[bool, typer.Option(help="Preflight and dry-run every step.")] = False,
+    key: KeyOption = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Switch for real (mode failover), or --dry-run to see what would change."""
     mode: Mode = "dry-run" if dry_run else "failover"
     _start(mode, runbook, from_region, to_region, param, as_, auto_approve, detach, config,
-           output, "unplanned" if unplanned else "planned")  # fmt: skip
+           output, "unplanned" if unplanned else "planned", key)  # fmt: skip
 
 
 def recover(
@@ -486,6 +584,7 @@ def recover(
     auto_approve: AutoApproveOption = None,
     detach: DetachOption = False,
     dry_run: Annotated[bool, typer.Option(help="Preflight and dry-run every step.")] = False,
+    key: KeyOption = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
@@ -497,7 +596,7 @@ def recover(
     mode: Mode = "dry-run" if dry_run else "failover"
     target = to_region or _other(runbook, region, "--to (the region that took over)")
     _start(mode, runbook, region, target, param, as_, auto_approve, detach, config, output,
-           "recovery")  # fmt: skip
+           "recovery", key)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------- inspect
@@ -654,21 +753,39 @@ ServiceOption = Annotated[
 ]
 
 
+TokenOption = Annotated[
+    str | None,
+    typer.Option(help="Send this signed token (made elsewhere with --print-token) as it is."),
+]
+PrintTokenOption = Annotated[
+    bool,
+    typer.Option(
+        "--print-token",
+        help="Sign only: print the token to paste into the Temporal UI's Update dialog as "
+        '"signature" (with the same approver, gate and comment); nothing is sent.',
+    ),
+]
+
+
 def approve(
     ref: IdArg,
     as_: AsOption = None,
     gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     service: ServiceOption = None,
+    key: KeyOption = None,
+    token: TokenOption = None,
+    print_token: PrintTokenOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Approve an open gate (never your own switch: two-person rule). An evacuation's gate
-    pre-approves the gates of the services it covers, where they allow it."""
+    pre-approves the gates of the services it covers, where they allow it. A run with
+    approval_auth: signed takes the decision signed with your key (--key, or ssh-agent)."""
     decision = Decision(approver=identity(as_), gate=gate, comment=comment)
     if is_evacuation(ref):
+        _names_only(key, token, print_token)
         return evacuation_cli.decide(ref, decision, service, True, config)
-    cfg = load_config(config)
-    info(_asked(cfg, ref, lambda h: switch.approve(h, decision)))
+    _decide(ref, decision, "approve", key, token, print_token, config)
 
 
 def reject(
@@ -677,15 +794,95 @@ def reject(
     as_: AsOption = None,
     gate: Annotated[str | None, typer.Option(help="Gate step id (if several are open).")] = None,
     service: ServiceOption = None,
+    key: KeyOption = None,
+    token: TokenOption = None,
+    print_token: PrintTokenOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Reject an open gate: the switch rolls back (an evacuation's: everything switched is
-    switched back)."""
+    switched back). Signed like an approval on runs with approval_auth: signed."""
     decision = Decision(approver=identity(as_), gate=gate, comment=reason)
     if is_evacuation(ref):
+        _names_only(key, token, print_token)
         return evacuation_cli.decide(ref, decision, service, False, config)
+    _decide(ref, decision, "reject", key, token, print_token, config)
+
+
+def _names_only(key: Path | None, token: str | None, print_token: bool) -> None:
+    if key is not None or token is not None or print_token:
+        fail("an evacuation's gates take names, not signatures: leave out --key, --token and "
+             "--print-token")  # fmt: skip
+
+
+def _decide(
+    ref: str,
+    decision: Decision,
+    action: DecisionAction,
+    key: Path | None,
+    token: str | None,
+    print_token: bool,
+    config: Path | None,
+) -> None:
+    """Send a decision; on a run with approval_auth: signed, signed first (or only printed)."""
+    from orchestrator import signing  # (cryptography: loaded only to sign)
+
     cfg = load_config(config)
-    info(_asked(cfg, ref, lambda h: switch.reject(h, decision)))
+    if token is not None and print_token:
+        fail("--token and --print-token: give one (a token to send, or one to make)")
+
+    async def body(client: Client) -> str:
+        h = switch.handle(client, run_id(ref))
+        inp, first_run = await switch.started_with(h)
+        if inp.approval_auth != "signed":
+            if token is not None or print_token:
+                fail(f"run {h.id} takes decisions by name (approval_auth: none): leave out "
+                     "--token and --print-token")  # fmt: skip
+            if key is not None:  # (perhaps $FAILOVER_SIGNING_KEY, set for every run)
+                info(f"run {h.id} takes decisions by name (approval_auth: none): not signed")
+        elif token is not None:
+            decision.signature = token
+        else:
+            ctx = RunContext(h.id, first_run, plan_digest(inp))
+            decision.gate = decision.gate or await _gate_to_sign(h, inp)
+            try:
+                sign = signing.signer_for(key or cfg.approvals.key, decision.approver, inp.signers)
+                decision.signature = make_token(
+                    ctx, decision.gate, action, decision.approver, decision.comment,
+                    secrets.token_hex(16), sign,
+                )  # fmt: skip
+            except signing.SigningError as exc:
+                fail(str(exc))
+        if print_token:
+            payload = decision.model_dump(exclude_none=True)
+            payload["signature"] = "TOKEN"
+            info(
+                f'{action} {h.id}: paste the token below as "signature" (Temporal UI: More '
+                f"Actions -> Send an Update -> {action}; Data "
+                f"{json.dumps(payload)}); approver, gate and comment as signed"
+            )
+            return str(decision.signature)
+        send = switch.approve if action == "approve" else switch.reject
+        return await ask(h, lambda h: send(h, decision))
+
+    answer = call(cfg, body)
+    if print_token:
+        typer.echo(answer)
+    else:
+        info(answer)
+
+
+async def _gate_to_sign(h: switch.Handle, inp: SwitchInput) -> str:
+    """The gate a decision with no --gate is for: the run's only gate, else its only open one."""
+    gates = [s.id for s in inp.steps if s.kind == StepKind.GATE]
+    if len(gates) == 1:
+        return gates[0]
+    if not gates:
+        fail(f"run {h.id} has no approval gate")
+    open_gates = (await ask(h, switch.progress)).open_gates
+    if len(open_gates) == 1:
+        return open_gates[0]
+    fail(f"name the gate to sign with --gate ({', '.join(gates)}; open now: "
+         f"{', '.join(open_gates) or 'none'})")  # fmt: skip
 
 
 def abort(

@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -22,6 +24,7 @@ from pydantic import (
 
 from orchestrator.notifications import NotifyRoute
 from orchestrator.runbook.durations import Duration
+from orchestrator.sshsig import PublicKey, SshSigError
 
 API_VERSION = "failover.dev/v1"
 ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -313,6 +316,23 @@ class GuardSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Runbook parameters.")
 
 
+def _ssh_key(value: str) -> str:
+    """An OpenSSH ed25519 public key line, kept as `ssh-ed25519 AAAA...` (comment dropped)."""
+    try:
+        return PublicKey.parse(value).openssh()
+    except SshSigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+SshKey = Annotated[str, AfterValidator(_ssh_key)]
+#: One key, or a list of them.
+SshKeys = Annotated[list[SshKey], BeforeValidator(_one_or_many)]
+
+
 class Runbook(_Strict):
     """A region-switch runbook."""
 
@@ -324,6 +344,17 @@ class Runbook(_Strict):
     regions: list[str] = Field(min_length=2, description="Regions this runbook switches between.")
     objectives: Objectives = Field(default_factory=Objectives)
     approvers: list[str] = Field(default_factory=list)
+    approval_auth: Literal["signed", "none"] | None = Field(
+        default=None,
+        description="How the requester and approvers prove who they are: signed (SSH ed25519 "
+        "signatures of the run, its plan and each decision) or none (the name given; access to "
+        "the Temporal namespace is the control). Default: signed, none on the sandbox.",
+    )
+    allowed_signers: dict[str, SshKeys] = Field(
+        default_factory=dict,
+        description="Public keys by name (`ssh-ed25519 AAAA...`, as in id_ed25519.pub): who may "
+        "sign a request or a decision (with the configured approvals.allowed_signers file).",
+    )
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Steps running at once.")
     steps: list[Step] = Field(min_length=1)
@@ -351,6 +382,10 @@ class Runbook(_Strict):
         if len(set(v)) != len(v):
             raise ValueError("a region is listed twice")
         return v
+
+    def signer_keys(self) -> list[tuple[str, str]]:
+        """(name, key) for every key of allowed_signers."""
+        return [(name, key) for name, keys in self.allowed_signers.items() for key in keys]
 
     def game_day(self, name: str) -> GameDay | None:
         """The game day called `name` (gamedays.NAME), else the default one (`gameday`)."""

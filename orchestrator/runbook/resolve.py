@@ -14,6 +14,7 @@ from orchestrator.runbook.models import Action, Runbook, Step
 from orchestrator.runbook.modes import Kind, select
 from orchestrator.runbook.templates import EACH, TemplateError, region_lists, render
 from orchestrator.runs import (
+    ApprovalAuth,
     GuardSpec,
     Mode,
     Objectives,
@@ -21,6 +22,7 @@ from orchestrator.runs import (
     PlannedStep,
     ReachCall,
     RetrySpec,
+    Signer,
     StepKind,
     SwitchInput,
 )
@@ -39,9 +41,15 @@ def resolve(
     requester: str,
     params: dict[str, Any] | None = None,
     kind: Kind = "planned",
+    approval_auth: ApprovalAuth = "none",
+    signers: list[Signer] | None = None,
 ) -> SwitchInput:
     """The runbook, ready to run from `from_region` to `to_region` (a recovery: `from_region` is
-    the region that failed and answers again, `to_region` the one that took over)."""
+    the region that failed and answers again, `to_region` the one that took over).
+
+    `approval_auth`: how the run's requester and deciders prove who they are (the caller applies
+    the runbook's choice and its default: `failover drill` and `run` do); signed: the runbook's
+    allowed_signers, then `signers` (from the configuration), are the run's."""
     regions = ", ".join(rb.regions)
     for flag, region in (("--from", from_region), ("--to", to_region)):
         if region not in rb.regions:
@@ -77,6 +85,8 @@ def resolve(
         owed=owed,
         reach=reach,
         notify=[r.model_copy(deep=True) for r in rb.notify],
+        approval_auth=approval_auth,
+        signers=_signers(rb, signers or []) if approval_auth == "signed" else [],
     )
 
 
@@ -122,6 +132,15 @@ def plan_steps(steps: list[Step], rb: Runbook, context: dict[str, Any]) -> list[
     if twice:
         raise ResolveError(f"step id {twice[0]!r} twice once for_each steps are repeated")
     return planned
+
+
+def _signers(rb: Runbook, extra: list[Signer]) -> list[Signer]:
+    """The runbook's allowed signers, then the others, each (name, key) once."""
+    out: list[Signer] = []
+    for s in [*(Signer(name=n, key=k) for n, k in rb.signer_keys()), *extra]:
+        if s not in out:
+            out.append(s)
+    return out
 
 
 def _where(rb: Runbook, step: Step) -> str:

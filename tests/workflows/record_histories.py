@@ -4,6 +4,7 @@
     failover sandbox up && python -m tests.workflows.record_histories --gameday
     failover sandbox up && python -m tests.workflows.record_histories --disaster
     failover sandbox up && python -m tests.workflows.record_histories --guard
+    failover sandbox up && python -m tests.workflows.record_histories --signed --version v5
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -212,6 +213,44 @@ async def record_guard(home: Path, version: str) -> None:
     print(f"{out}: {len(history.events)} events")
 
 
+async def record_signed(home: Path, version: str) -> None:
+    """approval_auth: signed: a run whose two gates are approved by signed decisions (refused
+    ones leave nothing in the history), a signed rejection, and a run whose requester is not
+    proven (it does nothing)."""
+    from orchestrator.approval_auth import RunContext, plan_digest
+    from tests.signed import people, signed_plan, token
+
+    who = people()
+    env = Sandbox(home).reset()
+    histories = {}
+    async with worker(sandbox_config(env)) as (client, queue):
+        for name in ("approved", "rejected", "unproven"):
+            inp = signed_plan(who, signed_by="mallory" if name == "unproven" else "alice")
+            h = await start(client, queue, inp)
+            if name != "unproven":
+                started, first_run = await switch.started_with(h)
+                ctx = RunContext(h.id, first_run, plan_digest(started))
+                await wait_for(h, lambda p: p.open_gates == ["first"])
+                with contextlib.suppress(switch.RefusedError):  # refused: not in the history
+                    await switch.approve(h, Decision(approver="ops-alice", gate="first",
+                                                     signature=token(ctx, who["alice"], "first",
+                                                                     approver="ops-alice")))  # fmt: skip
+                await switch.approve(h, Decision(approver="bob", gate="first", comment="ok",
+                                                 signature=token(ctx, who["bob"], "first",
+                                                                 comment="ok")))  # fmt: skip
+                await wait_for(h, lambda p: p.open_gates == ["second"])
+                action = "approve" if name == "approved" else "reject"
+                vote = Decision(approver="carol", gate="second", comment=name,
+                                signature=token(ctx, who["carol"], "second", action, name))  # fmt: skip
+                await (switch.approve if name == "approved" else switch.reject)(h, vote)
+            await h.result()
+            histories[f"{version}-signed-{name}"] = await h.fetch_history()
+    for stem, history in histories.items():
+        out = HISTORIES / f"{stem}.json"
+        out.write_text(history.to_json())
+        print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
@@ -219,9 +258,11 @@ def main() -> None:
     parser.add_argument("--gameday", action="store_true", help="record game-day histories only")
     parser.add_argument("--disaster", action="store_true", help="record the disaster game day's")
     parser.add_argument("--guard", action="store_true", help="record a guard's")
+    parser.add_argument("--signed", action="store_true", help="record signed approvals'")
     args = parser.parse_args()
     recorder = (
-        record_guard if args.guard
+        record_signed if args.signed
+        else record_guard if args.guard
         else record_disaster if args.disaster
         else record_gamedays if args.gameday
         else record
