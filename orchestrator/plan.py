@@ -17,7 +17,7 @@ from activities.clients import Clients
 from activities.errors import classify
 from orchestrator.runbook import graph
 from orchestrator.runbook.graph import levels
-from orchestrator.runs import PlannedStep, StepKind, SwitchInput
+from orchestrator.runs import PlannedStep, StepKind, SwitchInput, TargetChoice
 
 
 class PlannedRow(BaseModel):
@@ -55,6 +55,8 @@ class Plan(BaseModel):
     other: dict[str, str] = Field(default_factory=dict)
     #: An unplanned run's steps deferred to the failed region.
     owed: list[str] = Field(default_factory=list)
+    #: How `--to auto` chose to_region (None: it was named).
+    target_choice: TargetChoice | None = None
 
     @property
     def ok(self) -> bool:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from activities import registry
 from orchestrator.notifications import Delivery
-from orchestrator.runs import ApprovalRecord, RunProgress, StepRecord, StepState
+from orchestrator.runs import ApprovalRecord, RunProgress, StepRecord, StepState, TargetChoice
 
 
 class Objective(BaseModel):
@@ -98,6 +98,10 @@ class Report(BaseModel):
     detection: Detection | None = Field(
         default=None, description="Set when a guard started the run: MTTD, time to decision."
     )
+    target_choice: TargetChoice | None = Field(
+        default=None,
+        description="How `--to auto` chose the target: every region considered and why.",
+    )
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -152,6 +156,7 @@ def build(p: RunProgress, workflow_id: str, run_id: str | None = None) -> Report
         },
         notifications=list(p.notifications),
         detection=detection(p, rto_traffic),
+        target_choice=p.target_choice,
     )
 
 
@@ -269,6 +274,14 @@ def markdown(r: Report) -> str:
     lines.append("")
     if r.detection is not None:
         lines += [f"Started by the guard `{r.detection.guard}`.", ""]
+    if r.target_choice is not None:
+        lines += ["## Target chosen (--to auto)", "", f"{r.target_choice.rule}: "
+                  f"**{r.target_choice.chosen}**.", "", "| region | qualified | reasons |",
+                  "|---|---|---|"]  # fmt: skip
+        for c in r.target_choice.candidates:
+            why = "; ".join(c.reasons).replace("|", "/")
+            lines.append(f"| {c.region} | {'yes' if c.ok else 'no'} | {why} |")
+        lines.append("")
     if r.owed:
         lines += [
             f"Owed to {r.from_region} (run `failover recover {r.runbook} --region "

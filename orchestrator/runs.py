@@ -136,6 +136,41 @@ class GuardTrigger(_Model):
     evaluations: int = 0
 
 
+class TargetCandidate(_Model):
+    """One region `--to auto` considered, and what its checks said."""
+
+    region: str
+    #: It qualified: every check green (healthy, with the capacity the service needs).
+    ok: bool
+    #: One line per check (red ones first), or why the region could not be checked at all.
+    reasons: list[str] = Field(default_factory=list)
+
+
+class TargetChoice(_Model):
+    """How `--to auto` chose the target: every region of the runbook but the source, in the
+    runbook's order, checked (readiness' capacity and health checks in that direction); the
+    first that qualified won (the runbook's order breaks ties)."""
+
+    chosen: str
+    candidates: list[TargetCandidate]
+    rule: str = "first region, in the runbook's order, whose capacity and health checks are green"
+
+    def summary(self) -> str:
+        """One line: the choice and why each other region was not chosen."""
+        others = [
+            f"{c.region}: {'also qualified (later in the runbook)' if c.ok else _first(c)}"
+            for c in self.candidates
+            if c.region != self.chosen
+        ]
+        chosen = next((c for c in self.candidates if c.region == self.chosen), None)
+        why = f" ({len(chosen.reasons)} check(s) green)" if chosen is not None else ""
+        return f"--to auto chose {self.chosen}{why}" + (f"; {'; '.join(others)}" if others else "")
+
+
+def _first(c: TargetCandidate) -> str:
+    return c.reasons[0] if c.reasons else "not qualified"
+
+
 class Signer(_Model):
     """Someone who may sign a run's request or decisions: a name and an ssh-ed25519 public key
     (`ssh-ed25519 AAAA...`, as in `id_ed25519.pub` and git's allowed_signers). A name may have
@@ -180,6 +215,8 @@ class SwitchInput(_Model):
     notify: list[NotifyRoute] = Field(default_factory=list)
     #: Set when a guard started the run (None: a person did).
     trigger: GuardTrigger | None = None
+    #: How `--to auto` chose to_region (None: the operator named it).
+    target_choice: TargetChoice | None = None
     #: How the requester and deciders prove who they are (histories before this field: none).
     approval_auth: ApprovalAuth = "none"
     #: Who may sign (approval_auth: signed): the runbook's allowed_signers and the configured
@@ -341,6 +378,8 @@ class RunProgress(_Model):
     report_files: list[str] = Field(default_factory=list)
     #: The outage a guard confirmed before starting the run (None: a person started it).
     trigger: GuardTrigger | None = None
+    #: How `--to auto` chose the target (None: the operator named it).
+    target_choice: TargetChoice | None = None
     approval_auth: ApprovalAuth = "none"
     #: The fingerprint of the key the requester proved themselves with (approval_auth: signed).
     requester_key: str = ""

@@ -786,6 +786,7 @@ class RegionSwitchWorkflow:
             notifications=list(self.notifications),
             report_files=list(self.report_files),
             trigger=self.inp.trigger,
+            target_choice=self.inp.target_choice,
             approval_auth=self.inp.approval_auth,
             requester_key=self.gates.requester_key,
         )

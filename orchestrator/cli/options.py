@@ -66,7 +66,14 @@ AsOption = Annotated[
     str | None, typer.Option("--as", help="Who you are (default: $FAILOVER_USER or $USER).")
 ]
 FromOption = Annotated[str, typer.Option("--from", help="Region to switch away from.")]
-ToOption = Annotated[str, typer.Option("--to", help="Region to switch to.")]
+ToOption = Annotated[
+    str,
+    typer.Option(
+        "--to",
+        help="Region to switch to, or auto: the first region (in the runbook's order) whose "
+        "capacity and health checks are green.",
+    ),
+]
 ParamOption = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")]
 AutoApproveOption = Annotated[
     str | None, typer.Option(help="Approve every gate as this person (sandbox demos only).")

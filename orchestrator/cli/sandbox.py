@@ -1,4 +1,5 @@
-"""`failover sandbox ...`: the local two-region world (Temporal, AWS, Kubernetes, shop app)."""
+"""`failover sandbox ...`: the local world (Temporal, AWS, Kubernetes, shop app): two regions by
+default, any number with `up --regions a,b,c`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import DEFAULT_HOME, Sandbox, SandboxEnv, SandboxError
 
-app = typer.Typer(help="Run the local sandbox: two regions on real servers, no cloud needed.")
+app = typer.Typer(
+    help="Run the local sandbox: two regions (or --regions a,b,c) on real servers, no cloud needed."
+)
 fault_app = typer.Typer(help="Inject errors and latency into the sandbox's servers.")
 region_app = typer.Typer(help="Take a simulated region down or bring it back.")
 app.add_typer(fault_app, name="fault")
@@ -72,7 +75,7 @@ def _answering() -> Iterator[None]:
 def up(
     home: HomeOption = DEFAULT_HOME,
     regions: Annotated[
-        str, typer.Option(help="Comma-separated regions; the first is active.")
+        str, typer.Option(help="Comma-separated regions (two or more); the first is active.")
     ] = "us-east-1,us-west-2",
     time_scale: Annotated[
         float, typer.Option(help="Multiplier of real-world durations (1.0 = real time).")

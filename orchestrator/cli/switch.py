@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.clients import Clients
-from orchestrator import accounts, report, report_store, switch
+from orchestrator import accounts, report, report_store, switch, targets
 from orchestrator import config as configuration
 from orchestrator import search_attributes as sa
 from orchestrator.approval_auth import (
@@ -163,24 +163,41 @@ def resolved(
     requester: str,
     kind: Kind = "planned",
     cfg: configuration.Config | None = None,
+    config: Path | None = None,
+    quiet: bool = False,
 ) -> SwitchInput:
     """The runbook loaded and resolved, or one-line errors and exit 2 (nothing started). With
     `cfg` (a run to start): how its requester and deciders prove who they are, the runbook's
-    choice or the default (signed; none on the sandbox), and then who may sign."""
+    choice or the default (signed; none on the sandbox), and then who may sign. `--to auto`:
+    the target chosen by its checks (`orchestrator.targets`, with `cfg` or the configuration
+    `config` names), the choice said in one line (unless quiet) and recorded in the input; none
+    qualifies: one line naming each region and why, exit 6."""
     try:
         rb = load_file(runbook)
         auth: ApprovalAuth = "none"
         if cfg is not None:
             auth = rb.approval_auth or ("none" if cfg.sandbox else "signed")
+        signers = _configured_signers(cfg) if auth == "signed" and cfg is not None else []
+        if to_region.strip().lower() == targets.AUTO:
+            if kind == "recovery":
+                fail("--to auto: a recovery goes back to the region that took over: name it")
+            clients = Clients(cfg if cfg is not None else load_config(config))
+            inp = targets.choose(rb, from_region, clients, requester=requester, mode=mode,
+                                 params=parse_params(params), kind=kind, approval_auth=auth,
+                                 signers=signers)  # fmt: skip
+            if not quiet and inp.target_choice is not None:
+                info(inp.target_choice.summary())
+            return inp
         return resolve(
             rb, from_region, to_region, mode=mode, requester=requester,
-            params=parse_params(params), kind=kind, approval_auth=auth,
-            signers=_configured_signers(cfg) if auth == "signed" and cfg is not None else [],
+            params=parse_params(params), kind=kind, approval_auth=auth, signers=signers,
         )  # fmt: skip
     except RunbookError as exc:
         problems(exc.problems)
     except ResolveError as exc:
         fail(str(exc))
+    except targets.NoTargetError as exc:
+        fail(str(exc), ExitCode.NOT_HEALTHY)
 
 
 def configured(inp: SwitchInput, config: Path | None) -> configuration.Config:
@@ -249,7 +266,13 @@ def plan(
     runbook: Annotated[Path, typer.Argument(help="Runbook or evacuation plan YAML file.")],
     from_region: FromOption,
     to_region: Annotated[
-        str | None, typer.Option("--to", help="Region to switch to (default: the other one).")
+        str | None,
+        typer.Option(
+            "--to",
+            help="Region to switch to (default: the other one, with two regions), or auto: "
+            "the first region (in the runbook's order) whose capacity and health checks are "
+            "green.",
+        ),
     ] = None,
     param: ParamOption = [],  # noqa: B006 - Typer's way to spell a repeatable option
     unplanned: UnplannedOption = False,
@@ -265,11 +288,13 @@ def plan(
             fail("--param: an evacuation plan gives each service its parameters")
         evacuation_cli.plan(runbook, from_region, to_region, unplanned, config, output)
         return
-    to_region = to_region or _other(runbook, from_region)
+    to_region = to_region or _other(runbook, from_region, "--to")
     kind: Kind = "unplanned" if unplanned else "planned"
-    inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind)
+    inp = resolved(runbook, from_region, to_region, param, "dry-run", identity(None), kind,
+                   config=config, quiet=output == OutputFormat.json)  # fmt: skip
     cfg = configured(inp, config)
     result = make_plan(inp, Clients(cfg))
+    result.target_choice = inp.target_choice
     result.other = _other_kind(runbook, kind)
     result.past_runs, result.past_median_s = _past_durations(cfg, inp.runbook)
     if output == OutputFormat.json:
@@ -352,12 +377,17 @@ def _other_kind(runbook: Path, kind: Kind) -> dict[str, str]:
     return out
 
 
-def _other(runbook: Path, region: str) -> str:
+def _other(runbook: Path, region: str, option: str = "") -> str:
+    """The runbook's other region; with more than two, `option` must name one (one line, exit
+    2) unless none is asked for (then the first other one)."""
     try:
         regions = load_file(runbook).regions
     except RunbookError:
         return region  # resolved() reports the runbook's problems
     others = [r for r in regions if r != region]
+    if option and len(others) > 1:
+        fail(f"{option}: runbook {runbook} has {len(regions)} regions ({', '.join(regions)}): "
+             f"name one{' or auto' if option == '--to' else ''}")  # fmt: skip
     return others[0] if others else region
 
 
@@ -403,7 +433,8 @@ def _start(
     configure("console", level=logging.WARNING)
     requester = identity(as_)
     cfg = load_config(config)
-    inp = resolved(runbook, from_region, to_region, params, mode, requester, kind, cfg)
+    inp = resolved(runbook, from_region, to_region, params, mode, requester, kind, cfg,
+                   quiet=output == OutputFormat.json)  # fmt: skip
     accounts_defined(inp, cfg)
     if auto_approve is not None:
         if not cfg.sandbox:
@@ -563,7 +594,7 @@ def recover(
     like a switch: live table, gates, rollback, report. Until it has run, a planned switch back
     to the region is refused."""
     mode: Mode = "dry-run" if dry_run else "failover"
-    target = to_region or _other(runbook, region)
+    target = to_region or _other(runbook, region, "--to (the region that took over)")
     _start(mode, runbook, region, target, param, as_, auto_approve, detach, config, output,
            "recovery", key)  # fmt: skip
 

@@ -29,7 +29,7 @@ from orchestrator.runbook.models import (
 )
 from orchestrator.runbook.modes import KINDS, Kind, select
 from orchestrator.runbook.problems import describe, dotted
-from orchestrator.runbook.templates import TemplateError, references
+from orchestrator.runbook.templates import EACH, REGION_LISTS, TemplateError, references
 
 Loc = tuple[str | int, ...]
 
@@ -168,7 +168,8 @@ def _check(rb: Runbook, out: _Collector) -> None:
             out.add((*loc, "id"), f"duplicate step id {step.id!r} (first at {first})")
         else:
             where[step.id] = loc
-    allowed_refs = {"from_region", "to_region", *(f"params.{p}" for p in rb.parameters)}
+    allowed_refs = {"from_region", "to_region", *REGION_LISTS,
+                    *(f"params.{p}" for p in rb.parameters)}  # fmt: skip
     deps: dict[str, list[str]] = {}
     for loc, step in located:
         deps.setdefault(step.id, [])
@@ -182,8 +183,9 @@ def _check(rb: Runbook, out: _Collector) -> None:
                         "cannot depend on it")  # fmt: skip
             else:
                 deps[step.id].append(dep)
-        _check_step(step, loc, allowed_refs, out)
-        _check_modes(step, loc, allowed_refs, out)
+        refs = _check_for_each(rb, step, loc, out, allowed_refs)
+        _check_step(step, loc, refs, out)
+        _check_modes(step, loc, refs, out)
     if rb.gameday is not None:
         _check_gameday(rb, rb.gameday, ("gameday",), allowed_refs, out)
     for name, gd in rb.gamedays.items():
@@ -245,6 +247,33 @@ def _check_step(
         else:
             _check_params(gtype, guard.params, (*loc, "guards", g, "params"), out)
     _check_refs({"params": step.params, "region": step.region}, loc, allowed_refs, out)
+
+
+def _check_for_each(
+    rb: Runbook, step: Step, loc: Loc, out: _Collector, allowed_refs: set[str]
+) -> set[str]:
+    """A repeated step names a region list (a template of one, or regions of the runbook);
+    the references its copies may use (`each` too)."""
+    if step.for_each is None:
+        return allowed_refs
+    at: Loc = (*loc, "for_each")
+    lists = ", ".join(f"${{{{ {n} }}}}" for n in REGION_LISTS)
+    if isinstance(step.for_each, list):
+        for i, region in enumerate(step.for_each):
+            if region not in rb.regions:
+                out.add((*at, i), f"{region!r} is not one of the runbook's regions "
+                        f"({', '.join(rb.regions)})")  # fmt: skip
+    else:
+        try:
+            refs = references(step.for_each)
+        except TemplateError as exc:
+            refs, problem = [], str(exc)
+        else:
+            problem = ""
+        whole = step.for_each.strip().startswith("${{") and step.for_each.strip().endswith("}}")
+        if problem or len(refs) != 1 or refs[0] not in REGION_LISTS or not whole:
+            out.add(at, problem or f"for_each takes a region list: {lists}, or regions written out")
+    return allowed_refs | {EACH}
 
 
 def _check_modes(step: Step, loc: Loc, allowed_refs: set[str], out: _Collector) -> None:

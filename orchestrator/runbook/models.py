@@ -118,6 +118,13 @@ class Step(_Strict):
     region: str | None = Field(
         default=None, description="Region scope; may be a template such as ${{ to_region }}."
     )
+    for_each: str | list[str] | None = Field(
+        default=None,
+        description="Repeat the step for each region of a list (`${{ others }}`, "
+        "`${{ survivors }}`, `${{ regions }}` or the regions written out): one copy per region, "
+        "id `ID-REGION`, the region as `${{ each }}`; none when the list is empty. A step "
+        "depending on this one depends on every copy.",
+    )
     account: str | None = Field(
         default=None,
         pattern=ID_PATTERN,

@@ -12,7 +12,7 @@ from activities import registry
 from activities.base import ParamsError, StepType
 from orchestrator.runbook.models import Action, Runbook, Step
 from orchestrator.runbook.modes import Kind, select
-from orchestrator.runbook.templates import TemplateError, render
+from orchestrator.runbook.templates import EACH, TemplateError, region_lists, render
 from orchestrator.runs import (
     ApprovalAuth,
     GuardSpec,
@@ -63,12 +63,12 @@ def resolve(
     chosen = select(rb, kind)
     if kind == "recovery" and not chosen.steps:
         raise ResolveError(f"runbook {rb.name!r} defers nothing to a failed region: no recovery")
-    steps = [plan_step(s, _where(rb, s), rb, context) for s in chosen.steps]
+    steps = plan_steps(chosen.steps, rb, context)
     if kind == "unplanned":
         _static_stability(steps, from_region)
     owed = [
         OwedStep(id=p.id, type=p.type, description=p.description)
-        for p in (plan_step(s, _where(rb, s), rb, context) for s in chosen.deferred)
+        for p in plan_steps(chosen.deferred, rb, context)
     ]
     reach = _reach(steps, from_region) if kind == "planned" else None
     return SwitchInput(
@@ -88,6 +88,50 @@ def resolve(
         approval_auth=approval_auth,
         signers=_signers(rb, signers or []) if approval_auth == "signed" else [],
     )
+
+
+def plan_steps(steps: list[Step], rb: Runbook, context: dict[str, Any]) -> list[PlannedStep]:
+    """Steps resolved in order, a `for_each` step as one copy per region of its list (id
+    `ID-REGION`, `${{ each }}` bound): a step depending on it depends on every copy, or, when
+    the list is empty, on what it depended on."""
+    copies: dict[str, list[tuple[str, str]]] = {}  # step id -> [(copy id, region)]
+    for s in steps:
+        if s.for_each is None:
+            continue
+        try:
+            items = s.for_each if isinstance(s.for_each, list) else render(s.for_each, context)
+        except TemplateError as exc:
+            raise ResolveError(f"{_where(rb, s)}.for_each: {exc}") from None
+        if not isinstance(items, list):
+            raise ResolveError(f"{_where(rb, s)}.for_each: {items!r} is not a list of regions")
+        copies[s.id] = [(f"{s.id}-{r}", str(r)) for r in items]
+    deps = {s.id: s.depends_on for s in steps}
+
+    def through(dep: str, seen: set[str]) -> list[str]:
+        if dep not in copies:
+            return [dep]
+        if copies[dep]:
+            return [cid for cid, _ in copies[dep]]
+        out: list[str] = []
+        for d in deps.get(dep, []):
+            if d not in seen:
+                seen.add(d)
+                out += through(d, seen)
+        return out
+
+    planned: list[PlannedStep] = []
+    for s in steps:
+        where = _where(rb, s)
+        depends = list(dict.fromkeys(d for dep in s.depends_on for d in through(dep, set())))
+        for cid, region in copies.get(s.id, [(s.id, "")]):
+            step = s.model_copy(update={"id": cid, "depends_on": depends})
+            ctx = {**context, EACH: region} if s.id in copies else context
+            planned.append(plan_step(step, where, rb, ctx))
+    ids = [p.id for p in planned]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ResolveError(f"step id {twice[0]!r} twice once for_each steps are repeated")
+    return planned
 
 
 def _signers(rb: Runbook, extra: list[Signer]) -> list[Signer]:
@@ -148,6 +192,7 @@ def context_for(rb: Runbook, from_region: str, to_region: str, given: dict[str, 
         known = ", ".join(sorted(rb.parameters)) or "none"
         raise ResolveError(f"--param {unknown[0]}: unknown parameter (runbook has: {known})")
     context: dict[str, Any] = {"from_region": from_region, "to_region": to_region}
+    context |= region_lists(rb.regions, from_region, to_region)
     for name, spec in rb.parameters.items():
         if name in given:
             context[f"params.{name}"] = given[name]

@@ -466,6 +466,8 @@ class Sandbox:
                 "--kube-port", str(ports[f"kube:{r}"]), "--app-port", str(ports[f"app:{r}"]),
                 "--control-port", str(ports[f"control:{r}"]),
                 "--peer-app", f"http://127.0.0.1:{ports[f'app:{peer}']}",
+                *(a for o in self.regions if o != r
+                  for a in ("--region-app", f"{o}=http://127.0.0.1:{ports[f'app:{o}']}")),
                 "--latency", latency, "--watch-history", str(self.watch_history), "--tag", MARKER,
                 "--kube-tls-port", str(ports[f"kubetls:{r}"]),
                 "--tls-cert", str(self._tls.cert), "--tls-key", str(self._tls.key),

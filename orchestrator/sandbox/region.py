@@ -53,9 +53,17 @@ class Region:
     """State of one region, shared by its Kubernetes API, its app and its control endpoints."""
 
     def __init__(
-        self, name: str, active: bool, peer: str, latency: LatencyModel, history: int = 5000
+        self,
+        name: str,
+        active: bool,
+        peer: str,
+        latency: LatencyModel,
+        history: int = 5000,
+        regions: tuple[str, ...] = (),
     ) -> None:
         self.name, self.active, self.peer = name, active, peer
+        #: Every region of the sandbox (this one and its peer at least), in its order.
+        self.regions = tuple(dict.fromkeys((*regions, name, peer)))
         self.history = history
         self.latency = latency
         self.faults = FaultBook()
@@ -76,6 +84,8 @@ class Region:
         self.replicated: dict[str, dict[str, Any]] = {}
         self.replication_lag = 0.0
         self.peer_app = ""
+        #: Every other region's app (replication pulls from the one the database follows).
+        self.apps: dict[str, str] = {}
         #: Who the secure port lets in: configuration, not state (a reset keeps it).
         self.auth = Authenticator()
         self._build()
@@ -85,7 +95,7 @@ class Region:
         self.store.registry.register(CNPG_CLUSTER)
         for rt in CHAOS_MESH:
             self.store.registry.register(rt)
-        k8s_seed.seed(self.store, self.name, self.active, self.peer)
+        k8s_seed.seed(self.store, self.name, self.active, self.peer, self.regions)
         self.controller = Controller(self.store, self.latency)
         self.controller.settle()
         self.api = KubeAPI(
@@ -229,20 +239,30 @@ class Region:
             }
         )
 
+    def _source_app(self) -> str:
+        """The app of the region whose database this one's follows (the CNPG `Cluster`'s
+        spec.replica.primary, `shop-db-<region>`), else the peer's."""
+        db = self.store.find(CNPG_CLUSTER, "shop", "shop-db")
+        primary = str((((db or {}).get("spec") or {}).get("replica") or {}).get("primary") or "")
+        region = primary.removeprefix(f"{k8s_seed.DB_CLUSTER}-")
+        return self.apps.get(region) or self.peer_app
+
     async def replicate(self) -> None:
-        """While this region's database is a replica, pull the peer's orders that are older
-        than the replication lag. A peer that does not answer replicates nothing: what it took
-        last is lost if it never comes back before a promotion here."""
+        """While this region's database is a replica, pull the orders of the region it follows
+        (the peer's with two regions) that are older than the replication lag. A primary that
+        does not answer replicates nothing: what it took last is lost if it never comes back
+        before a promotion here."""
         import aiohttp
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
             while True:
                 await asyncio.sleep(REPLICATION_INTERVAL)
-                if not self.peer_app or self._db_primary():
+                source = self._source_app()
+                if not source or self._db_primary():
                     continue
                 last = max((o["at"] for o in self.replicated.values()), default=-1.0)
                 with contextlib.suppress(Exception):
-                    async with http.get(f"{self.peer_app}/_orders", params={"after": last}) as r:
+                    async with http.get(f"{source}/_orders", params={"after": last}) as r:
                         data = await r.json()
                     horizon = time.time() - self.replication_lag
                     for order in data.get("accepted", []):
@@ -423,9 +443,12 @@ async def serve(
     kube_tls_port: int = 0,
     tls_cert: str = "",
     tls_key: str = "",
+    apps: dict[str, str] | None = None,
 ) -> None:
-    state = Region(region, active, peer, latency, history)
+    apps = dict(apps or {})
+    state = Region(region, active, peer, latency, history, (region, *apps))
     state.peer_app = peer_app
+    state.apps = apps
 
     control = web.Application()
     control.router.add_route("*", "/_sandbox/{path:.*}", state.admin)
@@ -518,6 +541,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
     parser.add_argument("--peer-app", default="", help="the peer region's app (replication)")
+    parser.add_argument(
+        "--region-app",
+        action="append",
+        default=[],
+        metavar="REGION=URL",
+        help="every other region's app, in the sandbox's order (replication "
+        "follows the region the database names as its primary)",
+    )
     parser.add_argument("--kube-tls-port", type=int, default=0, help="the secure port (HTTPS)")
     parser.add_argument("--tls-cert", default="", help="its certificate (PEM)")
     parser.add_argument("--tls-key", default="", help="its private key (PEM)")
@@ -526,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
     args = parser.parse_args(argv)
     latency = LatencyModel.model_validate(json.loads(args.latency))
+    apps = dict(item.split("=", 1) for item in args.region_app)
     asyncio.run(
         serve(
             args.region,
@@ -541,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
             args.kube_tls_port,
             args.tls_cert,
             args.tls_key,
+            apps,
         )
     )
 

@@ -1,12 +1,14 @@
 """Seed the demo topology of service "shop" on the sandbox's AWS server, through real boto3 calls.
 
-Active in the first region, standby in the second: Route 53 weighted and failover records with a
-health check per region (probing that region's shop app), an Aurora global cluster and an RDS
-instance with a cross-region read replica, an ALB per region with a weighted forward listener, an
-Auto Scaling group per region (reduced in the standby), SSM feature flags, Route 53 ARC routing
-controls with a safety rule (each region's control is the health check of its weighted `api`
-record: On in the active region only), a Global Accelerator with an endpoint group per region, and
-an EKS cluster per region (`shop-<region>`, served by that region's Kubernetes stand-in).
+Active in the first region, standby in each of the others (two regions by default, any number
+with `failover sandbox up --regions a,b,c`): Route 53 weighted and failover records with a health
+check per region (probing that region's shop app), an Aurora global cluster with a member per
+region and an RDS instance with a cross-region read replica in each standby, an ALB per region
+with a weighted forward listener, an Auto Scaling group per region (reduced in the standbys), SSM
+feature flags, Route 53 ARC routing controls with a safety rule (each region's control is the
+health check of its weighted `api` record: On in the active region only), a Global Accelerator
+with an endpoint group per region, and an EKS cluster per region (`shop-<region>`, served by that
+region's Kubernetes stand-in).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def client(endpoint: str, service: str, region: str) -> Any:
 
 def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[str, Any]:
     """Create the topology; returns the identifiers of what was created, per region."""
-    active, standby = regions[0], regions[1]
+    active, standbys = regions[0], regions[1:]
     topo: dict[str, Any] = {"zone": ZONE, "regions": {r: {} for r in regions}}
 
     # --- per-region compute, load balancing, flags
@@ -267,13 +269,14 @@ def seed(endpoint: str, regions: list[str], app_ports: dict[str, int]) -> dict[s
         MasterUsername="shop",
         ManageMasterUserPassword=True,
     )["DBInstance"]
-    client(endpoint, "rds", standby).create_db_instance_read_replica(
-        DBInstanceIdentifier="shop-db-replica",
-        SourceDBInstanceIdentifier=src["DBInstanceArn"],
-        DBInstanceClass="db.t3.micro",
-    )
     topo["regions"][active]["db_instance"] = "shop-db"
-    topo["regions"][standby]["db_instance"] = "shop-db-replica"
+    for standby in standbys:
+        client(endpoint, "rds", standby).create_db_instance_read_replica(
+            DBInstanceIdentifier="shop-db-replica",
+            SourceDBInstanceIdentifier=src["DBInstanceArn"],
+            DBInstanceClass="db.t3.micro",
+        )
+        topo["regions"][standby]["db_instance"] = "shop-db-replica"
 
     # --- Global Accelerator: one endpoint group per region, dial 100 active / 0 standby
     ga = client(endpoint, "globalaccelerator", "us-west-2")

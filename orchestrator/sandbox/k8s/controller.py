@@ -284,7 +284,9 @@ class Controller:
         timeline = int(status.get("timelineID") or 1)
         token = topology.get("promotionToken")
         if was_replica and not replica and token:
-            refused = _token_refusal(token, topology.get("source"))
+            # CloudNativePG checks the token against what this replica replayed: the sandbox,
+            # that it is a demotion token of its source or of the primary it followed last.
+            refused = _token_refusal(token, topology.get("source"), status.get("following"))
             if refused:
                 new = status | {"phase": f"Promotion refused: {refused}"}
                 self.store.set_status(rt, ns, name, new)
@@ -322,6 +324,8 @@ class Controller:
                 {"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": HEALTHY}
             ],
         }
+        if replica:  # the sandbox's own record: whose writes this replica replays
+            new["following"] = topology.get("primary") or topology.get("source")
         if replica and was_replica is False:
             new["demotionToken"] = _demotion_token(topology.get("self") or name, timeline)
         elif replica and status.get("demotionToken"):
@@ -336,16 +340,17 @@ def _demotion_token(cluster: str, timeline: int) -> str:
     return base64.b64encode(json.dumps(body).encode()).decode()
 
 
-def _token_refusal(token: str, source: str | None) -> str:
+def _token_refusal(token: str, source: str | None, following: str | None = None) -> str:
     """Why a promotion token is refused ("" if it is good): it must be a demotion token of the
-    cluster this replica replicates from."""
+    cluster this replica replicates from (its source, or the primary it followed last: with
+    three regions, a replica repointed to a new primary keeps its source)."""
     try:
         body = json.loads(base64.b64decode(token, validate=True))
     except (ValueError, TypeError):
         return "the promotion token is not a demotion token"
     if not isinstance(body, dict) or "lsn" not in body:
         return "the promotion token is not a demotion token"
-    if source and body.get("cluster") != source:
+    if source and body.get("cluster") not in (source, following):
         return f"the promotion token is {body.get('cluster')!r}'s, not {source!r}'s"
     return ""
 

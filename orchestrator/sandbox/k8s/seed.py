@@ -38,8 +38,11 @@ def _deployment(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def seed(store: Store, region: str, active: bool, peer: str) -> None:
-    """Create the region's objects (active: 3 replicas and the primary database)."""
+def seed(store: Store, region: str, active: bool, peer: str, regions: tuple[str, ...] = ()) -> None:
+    """Create the region's objects (active: 3 replicas and the primary database). A standby's
+    database follows its peer (the active region); every region of the sandbox is one of its
+    external clusters."""
+    members = tuple(dict.fromkeys((region, peer, *regions)))
     reg = store.registry
     ns_rt, node_rt = reg.by_kind("Namespace"), reg.by_kind("Node")
     cm_rt, secret_rt = reg.by_kind("ConfigMap"), reg.by_kind("Secret")
@@ -109,10 +112,7 @@ def seed(store: Store, region: str, active: bool, peer: str) -> None:
                     "primary": f"{DB_CLUSTER}-{region if active else peer}",
                     "source": f"{DB_CLUSTER}-{peer}",
                 },
-                "externalClusters": [
-                    {"name": f"{DB_CLUSTER}-{region}"},
-                    {"name": f"{DB_CLUSTER}-{peer}"},
-                ],
+                "externalClusters": [{"name": f"{DB_CLUSTER}-{r}"} for r in members],
             },
         },
     )
