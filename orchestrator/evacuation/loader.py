@@ -24,6 +24,7 @@ from orchestrator.runbook.loader import (
     RunbookError,
     _Collector,
     _Positions,
+    parse_yaml,
 )
 from orchestrator.runbook.loader import load_file as load_runbook
 from orchestrator.runbook.models import Runbook
@@ -71,14 +72,7 @@ def load_file(path: str | Path) -> LoadedPlan:
 
 def load_text(text: str, file: str = "<plan>", base: Path | None = None) -> LoadedPlan:
     """Parse and validate plan YAML; runbook paths are relative to `base` (default: cwd)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RunbookError([Problem(file, line, col, "", f"not valid YAML: {problem}")]) from None
+    node, data = parse_yaml(text, file)
     positions = _Positions(node)
     out = _Collector(file, positions)
     if not isinstance(data, dict):

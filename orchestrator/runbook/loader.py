@@ -117,17 +117,22 @@ def load_text(text: str, file: str = "<runbook>") -> Runbook:
     return check_text(text, file)[0]
 
 
-def check_text(text: str, file: str = "<runbook>") -> tuple[Runbook, list[Problem]]:
-    """Like `load_text`, with the runbook's warnings: what is valid but someone should know
-    (a game day that runs unattended), located like problems."""
+def parse_yaml(text: str, file: str) -> tuple[Any, Any]:
+    """The YAML's node tree (for positions) and its data; invalid YAML is a RunbookError
+    located at the parser's mark."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RunbookError([Problem(file, line, col, "", f"not valid YAML: {problem}")]) from None
+
+
+def check_text(text: str, file: str = "<runbook>") -> tuple[Runbook, list[Problem]]:
+    """Like `load_text`, with the runbook's warnings: what is valid but someone should know
+    (a game day that runs unattended), located like problems."""
+    node, data = parse_yaml(text, file)
     out = _Collector(file, _Positions(node))
     if not isinstance(data, dict):
         out.add((), "a runbook is a YAML mapping (apiVersion, kind, name, regions, steps, ...)")
