@@ -90,3 +90,13 @@ def _choose(names: list[str], workflow_id: str, run_id: str | None, prefix: str)
     if run_id:
         mine = [n for n in mine if n.startswith(f"{prefix}{stem(workflow_id, run_id)}")]
     return mine[-1] if mine else None
+
+
+def read_configured(store: Any, workflow_id: str, s3: Any = None) -> dict[str, Any] | None:
+    """The newest JSON report of a workflow id in the configured store (`config.reports`): its
+    S3 bucket (read with `s3`, a client in `store.s3_region`) when it names one, else its
+    directory (default: `default_directory()`)."""
+    if store.s3_bucket:
+        return read_json(workflow_id, s3=s3, bucket=store.s3_bucket, prefix=store.s3_prefix)
+    folder = Path(store.directory) if store.directory else None
+    return read_json(workflow_id, directory=folder)

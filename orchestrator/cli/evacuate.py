@@ -462,14 +462,14 @@ def report(ref: str, fmt: ReportFormat, out: Path | None, config: Path | None) -
 
 
 def _stored(cfg: Config, wid: str) -> evac_report.EvacuationReport | None:
-    store = cfg.reports
-    if store.s3_bucket:
-        s3 = Clients(cfg).aws("s3", store.s3_region or "us-east-1")
-        data = report_store.read_json(wid, s3=s3, bucket=store.s3_bucket, prefix=store.s3_prefix)
-    else:
-        folder = Path(store.directory) if store.directory else None
-        data = report_store.read_json(wid, directory=folder)
+    data = report_store.read_configured(cfg.reports, wid, stored_s3(cfg))
     return evac_report.EvacuationReport.model_validate(data) if data is not None else None
+
+
+def stored_s3(cfg: Config) -> Any:
+    """A client of the report bucket's region (None when reports are not in S3)."""
+    store = cfg.reports
+    return Clients(cfg).aws("s3", store.s3_region or "us-east-1") if store.s3_bucket else None
 
 
 def register(app: typer.Typer) -> None:

@@ -641,13 +641,7 @@ def watch(
 
 def _stored_report(cfg: configuration.Config, wid: str) -> report.Report | None:
     """The newest report of a workflow id in the configured store."""
-    store = cfg.reports
-    if store.s3_bucket:
-        s3 = Clients(cfg).aws("s3", store.s3_region or "us-east-1")
-        data = report_store.read_json(wid, s3=s3, bucket=store.s3_bucket, prefix=store.s3_prefix)
-    else:
-        folder = Path(store.directory) if store.directory else None
-        data = report_store.read_json(wid, directory=folder)
+    data = report_store.read_configured(cfg.reports, wid, evacuation_cli.stored_s3(cfg))
     return report.Report.model_validate(data) if data is not None else None
 
 
