@@ -25,6 +25,8 @@ tell it from AWS except by endpoint URL:
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import threading
 import time
@@ -32,11 +34,17 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import boto3
+import moto
+import moto.ec2.models.amis as moto_amis
+import moto.eks.models as moto_eks_models
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
+from moto.eks.exceptions import InvalidParameterException
 from moto.eks.models import Cluster as EKSCluster
 from moto.eks.models import EKSBackend
 from moto.rds.models import DBCluster, GlobalCluster, RDSBackend, rds_backends
@@ -489,6 +497,7 @@ def _set_fis_status(self: Any, value: str) -> None:
 
 # -------------------------------------------------------------------------------------- EKS
 _EKS_CREATE = EKSBackend.create_cluster
+AMIS_FILE = "ec2/resources/amis.json.gz"  # what moto_amis.AMIS was read from
 
 
 def eks_create_cluster(self: EKSBackend, *args: Any, **kwargs: Any) -> EKSCluster:
@@ -501,9 +510,29 @@ def eks_create_cluster(self: EKSBackend, *args: Any, **kwargs: Any) -> EKSCluste
     return cluster
 
 
+@functools.lru_cache(maxsize=1)
+def _partitions() -> frozenset[str]:
+    return frozenset(boto3.Session().get_available_partitions())
+
+
+def _validate_role_arn(arn: str) -> None:
+    """moto's check of an EKS role ARN, with botocore's partitions read once: moto reads its
+    endpoints file on every CreateCluster (a quarter of a second each)."""
+    match = re.match(r"arn:(?P<partition>.+):iam::(?P<account_id>[0-9]{12}):role/.+", arn or "")
+    if match is None or match.group("partition") not in _partitions():
+        raise InvalidParameterException(message=f"Invalid Role Arn: '{arn}'")
+
+
 def install() -> None:
     """Patch moto's handlers (idempotent; this process only)."""
     from moto.fis.models import Experiment
+
+    # EC2's image catalog is moto's default sample (moto_amis.AMIS, read when it was imported),
+    # not also its per-region "latest" lists, which moto skips when MOTO_AMIS_PATH is set: each
+    # region's backend would build a thousand images (volumes, snapshots) on its first request.
+    assert moto_amis.AMIS, "moto's default image catalog"
+    os.environ.setdefault("MOTO_AMIS_PATH", str(Path(moto.__file__).parent / AMIS_FILE))
+    moto_eks_models.validate_role_arn = _validate_role_arn
 
     Experiment.status = property(_fis_status, _set_fis_status)  # type: ignore[assignment,method-assign]
     GlobalCluster.failover_state = None  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ region's Kubernetes stand-in).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -31,8 +32,11 @@ def eks_cluster_name(region: str) -> str:
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
+@functools.lru_cache(maxsize=256)
 def client(endpoint: str, service: str, region: str) -> Any:
-    """A boto3 client for the sandbox (dummy credentials, endpoint override, validation on)."""
+    """A boto3 client for the sandbox (dummy credentials, endpoint override, validation on); made
+    once per endpoint, service and region (a reset seeds again through the same clients: making
+    one costs tens of milliseconds, boto3 clients are thread-safe)."""
     return boto3.client(
         service,
         region_name=region,
