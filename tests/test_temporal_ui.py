@@ -52,7 +52,12 @@ def _open_gates(env: SandboxEnv, wid: str) -> list[str]:
 
 
 def _status(env: SandboxEnv) -> dict[str, Any]:
-    return dict(json.loads(failover(env, "status", "noop-drill", "-o", "json").stdout))
+    """The drill's status, asked in this process (polled: an interpreter per poll costs more CPU
+    than the rest of the test); only outside the browser's block (that runs an event loop)."""
+    from tests.cli import failover as in_process
+
+    asked = in_process(env, "status", "noop-drill", "-o", "json")  # exit 5 until the worker polls
+    return dict(json.loads(asked.stdout)) if asked.returncode == 0 else {"state": "STARTING"}
 
 
 def wait_for_text(page: Page, needles: list[str], timeout: float = 30.0) -> None:
@@ -63,24 +68,39 @@ def wait_for_text(page: Page, needles: list[str], timeout: float = 30.0) -> None
         page.wait_for_timeout(250)
 
 
-def send_update(page: Page, name: str, payload: dict[str, str], shot: Path) -> str:
-    """Open 'Send an Update', pick the handler, type the JSON payload, submit; returns the
-    dialog's text afterwards ('' when it closed: the Update was accepted)."""
-    page.get_by_role("button", name="More Actions").click()
-    page.get_by_role("menuitem", name="Send an Update").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_role("button", name="Select an Update").click()
-    page.get_by_role("option").filter(has_text=f"{name}\n").first.click()
-    editor = dialog.locator(".cm-content")
-    editor.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.insert_text(json.dumps(payload))  # as pasted (typing a token takes ~20 s)
-    # UI 2.54 sends nothing without an Update ID, although the field says optional.
-    dialog.get_by_role("button", name="Random UUID").click()
-    dialog.get_by_role("button", name="Submit").click()
-    page.wait_for_timeout(2500)
-    page.screenshot(path=str(shot))
-    return dialog.inner_text() if dialog.is_visible() else ""
+class UpdateDialog:
+    """The UI's 'Send an Update' dialog, opened once for a handler; each `send` types a payload
+    and submits it, then waits for the outcome: the dialog closes (accepted) or shows the
+    expected refusal (it stays open for the next payload)."""
+
+    def __init__(self, page: Page, name: str) -> None:
+        self.page = page
+        page.get_by_role("button", name="More Actions").click()
+        page.get_by_role("menuitem", name="Send an Update").click()
+        self.dialog = page.get_by_role("dialog")
+        self.dialog.get_by_role("button", name="Select an Update").click()
+        page.get_by_role("option").filter(has_text=f"{name}\n").first.click()
+
+    def send(self, payload: dict[str, str], shot: Path, refused: str | None = None) -> str:
+        """Submit `payload`; returns the dialog's text once it shows `refused`, or '' once it
+        has closed (the Update was accepted). Whatever it shows after 30 s is returned."""
+        editor = self.dialog.get_by_role("textbox", name="Data")  # (a refusal adds a trace box)
+        editor.click()
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.insert_text(json.dumps(payload))  # as pasted (typing takes ~20 s)
+        # UI 2.54 sends nothing without an Update ID, although the field says optional.
+        self.dialog.get_by_role("button", name="Random UUID").click()
+        self.dialog.get_by_role("button", name="Submit").click()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not self.dialog.is_visible():
+                break
+            said = self.dialog.inner_text()
+            if refused is not None and refused in said:
+                break
+            self.page.wait_for_timeout(100)
+        self.page.screenshot(path=str(shot))
+        return self.dialog.inner_text() if self.dialog.is_visible() else ""
 
 
 def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None:
@@ -106,17 +126,14 @@ def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None
             # Update to send and its JSON payload.
             wait_for_text(page, ["Gate", "is open", "Send Update", "YOUR-NAME"])
             page.screenshot(path=str(ARTIFACTS / "ui-open-gate.png"), full_page=True)
-            refused = send_update(page, "approve", {"approver": "alice", "comment": "mine"},
-                                  ARTIFACTS / "ui-self-approval-refused.png")  # fmt: skip
-            assert "alice requested this switch and cannot approve it (two-person rule)" in refused
-            page.goto(url, wait_until="load")
-            accepted = send_update(
-                page,
-                "approve",
-                {"approver": "bob", "comment": "approved from the Temporal UI"},
-                ARTIFACTS / "ui-approved.png",
-            )
-            assert "two-person" not in accepted
+            dialog = UpdateDialog(page, "approve")
+            self_approval = "alice requested this switch and cannot approve it (two-person rule)"
+            refused = dialog.send({"approver": "alice", "comment": "mine"},
+                                  ARTIFACTS / "ui-self-approval-refused.png", self_approval)  # fmt: skip
+            assert self_approval in refused
+            accepted = dialog.send({"approver": "bob", "comment": "approved from the Temporal UI"},
+                                   ARTIFACTS / "ui-approved.png")  # fmt: skip
+            assert accepted == ""
             browser.close()
         watched = failover(env, "watch", run["workflow_id"], "-o", "json")
         assert watched.returncode == 0, watched.stderr
@@ -195,26 +212,24 @@ def test_signed_approval_from_the_temporal_web_ui(
             wait_for_text(page, ["Gate", "is open", "Decisions are signed", "--print-token",
                                  f"failover approve {wid} --gate first"])  # fmt: skip
             page.screenshot(path=str(ARTIFACTS / "ui-signed-open-gate.png"), full_page=True)
+            dialog = UpdateDialog(page, "approve")
             for i, (payload, reason) in enumerate(refusals):
-                page.goto(url, wait_until="load")
-                said = send_update(page, "approve", payload,
-                                   ARTIFACTS / f"ui-signed-refused-{i}.png")  # fmt: skip
+                said = dialog.send(payload, ARTIFACTS / f"ui-signed-refused-{i}.png", reason)
                 assert reason in said, said
-            page.goto(url, wait_until="load")
             accepted = {"approver": "bob", "gate": "first", "comment": "checked the plan",
                         "signature": good}  # fmt: skip
-            said = send_update(page, "approve", accepted, ARTIFACTS / "ui-signed-approved.png")
-            assert "refused" not in said and "signed" not in said, said
+            said = dialog.send(accepted, ARTIFACTS / "ui-signed-approved.png")
+            assert said == "", said
             deadline = time.monotonic() + 60  # (no asyncio in here: the real entry point)
             while _open_gates(env, wid) != ["second"]:
                 assert time.monotonic() < deadline, "gate second did not open"
-            page.goto(url, wait_until="load")
-            said = send_update(page, "approve", {**accepted, "gate": "second"},
-                               ARTIFACTS / "ui-signed-replay-refused.png")  # fmt: skip
-            assert "replayed: this signed decision was already used in this run" in said, said
-            page.goto(url, wait_until="load")
-            said = send_update(page, "approve", carols, ARTIFACTS / "ui-signed-second.png")
-            assert "signed" not in said, said
+            replayed = "replayed: this signed decision was already used in this run"
+            dialog = UpdateDialog(page, "approve")
+            said = dialog.send({**accepted, "gate": "second"},
+                               ARTIFACTS / "ui-signed-replay-refused.png", replayed)  # fmt: skip
+            assert replayed in said, said
+            said = dialog.send(carols, ARTIFACTS / "ui-signed-second.png")
+            assert said == "", said
             browser.close()
         watched = in_process(env, "watch", wid, "-o", "json")
         assert watched.returncode == 0, watched.stderr
