@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
+from activities.attempts import AttemptLocks
 from activities.base import Change, Check, StepContext, StepParams, StepType, poll_pause
 from activities.clients import Clients
 from activities.errors import StepError, classify
@@ -49,6 +51,7 @@ class StepActivities:
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
+        self.attempts = AttemptLocks()
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker's registration."""
@@ -204,6 +207,7 @@ class _Running:
     def __init__(self, owner: StepActivities, call: StepCall, phase: str) -> None:
         self.owner, self.call, self.phase = owner, call, phase
         self.heart: Heartbeater | None = None
+        self.held = ExitStack()
         self.log = log.bind(
             run_id=call.run_id,
             step_id=call.step.id,
@@ -219,14 +223,22 @@ class _Running:
             stype, params = registry.bind(self.call.step.type, self.call.step.params)
         except StepError as exc:
             raise _failure(exc, self.phase) from None
-        self.heart = Heartbeater().__enter__()
-        ctx = self.owner.context(self.call, self.heart.beat, _deadline())
+        deadline = _deadline()
+        with ExitStack() as held:
+            self.heart = held.enter_context(Heartbeater())
+            info = activity.info()
+            key = (info.workflow_id or "", info.workflow_run_id or "", info.activity_id)
+            try:
+                held.enter_context(self.owner.attempts.one_at_a_time(key, deadline))
+            except StepError as exc:
+                raise _failure(exc, self.phase) from None
+            self.held = held.pop_all()
+        ctx = self.owner.context(self.call, self.heart.beat, deadline)
         self.log.info("step activity started")
         return stype, params, ctx
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        assert self.heart is not None
-        self.heart.__exit__(exc_type, exc, tb)
+        self.held.__exit__(exc_type, exc, tb)
         if exc is None:
             self.log.info("step activity done")
             return
