@@ -47,6 +47,7 @@ from orchestrator.sandbox.k8s.store import Store
 from orchestrator.sandbox.latency import LatencyModel
 
 REPLICATION_INTERVAL = 0.1  # seconds between two pulls of the peer's orders
+IDLE_RESYNC = 1.0  # seconds between two reconciles when no change is in progress
 
 
 class Region:
@@ -511,11 +512,21 @@ async def serve(
         flush=True,
     )
 
+    busy = asyncio.Event()
+    state.controller.on_busy = busy.set  # (the API's requests reconcile on this loop too)
+
     async def control_loop() -> None:
+        """Tick while a change is in progress; otherwise wait for a write to start one (and
+        tick now and then all the same, as a real controller resyncs)."""
         while True:
             with contextlib.suppress(Exception):
                 state.controller.reconcile()
-            await asyncio.sleep(state.controller.interval)
+            if state.controller.busy:
+                await asyncio.sleep(state.controller.interval)
+                continue
+            busy.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(busy.wait(), timeout=IDLE_RESYNC)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.runbook.durations import parse_duration
@@ -35,12 +36,18 @@ HEALTHY = "Cluster in healthy state"
 
 
 class Controller:
-    """Reconciles the store every `interval` seconds."""
+    """Reconciles the store every `interval` seconds while a change is in progress (a rollout,
+    a job, a promotion, a chaos experiment not yet over); when none is, its loop waits for the
+    next write (`busy` and `on_busy`) instead of walking every object twenty times a second."""
 
     def __init__(self, store: Store, latency: LatencyModel, interval: float = 0.05) -> None:
         self.store = store
         self.latency = latency
         self.interval = interval
+        #: Whether the last reconcile left a change in progress (its state depends on time).
+        self.busy = False
+        #: Called when a reconcile leaves a change in progress (wakes the controller's loop).
+        self.on_busy: Callable[[], None] | None = None
         # (kind, ns, name) -> (generation or spec key, time the change was seen)
         self._seen: dict[tuple[str, str, str], tuple[Any, float]] = {}
         self._instant = False
@@ -67,7 +74,18 @@ class Controller:
             return 0.0
         return time.monotonic() - seen[1]
 
+    def _until(self, elapsed: float, duration: float) -> None:
+        """A change `elapsed` seconds into its `duration`: in progress until then."""
+        if elapsed < duration:
+            self.busy = True
+
     def reconcile(self) -> None:
+        self.busy = False
+        self._reconcile()
+        if self.busy and self.on_busy is not None:
+            self.on_busy()
+
+    def _reconcile(self) -> None:
         for kind in ("Deployment", "StatefulSet"):
             rt = self._types(kind)
             if rt:
@@ -97,6 +115,8 @@ class Controller:
         before = int(status.get("readyReplicas") or 0)
         elapsed = self._since(key, (gen, desired))
         duration = self.latency.seconds("rollout_ready")
+        if desired > before:
+            self._until(elapsed, duration)
         if desired <= before or duration <= 0 or elapsed >= duration:
             ready = desired
         else:
@@ -222,6 +242,7 @@ class Controller:
         )
         annotations.update(meta.get("annotations") or {})
         elapsed = self._since(("Job", ns, name), meta["uid"])
+        self._until(elapsed, self.latency.seconds("job_run"))
         if elapsed < self.latency.seconds("job_run"):
             self.store.set_status(
                 rt, ns, name, {"active": 1, "startTime": status.get("startTime") or now_rfc3339()}
@@ -265,8 +286,10 @@ class Controller:
         elapsed = self._since((rt.kind, meta["namespace"], meta["name"]), meta.get("uid"))
         duration = spec.get("duration")
         over = False
+        self._until(elapsed, self.latency.seconds("chaos_injection"))
         if duration:
             with contextlib.suppress(ValueError):
+                self._until(elapsed, parse_duration(duration).total_seconds())
                 over = elapsed >= parse_duration(duration).total_seconds()
         injected = elapsed >= self.latency.seconds("chaos_injection") and not over
         self.store.set_status(rt, meta["namespace"], meta["name"], _chaos_status(injected, over))
@@ -292,6 +315,8 @@ class Controller:
                 self.store.set_status(rt, ns, name, new)
                 return
         elapsed = self._since(("Cluster", ns, name), replica)
+        if was_replica is not None and was_replica != replica:
+            self._until(elapsed, self.latency.seconds("cnpg_promotion"))
         instances = int(spec.get("instances", 1))
         if (
             was_replica is not None
