@@ -1,21 +1,38 @@
-"""Evacuation benchmark: an evacuation's RTO next to the lower bound its plan allows.
+"""Evacuation benchmark: N services of real step types on the sandbox, their RTO against the
+lower bound the latency model allows, against running them one after another, and what it costs.
 
-    .venv/bin/python -m bench.evacuation [--services 10,40] [--max-parallel 4] [--work 1s]
-                                         [--seed 1] [--json FILE]
+    .venv/bin/python -m bench.evacuation [--services 50,100,200] [--max-parallel 25]
+        [--time-scale 0.1] [--sequential-services N] [--seed 1] [--json FILE] [--quick]
 
-A local Temporal dev server (in memory) and an in-process worker. For each size N, a plan of N
-services, all running one `noop` runbook (no cloud call: what is measured is the orchestration)
-for a seeded random time between 0.5 and 1.5 x `--work`, laid out in levels of about sqrt(N)
-services where each service depends on one or two of the level before; `max_parallel` as given.
+A sandbox of its own (free ports, a temporary home, the latency model at `--time-scale`), with
+its worker (`failover worker`, the product's, in its own process: its memory and CPU are
+measured). The plan (`bench/evac_plan.py`): N services, each its own runbook of about 10 steps
+over resources of its own (Route 53 weighted and failover records, a Deployment and a ConfigMap
+per region, SSM parameters, an ALB or an Auto Scaling group per region), in 4 tiers, each service
+depending on one or two of the tier before; `--max-parallel` services at once.
 
-Measured (from the children's own progress, as the report computes them):
-- RTO: the first step of any service to the last service done;
-- the lower bound: max(the longest dependency chain of the services' own switch durations,
-  the sum of those durations / max_parallel): no scheduler can do better with these switches;
-- the ideal schedule: those switches scheduled as the workflow does (plan order, max_parallel)
-  with no overhead at all; RTO / ideal is what the orchestration costs;
-- the child start lag (the parent starts a switch -> the switch runs) and end lag (the switch
-  ended -> the parent knows: its report and last notifications are written first), medians.
+For each size, from a fresh sandbox (reset, every service's resources created, the worker
+restarted and its clients warm), one evacuation us-east-1 -> us-west-2 (a drill); measured:
+- RTO (the report's: first step of any service to the last service's traffic on the target)
+  against its lower bound: the longest chain of modelled latencies through the plan's
+  dependencies (service to service, step to step), or the services' own bounds / max_parallel
+  when that is larger (`bound by` says which); the ideal schedule (no overhead at all);
+- the worker's peak RSS (VmHWM: the process's peak) and its CPU time during the evacuation;
+- the largest workflow history: the evacuation's and its largest switch's (events, bytes).
+Then, on `--sequential-services` services (default: the largest size), from a fresh sandbox
+each: the same plan with max_parallel 1 (the engine, service after service), and a plain
+sequential Python script that makes the same boto3 and Kubernetes calls and waits for the same
+conditions (`bench/evac_world.py`); the speed-up is script time / parallel RTO at that size. If
+`--sequential-services` is smaller than the largest size, the script's time for the largest
+size is extrapolated (x N / n, as printed: labelled "extrapolated").
+
+Two product limits met at these sizes, worked around here and printed: an evacuation holds
+leases on every resource its services write, as one search attribute of at most 2 KB, 127 keys
+(`orchestrator.leases.MAX_KEYS` says 140, which the server refuses past 127): a plan that writes
+more is started without the evacuation's own lease (each service's switch still holds its own);
+and the evacuation's input (every service's switch and switch back) passes Temporal's
+default 2 MB payload limit near 190 services of 10 steps: the sandbox's Temporal runs with that
+limit raised to 16 MB (`limit.blobSize.error`), and each row says whether its input is over 2 MB.
 """
 
 from __future__ import annotations
@@ -23,185 +40,400 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import math
 import os
-import random
-import shutil
+import signal
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
-from orchestrator import search_attributes
-from orchestrator.config import Config
-from orchestrator.evacuation import client as evacuation
+from bench import evac_plan, evac_world
+from orchestrator import leases
 from orchestrator.evacuation.loader import load_file
-from orchestrator.evacuation.report import build
-from orchestrator.evacuation.resolve import resolve_evacuation
-from orchestrator.evacuation.rules import predecessors
-from orchestrator.evacuation.runs import EvacState, EvacuationProgress
-from orchestrator.logs import configure
-from orchestrator.runbook import graph
-from orchestrator.worker import build_worker, executor
+from orchestrator.evacuation.resolve import resolve_evacuation, resources
+from orchestrator.evacuation.runs import EvacState, EvacuationInput, EvacuationProgress
+from orchestrator.sandbox.latency import LatencyModel
+from orchestrator.sandbox.manager import Sandbox, SandboxEnv, pid_alive
 
-RUNBOOK = {
-    "apiVersion": "failover.dev/v1",
-    "kind": "Runbook",
-    "name": "bench-noop",
-    "regions": ["us-east-1", "us-west-2"],
-    "parameters": {"work": {"default": "1s"}},
-    "steps": [{"id": "work", "type": "noop", "params": {"duration": "${{ params.work }}"}}],
-}
+FROM, TO = evac_plan.REGIONS
+#: Temporal's default limit of one payload (the dev server's and Temporal Cloud's).
+TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024
+RAISED_PAYLOAD_LIMIT = 16 * 1024 * 1024
+#: Temporal's limit of one search attribute's value (`limit.searchAttributeSize`), in bytes.
+SEARCH_ATTRIBUTE_LIMIT = 2048
+DEFAULT_SIZES = "50,100,200"
+QUICK = {"services": "10", "time_scale": 0.02}
 
 
-def layout(n: int, work_s: float, seed: int) -> list[dict[str, Any]]:
-    """N services in levels of about sqrt(N); each depends on one or two of the level before."""
-    rng = random.Random(seed)
-    width = max(1, round(math.sqrt(n)))
-    services: list[dict[str, Any]] = []
-    for i in range(n):
-        level = i // width
-        before = [s["name"] for s in services if s["level"] == level - 1]
-        deps = sorted(rng.sample(before, min(len(before), rng.choice((1, 2))))) if before else []
-        work = round(work_s * rng.uniform(0.5, 1.5), 2)
-        services.append({"name": f"s{i:03d}", "level": level, "depends_on": deps, "work": work})
-    return services
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def write(folder: Path, services: list[dict[str, Any]], max_parallel: int) -> Path:
-    (folder / "bench-noop.yaml").write_text(yaml.safe_dump(RUNBOOK, sort_keys=False))
-    plan = {
-        "apiVersion": "failover.dev/v1",
-        "kind": "Evacuation",
-        "name": f"bench-{len(services)}",
-        "max_parallel": max_parallel,
-        "services": [
-            {"name": s["name"], "runbook": "bench-noop.yaml", "depends_on": s["depends_on"],
-             "params": {"work": f"{s['work']}s"}}
-            for s in services
-        ],
-    }  # fmt: skip
-    path = folder / f"bench-{len(services)}.yaml"
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    return path
+class BenchSandbox(Sandbox):
+    """The sandbox, with Temporal's payload limit raised (see the module's docstring)."""
+
+    def _plan(self, ports: dict[str, int]) -> list[tuple[str, list[str], dict[str, int]]]:
+        plan = super()._plan(ports)
+        for name, argv, _ in plan:
+            if name == "temporal":
+                for key in ("limit.blobSize.error", "limit.blobSize.warn"):
+                    argv += ["--dynamic-config-value", f"{key}={RAISED_PAYLOAD_LIMIT}"]
+        return plan
+
+    def worker_pid(self) -> int:
+        env = self.load_env()
+        assert env is not None and "worker" in env.components
+        return env.components["worker"].pid
+
+    def restart_worker(self) -> SandboxEnv:
+        """A new worker process (a fresh peak RSS), once its clients are warm."""
+        env = self.load_env()
+        assert env is not None
+        old = env.components.get("worker")
+        if old is not None and pid_alive(old.pid):
+            os.killpg(old.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while pid_alive(old.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        env = self.up()
+        worker_log = Path(env.components["worker"].log)
+        deadline = time.monotonic() + 60
+        while "clients warmed" not in worker_log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker's clients were not warm after 60 s ({worker_log})")
+            time.sleep(0.1)
+        return env
 
 
-def ideal(took: dict[str, float], preds: dict[str, list[str]], max_parallel: int) -> float:
-    """The same switches scheduled with no overhead at all: each service starts the moment its
-    predecessors have ended and a place is free (in plan order, as the workflow picks)."""
-    order = list(took)
-    ended: dict[str, float] = {}
-    running: dict[str, float] = {}  # name -> end time
-    now = 0.0
-    while len(ended) < len(order):
-        for name in order:
-            if name in ended or name in running or len(running) >= max_parallel:
-                continue
-            if all(p in ended for p in preds[name]):
-                running[name] = now + took[name]
-        name, now = min(running.items(), key=lambda kv: kv[1])
-        ended[name] = running.pop(name)
-    return max(ended.values())
+# ------------------------------------------------------------------------- process figures
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(p: EvacuationProgress, max_parallel: int) -> dict[str, Any]:
-    if p.state != EvacState.SUCCEEDED:
-        raise SystemExit(f"{p.plan}: {p.state.value}: {p.reason}")
-    r = build(p, "bench")
-    took, start_lag, end_lag = {}, [], []
-    for s in p.services:
-        c = s.result
-        assert c is not None and c.ended_at is not None and s.started_at and s.ended_at
-        took[s.name] = (c.ended_at - c.started_at).total_seconds()
-        start_lag.append((c.started_at - s.started_at).total_seconds())
-        end_lag.append((s.ended_at - c.ended_at).total_seconds())
-    preds = predecessors(p.services)
-    _, chain_s = graph.critical_path(preds, took)
-    slots_s = sum(took.values()) / max_parallel
-    best = ideal(took, preds, max_parallel)
-    rto = r.rto_s or 0.0
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+# ------------------------------------------------------------------------------------ runs
+def generate(
+    folder: Path, n: int, max_parallel: int, seed: int, name: str | None = None
+) -> EvacuationInput:
+    """The plan of n services written and loaded by the normal loaders, then resolved."""
+    path = evac_plan.write(folder, evac_plan.layout(n, seed), max_parallel, name)
+    return resolve_evacuation(load_file(path), FROM, TO, requester="bench")
+
+
+def lease_fits(names: list[str]) -> bool:
+    """Whether the evacuation's lease fits: the product's limit (`leases.MAX_KEYS`), and the
+    server's: a search attribute's value (its JSON) is at most 2,048 bytes, 127 keys (the
+    product's 140 is too many: 128 to 140 keys are refused by the server at start)."""
+    if len(names) > leases.MAX_KEYS:
+        return False
+    keys = sorted(leases.keyed(names))
+    return len(json.dumps(keys, separators=(",", ":"))) <= SEARCH_ATTRIBUTE_LIMIT
+
+
+async def start(client: Any, inp: EvacuationInput, queue: str, wid: str) -> tuple[Any, bool]:
+    """Start the evacuation as `failover evacuate` does; one that writes more than a run may
+    hold is started without the evacuation's own lease (its switches hold theirs). Returns the
+    handle and whether the evacuation holds its lease."""
+    from orchestrator.evacuation import client as evacuation
+    from workflows.evacuation import EvacuationWorkflow
+
+    if lease_fits(resources(inp, wid)):
+        return await evacuation.start(client, inp, queue, workflow_id_override=wid), True
+    inp = evacuation.with_leases(inp, wid)
+    h = await client.start_workflow(
+        EvacuationWorkflow.run,
+        inp,
+        id=wid,
+        task_queue=queue,
+        search_attributes=evacuation.attributes(inp),
+        static_summary=evacuation.summary(inp),
+    )
+    return h, False
+
+
+async def history_size(client: Any, wid: str) -> dict[str, Any]:
+    history = await client.get_workflow_handle(wid).fetch_history()
     return {
-        "services": len(p.services),
-        "max_parallel": max_parallel,
-        "rto_s": rto,
-        "evacuation_s": r.rto_total_s,
-        "lower_bound_s": round(max(chain_s, slots_s), 2),
-        "bound_by": "dependencies" if chain_s >= slots_s else "slots",
-        "ideal_schedule_s": round(best, 2),
-        "rto_over_bound": round(rto / max(chain_s, slots_s), 2),
-        "rto_over_ideal": round(rto / best, 2),
-        "critical_path_taken": len(r.critical_path),
-        "switch_s_median": round(statistics.median(took.values()), 2),
-        "child_start_lag_ms_median": round(statistics.median(start_lag) * 1000),
-        "child_end_lag_ms_median": round(statistics.median(end_lag) * 1000),
+        "workflow_id": wid,
+        "events": len(history.events),
+        "bytes": sum(e.ByteSize() for e in history.events),
     }
 
 
-async def run(
-    sizes: list[int], max_parallel: int, work_s: float, seed: int
-) -> list[dict[str, Any]]:
-    temporal = str(Path(sys.executable).parent / "temporal")
-    if not Path(temporal).exists():
-        temporal = shutil.which("temporal") or temporal
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal,
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_log_level="error",
+async def evacuate(
+    env: SandboxEnv, inp: EvacuationInput, worker_pid: int
+) -> tuple[EvacuationProgress, dict[str, Any]]:
+    """Run one evacuation on the sandbox's worker; its progress and the run's figures."""
+    from orchestrator.client import connect
+    from orchestrator.config import from_sandbox
+
+    config = from_sandbox(env)
+    client = await connect(config.temporal)
+    wid = f"evacuation-{inp.plan}-{uuid.uuid4().hex[:6]}"
+    cpu0, mem0 = cpu_seconds(worker_pid), memory_mb(worker_pid)
+    t0 = time.monotonic()
+    h, leased = await start(client, inp, config.temporal.task_queue, wid)
+    p: EvacuationProgress = await h.result()
+    wall = time.monotonic() - t0
+    cpu = cpu_seconds(worker_pid) - cpu0
+    mem = memory_mb(worker_pid)
+    if p.state != EvacState.SUCCEEDED:
+        bad = [f"{s.name}: {s.state.value} {s.reason}" for s in p.services if s.reason][:3]
+        raise SystemExit(f"{p.plan}: {p.state.value}: {p.reason} ({'; '.join(bad)})")
+    parent = await history_size(client, wid)
+    children = await asyncio.gather(
+        *(history_size(client, s.workflow_id) for s in p.services if s.workflow_id)
     )
-    rows = []
-    async with env:
-        await search_attributes.register(env.client, env.client.namespace)
-        queue = "bench"
-        folder = Path(tempfile.mkdtemp(prefix="bench-evacuation-"))
-        os.environ["FAILOVER_REPORTS"] = str(folder / "reports")  # the runs write their reports
-        with executor() as pool:
-            async with build_worker(env.client, Config(), pool, queue):
-                for n in sizes:
-                    path = write(folder, layout(n, work_s, seed), max_parallel)
-                    inp = resolve_evacuation(load_file(path), "us-east-1", "us-west-2",
-                                             requester="bench")  # fmt: skip
-                    wid = f"evacuation-bench-{n}-{uuid.uuid4().hex[:6]}"
-                    h = await evacuation.start(env.client, inp, queue, workflow_id_override=wid)
-                    row = measure(await h.result(), max_parallel)
-                    print(json.dumps(row), file=sys.stderr, flush=True)
-                    rows.append(row)
-    return rows
+    largest = max(children, key=lambda c: c["bytes"])
+    figures = {
+        "wall_s": round(wall, 2),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+        "evacuation_lease": leased,
+        "worker_cpu_s": round(cpu, 1),
+        "worker_rss_before_mb": mem0.get("VmRSS"),
+        "worker_peak_rss_mb": mem.get("VmHWM"),
+        "history_evacuation": parent,
+        "history_largest_switch": largest,
+    }
+    return p, figures
 
 
-def main() -> None:
+def measure(
+    p: EvacuationProgress, bound: evac_plan.EvacuationBound, inp: EvacuationInput
+) -> dict[str, Any]:
+    """The RTO against its bounds, and the children's start and end lags."""
+    from orchestrator.evacuation.report import build
+
+    r = build(p, "bench")
+    rto = r.rto_s or 0.0
+    start_lag, end_lag = [], []
+    for s in p.services:
+        c = s.result
+        if c is not None and c.started_at and c.ended_at and s.started_at and s.ended_at:
+            start_lag.append((c.started_at - s.started_at).total_seconds())
+            end_lag.append((s.ended_at - c.ended_at).total_seconds())
+    size = len(inp.model_dump_json())
+    return {
+        "services": len(p.services),
+        "steps": sum(len(s.switch.steps) for s in inp.services),
+        "max_parallel": inp.max_parallel,
+        "rto_s": round(rto, 2),
+        "evacuation_s": r.rto_total_s,
+        "lower_bound_s": round(bound.seconds, 2),
+        "bound_by": bound.bound_by,
+        "dependency_bound_s": round(bound.chain.seconds, 2),
+        "slot_bound_s": round(bound.slots_s, 2),
+        "ideal_schedule_s": round(bound.ideal_s, 2),
+        "rto_over_bound": round(rto / bound.seconds, 3) if bound.seconds else None,
+        "rto_over_ideal": round(rto / bound.ideal_s, 3) if bound.ideal_s else None,
+        "chain": bound.services_on_chain,
+        "critical_path_taken": [n.name for n in r.critical_path],
+        "child_start_lag_ms_median": round(statistics.median(start_lag) * 1000),
+        "child_end_lag_ms_median": round(statistics.median(end_lag) * 1000),
+        "input_bytes": size,
+        "input_over_2mb": size > TEMPORAL_PAYLOAD_LIMIT,
+    }
+
+
+def fresh(box: BenchSandbox, world_of: dict[str, Any], services: list[Any], worker: bool) -> Any:
+    """The sandbox reset, these services' resources created, the worker restarted (if asked)."""
+    t0 = time.monotonic()
+    env = box.reset()
+    world = evac_world.World(env)
+    world_of["world"] = world
+    evac_world.seed(world, services, lambda m: log(f"  seeding {len(services)}: {m}"))
+    if worker:
+        env = box.restart_worker()
+    log(f"  fresh sandbox in {time.monotonic() - t0:.1f}s")
+    return env
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = [int(x) for x in str(args.services).split(",")]
+    seq_n = max(sizes) if args.sequential_services is None else args.sequential_services
+    model = LatencyModel(time_scale=args.time_scale)
+    folder = Path(tempfile.mkdtemp(prefix="bench-evacuation-"))
+    os.environ["FAILOVER_REPORTS"] = str(folder / "reports")  # the worker writes reports there
+    box = BenchSandbox(home=folder / "sandbox", latency=model, free_ports=True, worker=True)
+    rows: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"time_scale": args.time_scale, "max_parallel": args.max_parallel,
+                              "seed": args.seed, "sizes": rows}  # fmt: skip
+    holder: dict[str, Any] = {}
+    log(f"sandbox in {folder / 'sandbox'} (time scale {args.time_scale:g})")
+    box.up()
+    try:
+        for n in sizes:
+            log(f"{n} services, max_parallel {args.max_parallel}")
+            inp = generate(folder / "plans", n, args.max_parallel, args.seed)
+            bound = evac_plan.evacuation_bound(inp, model)
+            services = evac_plan.layout(n, args.seed)
+            env = fresh(box, holder, services, worker=True)
+            p, figures = asyncio.run(evacuate(env, inp, box.worker_pid()))
+            row = measure(p, bound, inp) | figures
+            shown = ("services", "rto_s", "lower_bound_s", "bound_by", "rto_over_bound",
+                     "worker_peak_rss_mb", "load_average_1m")  # fmt: skip
+            log(json.dumps({k: row[k] for k in shown}))
+            rows.append(row)
+        if seq_n:
+            result["sequential"] = sequential(box, holder, folder, seq_n, args, model, rows)
+    finally:
+        box.down()
+    return result
+
+
+def sequential(
+    box: BenchSandbox,
+    holder: dict[str, Any],
+    folder: Path,
+    n: int,
+    args: argparse.Namespace,
+    model: LatencyModel,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The plan of n services run by the engine with max_parallel 1, and by the plain script."""
+    services = evac_plan.layout(n, args.seed)
+    log(f"{n} services, one after another: the engine (max_parallel 1)")
+    inp = generate(folder / "plans", n, 1, args.seed, name=f"bench-{n}-serial")
+    bound = evac_plan.evacuation_bound(inp, model)
+    env = fresh(box, holder, services, worker=False)
+    p, figures = asyncio.run(evacuate(env, inp, box.worker_pid()))
+    engine = measure(p, bound, inp) | figures
+    log(f"  engine: RTO {engine['rto_s']} s, evacuation {engine['evacuation_s']} s")
+    log(f"{n} services, one after another: the plain script")
+    fresh(box, holder, services, worker=False)
+    script_s = evac_world.sequential(holder["world"], [s.switch for s in inp.services])
+    log(f"  script: {script_s:.1f} s")
+    largest = rows[-1] if rows else None
+    out: dict[str, Any] = {
+        "services": n,
+        "engine_serial_rto_s": engine["rto_s"],
+        "engine_serial_s": engine["evacuation_s"],
+        "engine_serial_bound_s": engine["lower_bound_s"],
+        "script_s": round(script_s, 2),
+        "script_modelled_s": round(sum(model.step_seconds(t.type, t.params)
+                                       for s in inp.services for t in s.switch.steps), 2),
+    }  # fmt: skip
+    if largest is not None:
+        at_n = next((r for r in rows if r["services"] == n), None)
+        if at_n is not None:
+            out["parallel_rto_s"] = at_n["rto_s"]
+            out["speedup_vs_script"] = round(script_s / at_n["rto_s"], 1)
+            out["speedup_vs_engine_serial"] = round(engine["evacuation_s"] / at_n["rto_s"], 1)
+        if largest["services"] != n:
+            factor = largest["services"] / n
+            out["extrapolated_to"] = largest["services"]
+            out["script_s_extrapolated"] = round(script_s * factor, 1)
+            out["engine_serial_s_extrapolated"] = round(engine["evacuation_s"] * factor, 1)
+            out["speedup_vs_script_extrapolated"] = round(script_s * factor / largest["rto_s"], 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------- output
+def tables(result: dict[str, Any]) -> str:
+    rows = result["sizes"]
+    lines = [
+        f"time scale {result['time_scale']:g}, max_parallel {result['max_parallel']}",
+        "",
+        "| services | steps | RTO | lower bound (by) | RTO / bound | ideal schedule | "
+        "RTO / ideal | worker peak RSS | worker CPU | largest history | input |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        h = r["history_evacuation"]
+        over = " (> 2 MB)" if r["input_over_2mb"] else ""
+        lines.append(
+            f"| {r['services']} | {r['steps']} | {r['rto_s']:.1f} s | "
+            f"{r['lower_bound_s']:.1f} s ({r['bound_by']}) | {r['rto_over_bound']:.3f} | "
+            f"{r['ideal_schedule_s']:.1f} s | {r['rto_over_ideal']:.3f} | "
+            f"{r['worker_peak_rss_mb']:.0f} MB | {r['worker_cpu_s']:.0f} s | "
+            f"{h['events']} events, {h['bytes'] / 1e6:.2f} MB | "
+            f"{r['input_bytes'] / 1e6:.2f} MB{over} |"
+        )
+    notes = [
+        f"{r['services']} services: the evacuation's own lease not held "
+        "(its keys do not fit a search attribute's 2 KB: more than 127 resources)"
+        for r in rows
+        if not r["evacuation_lease"]
+    ]
+    for r in rows:
+        s = r["history_largest_switch"]
+        notes.append(
+            f"{r['services']} services: largest switch history {s['events']} events, "
+            f"{s['bytes'] / 1e3:.0f} kB; child start lag {r['child_start_lag_ms_median']} ms, "
+            f"end lag {r['child_end_lag_ms_median']} ms (medians); chain {' -> '.join(r['chain'])}"
+        )
+    seq = result.get("sequential")
+    if seq:
+        lines += [
+            "",
+            "| services, one after another | engine (max_parallel 1) | plain script | "
+            "parallel RTO | speed-up vs script |",
+            "|---|---|---|---|---|",
+            f"| {seq['services']} | {seq['engine_serial_s']:.1f} s | {seq['script_s']:.1f} s | "
+            f"{seq.get('parallel_rto_s', float('nan')):.1f} s | "
+            f"{seq.get('speedup_vs_script', '-')}x |",
+        ]
+        if "extrapolated_to" in seq:
+            notes.append(
+                f"EXTRAPOLATED: at {seq['extrapolated_to']} services the script would take "
+                f"{seq['script_s_extrapolated']:.0f} s and the engine one after another "
+                f"{seq['engine_serial_s_extrapolated']:.0f} s (measured on {seq['services']}, "
+                f"x {seq['extrapolated_to']}/{seq['services']}): "
+                f"{seq['speedup_vs_script_extrapolated']}x the parallel RTO"
+            )
+    return "\n".join([*lines, "", *(f"- {n}" for n in notes)])
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--services", default="10,40", help="comma-separated sizes")
-    ap.add_argument("--max-parallel", type=int, default=4)
-    ap.add_argument("--work", type=float, default=1.0, help="seconds of work per service (mean)")
+    ap.add_argument("--services", default=None, help=f"comma-separated sizes ({DEFAULT_SIZES})")
+    ap.add_argument("--max-parallel", type=int, default=25)
+    ap.add_argument("--time-scale", type=float, default=None, help="latency model (0.1)")
+    ap.add_argument(
+        "--sequential-services",
+        type=int,
+        default=None,
+        help="services run one after another (default: the largest size; 0: none)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args()
-    configure("json", level=logging.WARNING)
-    sizes = [int(x) for x in args.services.split(",")]
-    rows = asyncio.run(run(sizes, args.max_parallel, args.work, args.seed))
-    print(
-        "| services | max_parallel | RTO | lower bound (by) | ideal schedule | RTO / bound | "
-        "RTO / ideal | child start lag | child end lag |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        lags = f"{r['child_start_lag_ms_median']} ms | {r['child_end_lag_ms_median']} ms"
-        print(
-            f"| {r['services']} | {r['max_parallel']} | {r['rto_s']:.1f} s | "
-            f"{r['lower_bound_s']:.1f} s ({r['bound_by']}) | {r['ideal_schedule_s']:.1f} s | "
-            f"{r['rto_over_bound']} | {r['rto_over_ideal']} | {lags} |"
-        )
+    ap.add_argument("--quick", action="store_true", help="10 services at time scale 0.02")
+    args = ap.parse_args(argv)
+    if args.services is None:
+        args.services = QUICK["services"] if args.quick else DEFAULT_SIZES
+    if args.time_scale is None:
+        args.time_scale = QUICK["time_scale"] if args.quick else 0.1
+    try:
+        sizes = [int(x) for x in str(args.services).split(",")]
+    except ValueError:
+        ap.error(f"--services: comma-separated numbers, not {args.services!r}")
+    if not sizes or min(sizes) < 1 or not 1 <= args.max_parallel <= 100:
+        ap.error("--services: sizes >= 1; --max-parallel: 1 to 100")
+    if args.time_scale <= 0:
+        ap.error("--time-scale: > 0")
+    from orchestrator.logs import configure
+
+    configure("json", level=30)
+    result = run(args)
+    print(tables(result))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
