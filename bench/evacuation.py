@@ -28,8 +28,8 @@ size is extrapolated (x N / n, as printed: labelled "extrapolated").
 
 Two product limits met at these sizes, worked around here and printed: an evacuation holds
 leases on every resource its services write, as one search attribute of at most 2 KB, 127 keys
-(`orchestrator.leases.MAX_KEYS` says 140, which the server refuses past 127): a plan that writes
-more is started without the evacuation's own lease (each service's switch still holds its own);
+(`orchestrator.leases.MAX_KEYS`): a plan that writes more is started without the evacuation's
+own lease (each service's switch still holds its own);
 and the evacuation's input (every service's switch and switch back) passes Temporal's
 default 2 MB payload limit near 190 services of 10 steps: the sandbox's Temporal runs with that
 limit raised to 16 MB (`limit.blobSize.error`), and each row says whether its input is over 2 MB.
@@ -136,8 +136,7 @@ def generate(
 
 def lease_fits(names: list[str]) -> bool:
     """Whether the evacuation's lease fits: the product's limit (`leases.MAX_KEYS`), and the
-    server's: a search attribute's value (its JSON) is at most 2,048 bytes, 127 keys (the
-    product's 140 is too many: 128 to 140 keys are refused by the server at start)."""
+    server's: a search attribute's value (its JSON) is at most 2,048 bytes (127 keys)."""
     if len(names) > leases.MAX_KEYS:
         return False
     keys = sorted(leases.keyed(names))

@@ -47,8 +47,9 @@ from orchestrator.runs import PlannedStep, StepKind, SwitchInput
 
 T = TypeVar("T")
 
-#: Keys one run may hold (13 characters each, quoted: under Temporal's 2 KB per value).
-MAX_KEYS = 140
+#: Keys one run may hold: the value is a JSON list of 13-character strings, 16 n + 1 bytes, and
+#: Temporal refuses one over 2,048 bytes (at start: so 128 keys would pass validation, then fail).
+MAX_KEYS = 127
 LOCK_ID = "failover-lease-lock"
 LOCK_QUEUE = "failover-lease-lock"  # polled by no worker: the lock never runs, it only exists
 LOCK_TTL = timedelta(seconds=30)

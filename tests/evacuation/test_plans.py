@@ -215,8 +215,12 @@ def test_ids_and_lease_keys() -> None:
     assert names[0] == "runbook:shop-region-switch"
     assert "k8s:us-east-1:configmap/shop/shop-flags#writes-frozen" in names
     assert "rds:global-cluster/shop-global" in names and len(names) == len(set(names))
-    with pytest.raises(ValueError, match="at most 140 resources"):
-        leases.keyed(f"r{i}" for i in range(141))
+    with pytest.raises(ValueError, match="at most 127 resources"):
+        leases.keyed(f"r{i}" for i in range(128))
+    # The most a run may hold is what Temporal takes as one search attribute value (2,048 bytes).
+    most = sorted(leases.keyed(f"r{i}" for i in range(leases.MAX_KEYS)))
+    assert len(json.dumps(most, separators=(",", ":"))) <= 2048
+    assert len(json.dumps([*most, most[0]], separators=(",", ":"))) > 2048
 
 
 def test_the_ui_details_and_the_live_table() -> None:
