@@ -93,14 +93,19 @@ class UpdateDialog:
         self.dialog.get_by_role("button", name="Submit").click()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if not self.dialog.is_visible():
-                break
-            said = self.dialog.inner_text()
-            if refused is not None and refused in said:
+            said = self._text()
+            if not said or (refused is not None and refused in said):
                 break
             self.page.wait_for_timeout(100)
         self.page.screenshot(path=str(shot))
-        return self.dialog.inner_text() if self.dialog.is_visible() else ""
+        return self._text()
+
+    def _text(self) -> str:
+        """What the dialog shows now; '' once it has closed (never waiting for it, as
+        `inner_text` would if it closed between two looks)."""
+        if not self.dialog.is_visible():
+            return ""
+        return "\n".join(self.dialog.all_inner_texts())
 
 
 def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None:
