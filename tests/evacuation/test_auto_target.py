@@ -131,6 +131,10 @@ def test_plan_and_dry_run_choose_each_services_target(env3: SandboxEnv, tmp_path
     assert "small: --to auto chose us-west-2 (1 check(s) green); eu-west-1: also qualified" in (
         table.stderr
     )
+    assert (
+        "plain: --to auto chose us-west-2 (no capacity or health check in the runbook for this "
+        "direction); eu-west-1: also qualified" in table.stderr
+    )
     assert "-> auto" in table.stdout and "eu-west-1" in table.stdout
 
     dry = failover(env3, "evacuate", plan, "--from", "us-east-1", "--to", "auto", "--dry-run",
