@@ -181,6 +181,9 @@ def test_an_evacuation_moves_each_service_to_its_chosen_region(
     status = failover(env3, "status", children["big"], "-o", "json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["to_region"] == "eu-west-1"
+    table = failover(env3, "status", report["workflow_id"])
+    assert table.returncode == 0, table.stderr
+    assert "-> auto (big: eu-west-1, small: us-west-2, plain: us-west-2)" in table.stdout
     # The evacuation's report: a row per service with its target and why.
     md = failover(env3, "report", report["workflow_id"])
     assert md.returncode == 0, md.stderr
