@@ -163,7 +163,11 @@ class TargetChoice(_Model):
             if c.region != self.chosen
         ]
         chosen = next((c for c in self.candidates if c.region == self.chosen), None)
-        why = f" ({len(chosen.reasons)} check(s) green)" if chosen is not None else ""
+        why = ""
+        if chosen is not None:
+            checks = [r for r in chosen.reasons if r.startswith(("capacity ", "health "))]
+            # (a region with no check to run says so instead of counting it)
+            why = f" ({len(checks)} check(s) green)" if checks else f" ({_first(chosen)})"
         return f"--to auto chose {self.chosen}{why}" + (f"; {'; '.join(others)}" if others else "")
 
 

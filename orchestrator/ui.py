@@ -120,6 +120,8 @@ def evacuation_details(p: EvacuationProgress) -> str:
     critical path taken so far."""
     what = "" if p.kind == "planned" else f"{p.kind} "
     to = f" → {p.to_region}" if p.to_region else ""
+    if p.to_auto:
+        to = " → auto (" + ", ".join(f"{s.name}: {s.to_region}" for s in p.services) + ")"
     lines = [
         f"**{p.state.value}** · {what}{p.mode} evacuation `{p.plan}` of {p.from_region}{to} · "
         f"requested by {p.requester} · failure policy {p.failure_policy}, "

@@ -53,7 +53,7 @@ def build_worker(
     steps = StepActivities(clients)
     gameday = GameDayActivities(clients, client)
     reach = ReachActivities(clients)
-    guard = GuardActivities(clients)
+    guard = GuardActivities(clients, client)
     notify = NotifyActivities(clients)
     reports = ReportActivities(clients)
     readiness = ReadinessActivities(clients, client)

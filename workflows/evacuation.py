@@ -79,6 +79,7 @@ class EvacuationWorkflow:
                 depends_on=list(s.depends_on),
                 from_region=s.switch.from_region,
                 to_region=s.switch.to_region,
+                target_choice=s.switch.target_choice,
             )
             for s in inp.services
         }
@@ -542,6 +543,7 @@ class EvacuationWorkflow:
             plan=self.inp.plan,
             from_region=self.inp.from_region,
             to_region=self.inp.to_region,
+            to_auto=self.inp.to_auto,
             mode=self.inp.mode,
             kind=self.inp.kind,
             requester=self.inp.requester,

@@ -5,10 +5,13 @@ evaluates the runbook's detectors against the active region (an activity), appli
 rules (`orchestrator.guard.antiflap`: N of M failing evaluations lasting at least a minimum time;
 no switch within the cooldown after one; none when the region flaps), and on a confirmed outage
 starts the runbook's switch as a child workflow (id `switch-<runbook>`, so it never runs beside
-a switch started by hand) in the mode the runbook names. The switch's gates wait for a person
-unless the runbook says `auto_approve: true`, and even then a gate before an irreversible step
-waits. What it decided, and the MTTD, time to decision and RTO of each episode, are in its state
-(the `status` query, the UI's current details) and in notifications.
+a switch started by hand) in the mode the runbook names. The switch holds the leases of what it
+writes (its `FailoverResources`, as a switch started by hand): before starting it, an activity
+(`guard.leases`) computes them and asks which running run holds any of them; if one does, the
+guard does not switch, and says why (patched "switch-leases"). The switch's gates wait for a
+person unless the runbook says `auto_approve: true`, and even then a gate before an irreversible
+step waits. What it decided, and the MTTD, time to decision and RTO of each episode, are in its
+state (the `status` query, the UI's current details) and in notifications.
 
 It continues as new every `evaluations_per_run` evaluations, carrying its state, so its history
 stays short however long it runs; a switch in flight is awaited first (the child outlives the
@@ -22,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair
 from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
@@ -38,11 +41,20 @@ with workflow.unsafe.imports_passed_through():
         GuardInput,
         GuardState,
         GuardStatus,
+        LeaseCall,
+        LeaseCheck,
         SwitchRecord,
         preapprove_reversible,
     )
     from orchestrator.notifications import Notice
-    from orchestrator.runs import Abort, GuardTrigger, RunProgress, RunState, switch_workflow_id
+    from orchestrator.runs import (
+        Abort,
+        GuardTrigger,
+        RunProgress,
+        RunState,
+        SwitchInput,
+        switch_workflow_id,
+    )
 
 GUARD_PREFIX = "guard-"
 
@@ -170,6 +182,24 @@ class GuardWorkflow:
         ep.switch, ep.decision = rec, why
         self.s.status = GuardStatus.SWITCHING
         self._publish()
+        held: list[SearchAttributePair[Any]] = []
+        if workflow.patched("switch-leases"):  # (guards recorded before it held no lease)
+            check, failed = await self._lease_check(inp, wid)
+            if check is None or check.held_by:
+                blocked = (
+                    f"the lease check failed ({failed}): no switch without it"
+                    if check is None
+                    else "another run holds what the switch would write: "
+                    + "; ".join(check.held_by)
+                )
+                rec.state, rec.reason = "NOT STARTED", blocked
+                ep.outcome = "switch failed"
+                ep.decision = f"{why}; but no switch: {blocked}; a person decides"
+                self.s.status = GuardStatus.CONFIRMED
+                self._notify("guard_decision", ep.decision, "critical")
+                return
+            if check.keys:
+                held.append(SearchAttributePair(sa.RESOURCES, check.keys))
         info = workflow.info()
         try:
             handle = await workflow.start_child_workflow(
@@ -179,7 +209,7 @@ class GuardWorkflow:
                 result_type=RunProgress,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"guard: {inp.kind} switch {frm} -> {inp.to_region}",
-                search_attributes=sa.of_switch(inp),
+                search_attributes=sa.of_switch(inp, *held),
                 memo={"guard": f"{info.workflow_id}/{info.run_id}"},
             )
         except Exception as exc:  # e.g. a switch of this runbook is already running
@@ -194,6 +224,23 @@ class GuardWorkflow:
         self._notify("guard_decision", f"{why}: {inp.kind} switch started{waiting}", "warning")
         result: RunProgress = await handle
         await self._switch_ended(rec, result)
+
+    async def _lease_check(self, inp: SwitchInput, wid: str) -> tuple[LeaseCheck | None, str]:
+        """The switch's lease keys and who holds them now; (None, why) if the check failed."""
+        try:
+            check: LeaseCheck = await workflow.execute_activity(
+                "guard.leases",
+                LeaseCall(switch=inp, workflow_id=wid),
+                result_type=LeaseCheck,
+                start_to_close_timeout=timedelta(seconds=60),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="leases of the switch",
+            )
+        except ActivityError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            return None, str(cause)
+        return check, ""
 
     async def _switch_ended(self, rec: SwitchRecord, result: RunProgress) -> None:
         ep = self.s.episode

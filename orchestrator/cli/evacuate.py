@@ -56,8 +56,10 @@ from orchestrator.evacuation import client as evacuation
 from orchestrator.evacuation import report as evac_report
 from orchestrator.evacuation.loader import LoadedPlan, load_file
 from orchestrator.evacuation.resolve import (
+    NoTargetError,
     check,
     critical_path,
+    is_auto,
     overlap_problems,
     resolve_evacuation,
     resources,
@@ -73,7 +75,7 @@ from orchestrator.logs import configure
 from orchestrator.plan import make_plan
 from orchestrator.runbook.loader import RunbookError
 from orchestrator.runbook.resolve import ResolveError
-from orchestrator.runs import Abort, Decision, Mode, RunState
+from orchestrator.runs import Abort, Decision, Mode, RunState, TargetChoice
 
 FINAL_CODES = {
     EvacState.SUCCEEDED: ExitCode.OK,
@@ -86,7 +88,12 @@ WHAT = "evacuation"  # what the one-line errors call an evacuation run
 PlanArg = Annotated[Path, typer.Argument(help="Evacuation plan YAML file (kind: Evacuation).")]
 ToOptional = Annotated[
     str | None,
-    typer.Option("--to", help="Region to move to (default: each runbook's other region)."),
+    typer.Option(
+        "--to",
+        help="Region to move to (default: each runbook's other region), or auto: for each "
+        "service, the first of its runbook's other regions whose capacity and health checks "
+        "are green.",
+    ),
 ]
 
 
@@ -100,26 +107,43 @@ def loaded(path: Path) -> LoadedPlan:
 
 def resolved(
     plan: LoadedPlan, from_region: str, to_region: str | None, mode: Mode, requester: str,
-    unplanned: bool,
+    unplanned: bool, cfg: Config | None = None, quiet: bool = False,
 ) -> EvacuationInput:  # fmt: skip
     """The plan resolved for this run, or one line and exit 2 (nothing started); two services
-    that would write the same resource are every problem listed, exit 2."""
+    that would write the same resource are every problem listed, exit 2. `--to auto`: each
+    service's target chosen by its checks (with `cfg`), one line per service saying which and
+    why (unless quiet); a service for which no region qualifies: one line naming it and each
+    region's reason, exit 6 (nothing started)."""
+    clients = Clients(cfg) if cfg is not None and is_auto(to_region) else None
     try:
         inp = resolve_evacuation(plan, from_region, to_region, mode=mode, requester=requester,
-                                 kind="unplanned" if unplanned else None)  # fmt: skip
+                                 kind="unplanned" if unplanned else None,
+                                 clients=clients)  # fmt: skip
     except ResolveError as exc:
         fail(str(exc))
+    except NoTargetError as exc:
+        fail(str(exc), ExitCode.NOT_HEALTHY)
+    if inp.to_auto and not quiet:
+        for s in inp.services:
+            if s.switch.target_choice is not None:
+                info(f"{s.name}: {s.switch.target_choice.summary()}")
     found = overlap_problems(plan, inp)
     if found:
         problems(found)
     return inp
 
 
+def config_for(to_region: str | None, config: Path | None) -> Config | None:
+    """The configuration when resolving needs it (`--to auto` checks the candidate regions)."""
+    return load_config(config) if is_auto(to_region) else None
+
+
 # ------------------------------------------------------------------------------- evacuate
-def configured(inp: EvacuationInput, config: Path | None) -> Config:
-    """The configuration, with every AWS account the services' steps name defined in it; else
-    a one-line error naming the service, the step and the account (nothing started)."""
-    cfg = load_config(config)
+def configured(inp: EvacuationInput, config: Path | None, cfg: Config | None = None) -> Config:
+    """The configuration (`cfg`, else loaded), with every AWS account the services' steps name
+    defined in it; else a one-line error naming the service, the step and the account (nothing
+    started)."""
+    cfg = cfg or load_config(config)
     for s in inp.services:
         for sw in (s.switch, s.failback):
             try:
@@ -150,8 +174,11 @@ def evacuate(
     configure("console", level=logging.WARNING)
     requester = identity(as_)
     mode: Mode = "dry-run" if dry_run else "failover"
-    inp = resolved(loaded(plan), from_region, to_region, mode, requester, unplanned)
-    cfg = configured(inp, config)
+    lp = loaded(plan)
+    early = config_for(to_region, config)
+    inp = resolved(lp, from_region, to_region, mode, requester, unplanned, early,
+                   output == OutputFormat.json)  # fmt: skip
+    cfg = configured(inp, config, early)
     if auto_approve is not None:
         if not cfg.sandbox:
             fail("--auto-approve is for sandbox demos only: approvals need a second person")
@@ -279,6 +306,8 @@ class PlanRow(BaseModel):
     depends_on: list[str]
     from_region: str
     to_region: str
+    #: `--to auto`: how its target was chosen (every candidate region and why).
+    target_choice: TargetChoice | None = None
     steps: int
     gates: list[str]
     irreversible: list[str]
@@ -299,8 +328,10 @@ def plan(
     runbook), its leases, tiers and dependencies, two services writing one resource, and the
     critical path by step timeouts. Mutates nothing; exit 6 if a preflight fails."""
     lp = loaded(path)
-    inp = resolved(lp, from_region, to_region, "dry-run", identity(None), unplanned)
-    clients = Clients(configured(inp, config))
+    early = config_for(to_region, config)
+    inp = resolved(lp, from_region, to_region, "dry-run", identity(None), unplanned, early,
+                   output == OutputFormat.json)  # fmt: skip
+    clients = Clients(configured(inp, config, early))
     wid = evacuation_workflow_id(inp.plan)
     held = service_resources(inp, wid)
     rows: list[PlanRow] = []
@@ -315,6 +346,7 @@ def plan(
                 depends_on=s.depends_on,
                 from_region=s.switch.from_region,
                 to_region=s.switch.to_region,
+                target_choice=s.switch.target_choice,
                 steps=len(s.switch.steps),
                 gates=sp.gates,
                 irreversible=sp.irreversible,
@@ -330,6 +362,8 @@ def plan(
         print_json(
             {
                 "plan": inp.plan,
+                "from_region": inp.from_region,
+                "to_auto": inp.to_auto,
                 "services": rows,
                 "critical_path": path_,
                 "critical_path_timeout_s": bound.total_seconds(),
@@ -339,16 +373,18 @@ def plan(
         )
     else:
         target = to_region or "each runbook's other region"
+        if inp.to_auto:
+            target = "auto (each service's target chosen by its checks)"
         table = Table(title=f"evacuation {inp.plan}: {from_region} -> {target}",
                       title_justify="left", header_style="bold")  # fmt: skip
-        for col in ("tier", "service", "runbook", "after", "steps", "preflight", "writes"):
+        for col in ("tier", "service", "runbook", "to", "after", "steps", "preflight", "writes"):
             table.add_column(col, overflow="fold")
         for r in rows:
             style = "" if r.preflight == "ok" else "red"
             after = ", ".join(r.depends_on) or "-"
             preflight = Text(r.preflight, style=style)
-            table.add_row(str(r.tier), r.service, r.runbook, after, str(r.steps), preflight,
-                          str(len(r.resources)))  # fmt: skip
+            table.add_row(str(r.tier), r.service, r.runbook, r.to_region, after, str(r.steps),
+                          preflight, str(len(r.resources)))  # fmt: skip
         console.print(table)
         a = lp.plan.approval
         gates = f"{a.scope} ({', '.join(a.approvers) or 'anyone'})" if a else "the services' own"

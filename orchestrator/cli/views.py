@@ -281,6 +281,8 @@ def evacuation_table(
     elapsed = ((p.ended_at or now) - p.started_at).total_seconds()
     kind = "" if p.kind == "planned" else f"{p.kind} "
     to = f" -> {p.to_region}" if p.to_region else ""
+    if p.to_auto:
+        to = " -> auto (" + ", ".join(f"{s.name}: {s.to_region}" for s in p.services) + ")"
     title = (
         f"{kind}{p.mode} evacuation {p.plan}: {p.from_region}{to}  ·  {p.state.value}  ·  "
         f"{elapsed:.1f}s  ·  {p.failure_policy}, {p.max_parallel} at once"

@@ -46,6 +46,9 @@ def summary(inp: EvacuationInput) -> str:
     kind = "" if inp.kind == "planned" else f"{inp.kind} "
     to = f" -> {inp.to_region}" if inp.to_region else ""
     names = ", ".join(s.name for s in inp.services)
+    if inp.to_auto:  # each service's own target
+        to = " -> auto"
+        names = ", ".join(f"{s.name} -> {s.switch.to_region}" for s in inp.services)
     return (
         f"{kind}{inp.mode} evacuation {inp.plan}: {inp.from_region}{to} ({names}; requested by "
         f"{inp.requester})"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from orchestrator import report
 from orchestrator.evacuation.rules import path_taken
 from orchestrator.evacuation.runs import EvacuationProgress, GateWait, ServiceRecord, ServiceState
-from orchestrator.runs import ApprovalRecord
+from orchestrator.runs import ApprovalRecord, TargetChoice
 
 
 class Failback(BaseModel):
@@ -37,6 +37,8 @@ class ServiceReport(BaseModel):
     tier: int
     from_region: str
     to_region: str
+    #: `--to auto`: how its target was chosen (every candidate region and why).
+    target_choice: TargetChoice | None = None
     outcome: str
     reason: str = ""
     workflow_id: str = ""
@@ -78,6 +80,8 @@ class EvacuationReport(BaseModel):
     kind: str
     from_region: str
     to_region: str
+    #: `--to auto`: each service's target chosen by its checks (`services[].target_choice`).
+    to_auto: bool = False
     requester: str
     outcome: str
     reason: str = ""
@@ -132,6 +136,7 @@ def _service(s: ServiceRecord) -> ServiceReport:
         tier=s.tier,
         from_region=s.from_region,
         to_region=s.to_region,
+        target_choice=s.target_choice,
         outcome=s.state.value,
         reason=s.reason,
         workflow_id=s.workflow_id,
@@ -173,6 +178,7 @@ def build(p: EvacuationProgress, workflow_id: str, run_id: str | None = None) ->
         kind=p.kind,
         from_region=p.from_region,
         to_region=p.to_region,
+        to_auto=p.to_auto,
         requester=p.requester,
         outcome=p.state.value,
         reason=p.reason,
@@ -253,6 +259,8 @@ def markdown(r: EvacuationReport) -> str:
     """The report as Markdown."""
     kind = "" if r.kind == "planned" else f"{r.kind} "
     to = f" → {r.to_region}" if r.to_region else ""
+    if r.to_auto:
+        to = " → auto (each service's target chosen by its checks)"
     lines = [
         f"# {kind}{r.mode} evacuation `{r.plan}`: {r.from_region}{to}: **{r.outcome}**",
         "",
@@ -292,6 +300,8 @@ def markdown(r: EvacuationReport) -> str:
             f"{_fmt(s.rto_traffic_s)} | {_fmt(s.rto_total_s)} | {s.waited_for or '-'} | {gates} | "
             + (f"`{s.workflow_id}` |" if s.workflow_id else "- |")
         )
+    if r.to_auto:
+        lines += targets_chosen(r)
     reasons = [s for s in r.services if s.reason]
     if reasons:
         lines += ["", "## Why", ""]
@@ -316,6 +326,32 @@ def markdown(r: EvacuationReport) -> str:
                 f"{a.comment.replace('|', '/')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def targets_chosen(r: EvacuationReport) -> list[str]:
+    """`--to auto`: one row per service, the target chosen and why (its checks that were green,
+    and why each region before it in its runbook's order was not chosen)."""
+    lines = ["", "## Targets chosen (--to auto)", ""]
+    rule = next((s.target_choice.rule for s in r.services if s.target_choice), "")
+    lines += [f"Each service on its own: {rule}.", ""] if rule else []
+    lines += ["| service | target | why |", "|---|---|---|"]
+    for s in r.services:
+        why = why_chosen(s.target_choice) if s.target_choice else "-"
+        lines.append(f"| {s.name} | {s.to_region} | {why.replace('|', '/')} |")
+    return lines
+
+
+def why_chosen(choice: TargetChoice) -> str:
+    """The reasons of a choice in one line: the chosen region's checks, then every other
+    candidate with its first reason (or that it also qualified, later in the runbook)."""
+    chosen = next((c for c in choice.candidates if c.region == choice.chosen), None)
+    parts = [f"{choice.chosen}: " + "; ".join(chosen.reasons if chosen else [])]
+    for c in choice.candidates:
+        if c.region != choice.chosen:
+            first = c.reasons[0] if c.reasons else "not qualified"
+            parts.append(f"{c.region}: " + ("also qualified (later in the runbook)" if c.ok
+                                              else f"not chosen ({first})"))  # fmt: skip
+    return "; ".join(parts)
 
 
 COLOURS = {"switch": "#2e7d32", "failed": "#c62828", "failback": "#6a1b9a", "gate": "#f9a825"}

@@ -2,6 +2,11 @@
 left to its target (and back, for the failbacks `rollback_all` and `abort` run), the evacuation's
 gates, the leases it holds; and the checks that need runbooks resolved: two services that would
 write the same resource, a service that cannot run in this direction.
+
+`--to auto` chooses each service's target on its own, with `orchestrator.targets` (the runbook's
+regions but the source, the first whose capacity and health checks are green, in the runbook's
+order): the choice and its reasons are recorded in the service's switch (`target_choice`). A
+service for which no region qualifies refuses the whole evacuation before anything starts.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from datetime import timedelta
 from itertools import permutations
 from typing import Literal
 
-from orchestrator import leases
+from activities.clients import Clients
+from orchestrator import leases, targets
 from orchestrator.evacuation.loader import LoadedPlan
 from orchestrator.evacuation.rules import predecessors
 from orchestrator.evacuation.runs import (
@@ -24,9 +30,26 @@ from orchestrator.plan import critical_path as steps_critical_path
 from orchestrator.runbook import graph
 from orchestrator.runbook.loader import Problem
 from orchestrator.runbook.resolve import ResolveError, resolve
-from orchestrator.runs import GateSpec, Mode
+from orchestrator.runs import GateSpec, Mode, SwitchInput
 
 Kind = Literal["planned", "unplanned"]
+
+
+class NoTargetError(ValueError):
+    """`--to auto`: no region qualifies for one or more services (one line naming each such
+    service and, for each of its regions, why)."""
+
+    def __init__(self, refused: list[tuple[str, str, targets.NoTargetError]]) -> None:
+        #: (service, runbook file, why no region of its runbook qualified)
+        self.refused = refused
+        super().__init__(
+            "; ".join(f"service {name} ({runbook}): {exc}" for name, runbook, exc in refused)
+        )
+
+
+def is_auto(to_region: str | None) -> bool:
+    """Whether `--to` asks for each service's target to be chosen (`--to auto`)."""
+    return (to_region or "").strip().lower() == targets.AUTO
 
 
 def target_of(loaded: LoadedPlan, service: str, from_region: str, to_region: str | None) -> str:
@@ -56,26 +79,49 @@ def resolve_evacuation(
     mode: Mode = "drill",
     requester: str,
     kind: Kind | None = None,
+    clients: Clients | None = None,
+    patience: float = targets.PATIENCE,
 ) -> EvacuationInput:
     """The plan, ready to run away from `from_region` (ResolveError naming the service, one line,
-    for a service that cannot run so). `kind` None: the plan's `mode`."""
+    for a service that cannot run so). `kind` None: the plan's `mode`.
+
+    `to_region` auto: each service's target chosen by `targets.choose` with `clients` (its
+    readiness checks, read-only), the choice recorded in its switch; NoTargetError naming every
+    service for which no region qualifies."""
     plan = loaded.plan
     run_kind: Kind = kind or plan.mode
+    auto = is_auto(to_region)
     services = []
+    refused: list[tuple[str, str, targets.NoTargetError]] = []
     for s in plan.services:
         rb = loaded.runbooks[s.name]
-        target = target_of(loaded, s.name, from_region, to_region)
         params = dict(s.params)
         try:
-            switch = resolve(
-                rb,
-                from_region,
-                target,
-                mode=mode,
-                requester=requester,
-                params=params,
-                kind=run_kind,
-            )
+            switch: SwitchInput
+            if auto:
+                if clients is None:
+                    raise ValueError("--to auto: choosing needs clients to check the regions")
+                switch = targets.choose(
+                    rb,
+                    from_region,
+                    clients,
+                    requester=requester,
+                    mode=mode,
+                    params=params,
+                    kind=run_kind,
+                    patience=patience,
+                )
+            else:
+                switch = resolve(
+                    rb,
+                    from_region,
+                    target_of(loaded, s.name, from_region, to_region),
+                    mode=mode,
+                    requester=requester,
+                    params=params,
+                    kind=run_kind,
+                )
+            target = switch.to_region
             failback = None
             if run_kind == "planned":
                 failback = resolve(
@@ -89,6 +135,9 @@ def resolve_evacuation(
                 )
         except ResolveError as exc:
             raise ResolveError(f"service {s.name} ({s.runbook}): {exc}") from None
+        except targets.NoTargetError as exc:
+            refused.append((s.name, s.runbook, exc))
+            continue
         services.append(
             ServicePlan(
                 name=s.name,
@@ -99,6 +148,8 @@ def resolve_evacuation(
                 failback=failback,
             )
         )
+    if refused:
+        raise NoTargetError(refused)
     gate = None
     if plan.approval is not None:
         a = plan.approval
@@ -109,7 +160,8 @@ def resolve_evacuation(
     return EvacuationInput(
         plan=plan.name,
         from_region=from_region,
-        to_region=to_region or "",
+        to_region="" if auto else to_region or "",
+        to_auto=auto,
         mode=mode,
         kind=run_kind,
         requester=requester,
@@ -171,11 +223,17 @@ def overlap_problems(loaded: LoadedPlan, inp: EvacuationInput) -> list[Problem]:
         loaded.problem(
             o.second,
             f"service {o.second!r} writes {o.resource}, as service {o.first!r} does "
-            f"({inp.from_region} -> {inp.to_region or 'the other region'}): two services of one "
+            f"({inp.from_region} -> {_to(inp)}): two services of one "
             "evacuation must not write the same resource",
         )
         for o in overlaps(inp, "evacuation-" + loaded.plan.name)
     ]
+
+
+def _to(inp: EvacuationInput) -> str:
+    if inp.to_auto:
+        return "the regions --to auto chose"
+    return inp.to_region or "the other region"
 
 
 def check(loaded: LoadedPlan) -> list[Problem]:

@@ -13,7 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.runs import ApprovalRecord, GateSpec, Mode, RunProgress, SwitchInput
+from orchestrator.runs import (
+    ApprovalRecord,
+    GateSpec,
+    Mode,
+    RunProgress,
+    SwitchInput,
+    TargetChoice,
+)
 
 #: Every evacuation's workflow id starts so: one evacuation per plan at a time.
 EVACUATION_PREFIX = "evacuation-"
@@ -70,8 +77,11 @@ class EvacuationInput(_Model):
 
     plan: str
     from_region: str
-    #: The target region given (empty: each service's runbook's other region).
+    #: The target region given (empty: each service's runbook's other region, or `to_auto`).
     to_region: str = ""
+    #: `--to auto`: each service's target was chosen by its checks (its switch's
+    #: `target_choice` says which and why).
+    to_auto: bool = False
     mode: Mode = "drill"
     kind: Literal["planned", "unplanned"] = "planned"
     requester: str
@@ -136,6 +146,8 @@ class ServiceRecord(_Model):
     depends_on: list[str] = Field(default_factory=list)
     from_region: str = ""
     to_region: str = ""
+    #: `--to auto`: how its target was chosen (every candidate region and why).
+    target_choice: TargetChoice | None = None
     state: ServiceState = ServiceState.PENDING
     reason: str = ""
     workflow_id: str = ""
@@ -179,6 +191,8 @@ class EvacuationProgress(_Model):
     plan: str
     from_region: str
     to_region: str = ""
+    #: `--to auto`: each service's target chosen by its checks (see each service's record).
+    to_auto: bool = False
     mode: Mode
     kind: Literal["planned", "unplanned"] = "planned"
     requester: str

@@ -61,6 +61,23 @@ class EvaluateCall(_Model):
     other: str
 
 
+class LeaseCall(_Model):
+    """The `guard.leases` activity's input: the switch the guard is about to start."""
+
+    switch: SwitchInput
+    #: The switch's workflow id (what some resources are named after, such as a smoke-test Job).
+    workflow_id: str
+
+
+class LeaseCheck(_Model):
+    """What the guard's switch would hold, and who holds some of it now."""
+
+    #: The switch's lease keys (its `FailoverResources` search attribute).
+    keys: list[str] = Field(default_factory=list)
+    #: Running runs holding some of them, one line each (the holder's details); empty: none.
+    held_by: list[str] = Field(default_factory=list)
+
+
 class SwitchRecord(_Model):
     """A switch the guard started, and how it went."""
 

@@ -5,6 +5,7 @@
     failover sandbox up && python -m tests.workflows.record_histories --disaster
     failover sandbox up && python -m tests.workflows.record_histories --guard
     failover sandbox up && python -m tests.workflows.record_histories --signed --version v5
+    failover sandbox up && python -m tests.workflows.record_histories --evacuation
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -251,6 +253,31 @@ async def record_signed(home: Path, version: str) -> None:
         print(f"{out}: {len(history.events)} events")
 
 
+async def record_evacuation(home: Path, version: str) -> None:
+    """An evacuation of two services (the second depends on the first and has a gate of its
+    own) behind the evacuation's gate, approved by bob: each service's switch is a child."""
+    from orchestrator.evacuation import client as evacuation
+    from tests.evacuation.helpers import drive as drive_evacuation
+    from tests.evacuation.helpers import resolved, seed_flags, service_runbook, write_plan
+
+    env = Sandbox(home).reset()
+    names = ["alpha", "beta"]
+    seed_flags(env, names)
+    folder = Path(tempfile.mkdtemp())
+    path = write_plan(folder, [{"name": "alpha", "runbook": "alpha"},
+                               {"name": "beta", "runbook": "beta", "depends_on": ["alpha"]}],
+                      {n: service_runbook(n, gate=n == "beta") for n in names}, name="replay-evac",
+                      approval={"scope": "evacuation", "approvers": ["bob"]})  # fmt: skip
+    stem = f"evacuation-{version}-succeeded"  # the replay test replays it under this id
+    async with worker(sandbox_config(env)) as (client, queue):
+        h = await evacuation.start(client, resolved(path), queue, workflow_id_override=stem)
+        await drive_evacuation(client, h, approver="bob")
+        history = await h.fetch_history()
+    out = HISTORIES / f"{stem}.json"
+    out.write_text(history.to_json())
+    print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
@@ -259,9 +286,11 @@ def main() -> None:
     parser.add_argument("--disaster", action="store_true", help="record the disaster game day's")
     parser.add_argument("--guard", action="store_true", help="record a guard's")
     parser.add_argument("--signed", action="store_true", help="record signed approvals'")
+    parser.add_argument("--evacuation", action="store_true", help="record an evacuation's")
     args = parser.parse_args()
     recorder = (
-        record_signed if args.signed
+        record_evacuation if args.evacuation
+        else record_signed if args.signed
         else record_guard if args.guard
         else record_disaster if args.disaster
         else record_gamedays if args.gameday
