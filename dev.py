@@ -110,6 +110,8 @@ def ensure_browser() -> None:
 #: pytest worker processes (pytest-xdist), each with its own sandbox: the tests mostly wait on
 #: the sandbox's modelled latencies, so two cores run more than two at once.
 PYTEST_WORKERS = "4"
+#: What the test run imports of this checkout (the venv's packages are compiled by pip).
+COMPILED = ("orchestrator", "workflows", "activities", "tests", "bench")
 
 
 def cmd_test(extra: list[str]) -> int:
@@ -120,6 +122,10 @@ def cmd_test(extra: list[str]) -> int:
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "mypy")],
+        # Byte-compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine) every
+        # interpreter the tests start (sandbox servers, workers, CLI runs: about 150) would
+        # compile the project's modules again, a third of a second each.
+        [str(BIN / "python"), "-m", "compileall", "-q", *COMPILED],
         [str(BIN / "python"), "-m", "pytest", "-n", PYTEST_WORKERS, *extra],
     ]
     for step in steps:

@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,21 +29,33 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A running sandbox (Temporal, AWS, two regions) on free loopback ports; stopped at the end."""
+THREE_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+
+
+def _running(home: Path, **options: Any) -> Iterator[Sandbox]:
+    """A sandbox on free loopback ports in `home`, up until the session ends (no worker: tests
+    bring their own, on task queues of their own)."""
     box = Sandbox(
-        home=tmp_path_factory.mktemp("sandbox"),
-        latency=LatencyModel(time_scale=0.01),
-        free_ports=True,
-        watch_history=WATCH_HISTORY,
-        worker=False,  # tests bring their own workers, on task queues of their own
+        home=home, latency=LatencyModel(time_scale=0.01), free_ports=True, worker=False, **options
     )
     try:
         box.up()
         yield box
     finally:
         box.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A running sandbox (Temporal, AWS, two regions) on free loopback ports; stopped at the end."""
+    yield from _running(tmp_path_factory.mktemp("sandbox"), watch_history=WATCH_HISTORY)
+
+
+@pytest.fixture(scope="session")
+def three_regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A sandbox of THREE_REGIONS, started by the first test of a worker process that needs it
+    (one per process, whichever modules its tests come from); stopped at the end."""
+    yield from _running(tmp_path_factory.mktemp("three"), regions=THREE_REGIONS)
 
 
 @pytest.fixture

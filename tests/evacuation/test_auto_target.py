@@ -1,4 +1,4 @@
-"""`failover evacuate PLAN --from R --to auto` on a three-region sandbox of this module's own:
+"""`failover evacuate PLAN --from R --to auto` on the three-region sandbox (tests/conftest.py):
 each service's target chosen on its own by `orchestrator.targets` (its runbook's regions but the
 source, the first whose capacity and health checks are green), shown by `failover plan` and a dry
 run, recorded in the report; one real evacuation checked with boto3; and the refusal, before
@@ -13,45 +13,26 @@ us-west-2 comes first in every runbook; its group cannot grow past 2 in these te
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv
 from tests.cli import failover
+from tests.conftest import THREE_REGIONS as REGIONS
 from tests.evacuation.helpers import write_plan
 from tests.sandbox.helpers import aws
 
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 HEALTHY = {"id": "healthy", "type": "http_check",
            "params": {"endpoint": "app", "path": "/health", "region": "${{ to_region }}",
                       "requests": 1}}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A three-region sandbox of this module's own, stopped at the end."""
-    box = Sandbox(
-        home=tmp_path_factory.mktemp("evac-three"),
-        regions=REGIONS,
-        latency=LatencyModel(time_scale=0.01),
-        free_ports=True,
-        worker=False,  # evacuate hosts its own
-    )
-    try:
-        box.up()
-        yield box
-    finally:
-        box.down()
-
-
 @pytest.fixture
-def env3(three: Sandbox) -> SandboxEnv:
+def env3(three_regions: Sandbox) -> SandboxEnv:
     """The three-region sandbox back in its seeded state, us-west-2's group capped at 2."""
-    env = three.reset()
+    env = three_regions.reset()
     _max_size(env, "us-west-2", 2)
     return env
 

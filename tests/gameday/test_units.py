@@ -85,7 +85,8 @@ def _activities(env: SandboxEnv) -> GameDayActivities:
     return GameDayActivities(Clients(from_sandbox(env)))
 
 
-def test_probe_follows_dns_and_probes_regions(env: SandboxEnv, control: SandboxControl) -> None:
+def test_probe_follows_dns_and_probes_regions(fresh: SandboxEnv, control: SandboxControl) -> None:
+    env = fresh  # the seeded weights: another test may have left users in us-west-2
     control.set_region_health("us-east-1", False)  # where DNS sends users (seeded 100/0)
     slo = SloTarget(path="/api/request", dns_zone="shop.example.", dns_record="api.shop.example.")
     call = ProbeCall(slo=slo, regions=["us-west-2"], requests=6, window_s=0.3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +14,19 @@ import pytest
 from kubernetes import client as k8s
 
 from orchestrator.sandbox.control import SandboxControl
-from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv, http_json
 from tests.cli import failover
+from tests.conftest import THREE_REGIONS as REGIONS
 from tests.sandbox.helpers import aws, kube
 from tests.workflows.shop import world
 
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A three-region sandbox of this module's own, stopped at the end."""
-    box = Sandbox(
-        home=tmp_path_factory.mktemp("three"),
-        regions=REGIONS,
-        latency=LatencyModel(time_scale=0.01),
-        free_ports=True,
-        worker=False,  # drill hosts its own
-    )
-    try:
-        box.up()
-        yield box
-    finally:
-        box.down()
-
-
 @pytest.fixture
-def env3(three: Sandbox) -> SandboxEnv:
+def env3(three_regions: Sandbox) -> SandboxEnv:
     """The three-region sandbox back in its seeded state."""
-    return three.reset()
+    return three_regions.reset()
 
 
 @pytest.fixture(scope="module")
