@@ -12,43 +12,46 @@ from tests.sandbox.helpers import assert_response_shape, aws, wait_for
 def test_change_is_pending_then_insync_with_its_own_id(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
-    control.set_latency(dns_propagation=50.0)  # 0.5 s at the test time scale
-    r53 = aws(fresh, "route53")
-    ids = []
-    for weight in (0, 100):
-        resp = r53.change_resource_record_sets(
-            HostedZoneId=fresh.topology["zone_id"],
-            ChangeBatch={
-                "Changes": [
-                    {
-                        "Action": "UPSERT",
-                        "ResourceRecordSet": {
-                            "Name": "api.shop.example.",
-                            "Type": "CNAME",
-                            "SetIdentifier": "us-east-1",
-                            "Weight": weight,
-                            "TTL": 60,
-                            "ResourceRecords": [
-                                {
-                                    "Value": fresh.topology["regions"]["us-east-1"][
-                                        "load_balancer_dns"
-                                    ]
-                                }
-                            ],
-                        },
-                    }
-                ]
-            },
-        )
-        assert_response_shape("route53", "ChangeResourceRecordSets", resp)
-        assert resp["ChangeInfo"]["Status"] == "PENDING"
-        ids.append(resp["ChangeInfo"]["Id"])
-    assert ids[0] != ids[1]
-    assert r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "PENDING"
-    wait_for(lambda: r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "INSYNC", timeout=5)
-    resp = r53.get_change(Id=ids[1])
-    assert_response_shape("route53", "GetChange", resp)
-    control.set_latency(dns_propagation=30.0)
+    # 3 s at the test time scale: still PENDING when asked, even on a loaded machine.
+    control.set_latency(dns_propagation=300.0)
+    try:
+        r53 = aws(fresh, "route53")
+        ids = []
+        for weight in (0, 100):
+            resp = r53.change_resource_record_sets(
+                HostedZoneId=fresh.topology["zone_id"],
+                ChangeBatch={
+                    "Changes": [
+                        {
+                            "Action": "UPSERT",
+                            "ResourceRecordSet": {
+                                "Name": "api.shop.example.",
+                                "Type": "CNAME",
+                                "SetIdentifier": "us-east-1",
+                                "Weight": weight,
+                                "TTL": 60,
+                                "ResourceRecords": [
+                                    {
+                                        "Value": fresh.topology["regions"]["us-east-1"][
+                                            "load_balancer_dns"
+                                        ]
+                                    }
+                                ],
+                            },
+                        }
+                    ]
+                },
+            )
+            assert_response_shape("route53", "ChangeResourceRecordSets", resp)
+            assert resp["ChangeInfo"]["Status"] == "PENDING"
+            ids.append(resp["ChangeInfo"]["Id"])
+        assert ids[0] != ids[1]
+        assert r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "PENDING"
+        wait_for(lambda: r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "INSYNC", timeout=15)
+        resp = r53.get_change(Id=ids[1])
+        assert_response_shape("route53", "GetChange", resp)
+    finally:
+        control.set_latency(dns_propagation=30.0)
 
 
 def test_health_check_follows_region_health(env: SandboxEnv, control: SandboxControl) -> None:
