@@ -100,7 +100,7 @@ class Region:
         self.controller = Controller(self.store, self.latency)
         self.controller.settle()
         self.api = KubeAPI(
-            self.name, self.store, self.faults, self.calls, self.controller.reconcile
+            self.name, self.store, self.faults, self.calls, self.controller.for_request
         )
 
     def reset(self) -> None:

@@ -93,21 +93,21 @@ class KubeAPI:
         store: Store,
         faults: FaultBook,
         calls: CallLog,
-        reconcile: Callable[[], None] | None = None,
+        reconcile: Callable[[bool], None] | None = None,
     ) -> None:
         self.region, self.store, self.faults, self.calls = region, store, faults, calls
         self.started = datetime.now(UTC)
-        #: The controller's reconcile, run before each request is served and after each write
-        #: (as the AWS side completes its transitions on every request): a change is seen by the
-        #: controller when it is made, and a status is read as it stands at that moment, so a
-        #: rollout is ready exactly its modelled time after the write, not up to one tick of the
-        #: controller's loop later.
+        #: The controller's reconcile, run before each request is served (False) and after each
+        #: write (True), as the AWS side completes its transitions on every request: a change is
+        #: seen by the controller when it is made, and a status is read as it stands at that
+        #: moment, so a rollout is ready its modelled time after the write, not up to one tick of
+        #: the controller's loop later (`Controller.for_request`).
         self.reconcile = reconcile
 
-    def _reconcile(self) -> None:
+    def _reconcile(self, wrote: bool = False) -> None:
         if self.reconcile is not None:
             with contextlib.suppress(Exception):  # as the controller's own loop
-                self.reconcile()
+                self.reconcile(wrote)
 
     # -------------------------------------------------------------------------- discovery
     async def ok(self, request: web.Request) -> web.Response:
@@ -301,7 +301,7 @@ class KubeAPI:
         try:
             status, result = self._handle(request, verb, rt, ns or "", name, sub, body, dry_run)
             if verb in MUTATING and not dry_run:
-                self._reconcile()
+                self._reconcile(wrote=True)
         except ApiError as err:
             self._record(verb, resource, ns, name, body, request, dry_run, err.code, None)
             return _error(err)

@@ -35,6 +35,11 @@ REASON = "sandbox.failover.dev/reason"
 HEALTHY = "Cluster in healthy state"
 
 
+#: Seconds between two reconciles for reads while a change is in progress (a status is read at
+#: most this late; the controller's own loop ticks every `interval`).
+REQUEST_GAP = 0.01
+
+
 class Controller:
     """Reconciles the store every `interval` seconds while a change is in progress (a rollout,
     a job, a promotion, a chaos experiment not yet over); when none is, its loop waits for the
@@ -48,9 +53,18 @@ class Controller:
         self.busy = False
         #: Called when a reconcile leaves a change in progress (wakes the controller's loop).
         self.on_busy: Callable[[], None] | None = None
+        self._last = 0.0  # time.monotonic() of the last reconcile
         # (kind, ns, name) -> (generation or spec key, time the change was seen)
         self._seen: dict[tuple[str, str, str], tuple[Any, float]] = {}
         self._instant = False
+
+    def for_request(self, wrote: bool) -> None:
+        """Reconcile for an API request (before it, or after a write): always after a write (the
+        change is seen when it is made); before a read only while a change is in progress (else
+        nothing depends on time) and at most every `REQUEST_GAP` seconds (a reconcile walks every
+        object: with hundreds of them, one per poll would starve the API)."""
+        if wrote or (self.busy and time.monotonic() - self._last >= REQUEST_GAP):
+            self.reconcile()
 
     def settle(self) -> None:
         """Reconcile once with every pending change treated as done (for freshly seeded state)."""
@@ -81,6 +95,7 @@ class Controller:
 
     def reconcile(self) -> None:
         self.busy = False
+        self._last = time.monotonic()
         self._reconcile()
         if self.busy and self.on_busy is not None:
             self.on_busy()
