@@ -45,13 +45,6 @@ def _running(home: Path, **options: Any) -> Iterator[Sandbox]:
         box.down()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `slow` tests first (in their order), then the rest as collected: pytest-xdist hands
-    tests to its workers in this order, so the longest start at once, side by side, instead of
-    one of them starting last and the whole run waiting for it alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A running sandbox (Temporal, AWS, two regions) on free loopback ports; stopped at the end."""

@@ -150,7 +150,6 @@ def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None
         failover(env, "abort", run["workflow_id"], "--reason", "test cleanup")
 
 
-@pytest.mark.slow
 def test_signed_approval_from_the_temporal_web_ui(
     env: SandboxEnv, worker: None, tmp_path: Path
 ) -> None:

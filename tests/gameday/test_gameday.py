@@ -11,7 +11,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
@@ -250,7 +249,6 @@ def test_alarm_stop_condition_stops_the_game_day(
     assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}
 
 
-@pytest.mark.slow
 def test_worker_killed_mid_switch_the_game_day_still_ends_as_found(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.client import Client
 
 from orchestrator import report, switch, trends
@@ -248,7 +247,6 @@ def test_stop_needs_a_reason_and_a_second_guard_is_refused(
     assert "reason" in run(scenario())
 
 
-@pytest.mark.slow
 def test_worker_killed_and_temporal_restarted_while_guarding_one_switch_one_page(
     sandbox: Sandbox,
     fresh: SandboxEnv,

@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from orchestrator import switch
 from orchestrator.client import connect
 from orchestrator.runs import Decision, OperatorAction, RunState, StepState, SwitchInput
@@ -53,7 +51,6 @@ def _switch(env: SandboxEnv, frm: str, to: str, **kw: Any) -> Any:
     return run(scenario())
 
 
-@pytest.mark.slow
 def test_shop_drill_whose_switchover_lands_but_answers_500_succeeds_with_one_switchover(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:

@@ -13,8 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from orchestrator import switch
 from orchestrator.client import connect
 from orchestrator.runs import Decision, RunState, StepState, SwitchInput
@@ -54,7 +52,6 @@ async def _wait_call(
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.slow
 def test_worker_killed_mid_apply(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

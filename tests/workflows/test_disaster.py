@@ -113,7 +113,6 @@ def _lag_measured(env: SandboxEnv, region: str) -> None:
     raise AssertionError(f"no replication lag measured in {region} within 30 s")
 
 
-@pytest.mark.slow
 def test_unplanned_failover_recovery_and_failback_restore_the_world(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -361,7 +360,6 @@ def test_unplanned_writes_past_the_point_of_no_return_wait_for_the_operator(
     assert after["arc"] == before["arc"]
 
 
-@pytest.mark.slow
 def test_a_fault_on_each_recovery_write_rolls_the_recovery_back_and_it_can_run_again(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
