@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pytest
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv
-from tests.workflows.helpers import WorkerProcess
+from tests.workflows.helpers import ROOT, WorkerProcess
 
 WATCH_HISTORY = 1000  # events a region keeps for watches (small, so compaction is testable)
 ARTIFACTS = Path(os.environ.get("FAILOVER_TEST_ARTIFACTS", "test-artifacts"))
@@ -81,6 +84,26 @@ def control(env: SandboxEnv) -> Iterator[SandboxControl]:
 def fresh(sandbox: Sandbox) -> SandboxEnv:
     """The session sandbox reset to its seeded state (for tests that change shared resources)."""
     return sandbox.reset()
+
+
+@pytest.fixture
+def worker_process(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
+    """`failover worker` (the real entry point) in its own process on the sandbox's task queue,
+    polling when the test starts; stopped at the end."""
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "worker"],
+        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"worker on" not in (tmp_path / "worker.log").read_bytes():  # it polls
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
+    yield
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
 
 
 @pytest.fixture

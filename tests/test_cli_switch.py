@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,24 +31,6 @@ def failover_process(env: SandboxEnv, *args: str) -> subprocess.CompletedProcess
                  FAILOVER_REPORTS=str(Path(env.home) / "reports"), PYTHONPATH=str(ROOT)),
         cwd=ROOT,
     )  # fmt: skip
-
-
-@pytest.fixture
-def worker_process(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "worker"],
-        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while b"worker on" not in (tmp_path / "worker.log").read_bytes():  # it polls
-        assert proc.poll() is None and time.monotonic() < deadline, "the worker did not start"
-        time.sleep(0.1)
-    yield
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
 
 
 def test_drill_with_auto_approve_succeeds_and_reports_json(fresh: SandboxEnv) -> None:

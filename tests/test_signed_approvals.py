@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,23 +346,6 @@ def test_a_run_whose_requester_is_not_proven_does_nothing(
 
 
 # ============================================================================ the CLI
-@pytest.fixture
-def worker_process(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
-    """`failover worker` in its own process (the runs below are started --detach)."""
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "worker"],
-        env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while b"worker on" not in (tmp_path / "worker.log").read_bytes():
-        assert proc.poll() is None and time.monotonic() < deadline, "the worker did not start"
-        time.sleep(0.1)
-    yield
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
 
 
 def wait_state(env: SandboxEnv, wid: str, pred: object, timeout: float = 60) -> dict[str, object]:

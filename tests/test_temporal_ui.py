@@ -10,11 +10,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from orchestrator.sandbox.manager import SandboxEnv
@@ -33,18 +31,6 @@ def failover(env: SandboxEnv, *args: str) -> subprocess.CompletedProcess[str]:
         env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, FAILOVER_USER="alice",
                  PYTHONPATH=str(ROOT)),
     )  # fmt: skip
-
-
-@pytest.fixture
-def worker(env: SandboxEnv, tmp_path: Path) -> Iterator[None]:
-    with open(tmp_path / "worker.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "worker"], stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, FAILOVER_SANDBOX_HOME=env.home, PYTHONPATH=str(ROOT)),
-        )  # fmt: skip
-        yield
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _open_gates(env: SandboxEnv, wid: str) -> list[str]:
@@ -108,7 +94,7 @@ class UpdateDialog:
         return "\n".join(self.dialog.all_inner_texts())
 
 
-def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None:
+def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker_process: None) -> None:
     assert Path(CHROMIUM).exists(), "install Debian's chromium (python3 dev.py test does)"
     started = failover(env, "drill", str(ROOT / "runbooks/noop-drill.yaml"), "--from",
                        "us-east-1", "--to", "us-west-2", "--detach", "-o", "json")  # fmt: skip
@@ -151,7 +137,7 @@ def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker: None) -> None
 
 
 def test_signed_approval_from_the_temporal_web_ui(
-    env: SandboxEnv, worker: None, tmp_path: Path
+    env: SandboxEnv, worker_process: None, tmp_path: Path
 ) -> None:
     """approval_auth: signed: the UI's Update dialog takes the token `failover approve
     --print-token` prints, as "signature"; an unknown key, a tampered plan digest, another gate's
