@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.sandbox.helpers import assert_response_shape, aws, wait_for
 
@@ -26,7 +28,18 @@ def test_describe_shows_writer_in_us_east_1_from_any_region(fresh: SandboxEnv) -
         assert _writer(fresh, region) == "us-east-1"
 
 
-def test_switchover_swaps_the_writer_after_its_transition(fresh: SandboxEnv) -> None:
+def test_switchover_swaps_the_writer_after_its_transition(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    # 3 s at the test time scale: still switching when asked, even on a loaded machine.
+    control.set_latency(aurora_switchover=300.0)
+    try:
+        _switch_over_and_wait(fresh)
+    finally:
+        control.set_latency(aurora_switchover=LatencyModel().aurora_switchover)
+
+
+def _switch_over_and_wait(fresh: SandboxEnv) -> None:
     rds = aws(fresh, "rds", "us-west-2")
     target = fresh.topology["regions"]["us-west-2"]["aurora_cluster_arn"]
     resp = rds.switchover_global_cluster(
