@@ -50,12 +50,46 @@ def ensure_venv() -> None:
         return
     py = str(BIN / "python")
     _log("installing locked dependencies (requirements.lock); this takes a minute the first time")
-    subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(LOCK)], check=True)
+    # Not byte-compiled by pip (one file after another): compiled below on every core, while
+    # the caller goes on (`compiled()` waits).
+    pip = [py, "-m", "pip", "install", "-q", "--no-compile"]
+    subprocess.run([*pip, "-r", str(LOCK)], check=True)
     # The project with the sandbox (the local world) and the test tools: the lock pins them all.
-    subprocess.run(
-        [py, "-m", "pip", "install", "-q", "--no-deps", "-e", f"{ROOT}[sandbox,test]"], check=True
-    )
+    subprocess.run([*pip, "--no-deps", "-e", f"{ROOT}[sandbox,test]"], check=True)
     STAMP.write_text(wanted)
+    compile_in_background(VENV / "lib")
+
+
+#: Byte-compiling under way (`compile_in_background`, `rewrite_tests_in_background`), waited
+#: for by `compiled()`.
+_COMPILING: list[subprocess.Popen[bytes]] = []
+
+
+def compile_in_background(*paths: Path | str) -> None:
+    """Byte-compile `paths` on every core, in the background. With PYTHONDONTWRITEBYTECODE set
+    (as on this machine) nothing else writes .pyc files: every interpreter the tests start
+    (sandbox servers, workers, CLI runs: about 150) would compile what it imports again."""
+    cmd = [str(BIN / "python"), "-m", "compileall", "-q", "-j", "0", *map(str, paths)]
+    _COMPILING.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))
+
+
+def rewrite_tests_in_background() -> None:
+    """Collect the tests once, in the background, writing pytest's cache of the test modules
+    with their asserts rewritten (__pycache__/*-pytest-*.pyc). pytest reads that cache even with
+    PYTHONDONTWRITEBYTECODE set but never writes it then: without this, each of the pytest
+    worker processes parses and rewrites every test module again (about 5 CPU-seconds each)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cmd = [str(BIN / "python"), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    _COMPILING.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+
+
+def compiled() -> None:
+    """Wait for the byte-compiling started; a file that does not compile (some packages ship
+    sources for other Python versions) only stays uncompiled, as with pip, and a test module
+    that does not collect is reported by the run itself."""
+    while _COMPILING:
+        if _COMPILING.pop().wait() != 0:
+            _log("byte-compiling: some files did not compile (they are compiled when imported)")
 
 
 def _run(*args: str) -> int:
@@ -71,6 +105,7 @@ DRILL = "runbooks/shop-region-switch.yaml"
 def cmd_drill(extra: list[str]) -> int:
     """Bring the sandbox up and switch shop to its other region (the gate approved by a second
     person); run it again to switch back. Extra arguments replace the drill's arguments."""
+    compiled()
     rc = _run(str(BIN / "failover"), "sandbox", "up")
     if rc != 0:
         return rc
@@ -110,7 +145,7 @@ def ensure_browser() -> None:
 #: pytest worker processes (pytest-xdist), each with its own sandbox: the tests mostly wait on
 #: the sandbox's modelled latencies, so two cores run more than two at once.
 PYTEST_WORKERS = "4"
-#: What the test run imports of this checkout (the venv's packages are compiled by pip).
+#: What the test run imports of this checkout, byte-compiled before pytest starts.
 COMPILED = ("orchestrator", "workflows", "activities", "tests", "bench")
 
 
@@ -118,25 +153,29 @@ def cmd_test(extra: list[str]) -> int:
     """Lint, type-check and run the whole test suite; the first failure stops the run.
     Extra arguments go to pytest (a later `-n` overrides the number of workers)."""
     ensure_browser()
+    compile_in_background(*COMPILED)  # while ruff and mypy run
+    rewrite_tests_in_background()
+    pytest = [str(BIN / "python"), "-m", "pytest", "-n", PYTEST_WORKERS, *extra]
     steps = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "mypy")],
-        # Byte-compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine) every
-        # interpreter the tests start (sandbox servers, workers, CLI runs: about 150) would
-        # compile the project's modules again, a third of a second each.
-        [str(BIN / "python"), "-m", "compileall", "-q", *COMPILED],
-        [str(BIN / "python"), "-m", "pytest", "-n", PYTEST_WORKERS, *extra],
+        pytest,
     ]
-    for step in steps:
-        _log("$ " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
-        rc = _run(*step)
-        if rc == 5:  # pytest: no tests collected. Never a silent pass.
-            _log("pytest collected no tests: failing")
-            return 1
-        if rc != 0:
-            return rc
-    return 0
+    try:
+        for step in steps:
+            if step is pytest:
+                compiled()
+            _log("$ " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
+            rc = _run(*step)
+            if rc == 5:  # pytest: no tests collected. Never a silent pass.
+                _log("pytest collected no tests: failing")
+                return 1
+            if rc != 0:
+                return rc
+        return 0
+    finally:
+        compiled()  # nothing left running behind
 
 
 def main(argv: list[str]) -> int:
