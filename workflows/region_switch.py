@@ -102,6 +102,7 @@ class RegionSwitchWorkflow:
         self._published_state: RunState | None = None
         self._details_stale = False
         self._quiet_waits = True
+        self._batches: bool | None = None  # `_start_batches`, asked once when first needed
         self._abort_seen = False
         self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
         self.notifications: list[Delivery] = []
@@ -227,19 +228,30 @@ class RegionSwitchWorkflow:
         ready = deque(sid for sid in self.steps if remaining[sid] == 0)
         running: dict[str, asyncio.Task[None]] = {}
         failure: str | None = None
+        pause: asyncio.Task[None] | None = None  # after a batch of starts: the next batch
         while True:
+            more = False  # steps left ready that this workflow task did not start
             if failure is None:
+                started = 0
                 while ready and len(running) < self.inp.max_parallel:
+                    if started == START_BATCH and self._start_batches():
+                        more = True
+                        break
                     sid = ready.popleft()
                     running[sid] = self._task(self._run_step(sid))
+                    started += 1
             if not running:
                 break
             self._publish()
             seen = self._done
+            if more and (pause is None or pause.done()):
+                # A timer of its own, never cancelled (a cancel can cross its firing).
+                pause = asyncio.create_task(workflow.sleep(BATCH_PAUSE))
             await workflow.wait_condition(
                 lambda: (
                     self._done != seen  # noqa: B023 - read at once, within this iteration
                     or (self.abort_request is not None and not self._abort_seen)
+                    or (more and pause is not None and pause.done())  # noqa: B023 - the same
                 )
             )
             if self.abort_request is not None and not self._abort_seen:
@@ -304,6 +316,13 @@ class RegionSwitchWorkflow:
         if rec.state != StepState.SKIPPED:
             rec.state = StepState.SUCCEEDED
         self._ended(rec)
+
+    def _start_batches(self) -> bool:
+        """Whether more than START_BATCH steps ready at once are started over several workflow
+        tasks (runs recorded before started them all in one: they replay so)."""
+        if self._batches is None:
+            self._batches = workflow.patched("start-batches")
+        return self._batches
 
     def _ended(self, rec: StepRecord) -> None:
         rec.ended_at, rec.phase = workflow.now(), ""
@@ -828,6 +847,14 @@ class RegionSwitchWorkflow:
 
 
 _PERSON_STATES = (RunState.WAITING_APPROVAL, RunState.PAUSED)
+#: The most steps one workflow task starts. Each start costs the worker about a millisecond
+#: (its command, its input's and summary's payloads): a thousand ready steps started at once
+#: made a first workflow task of about a second. Larger batches are no better: while a long task
+#: runs, the first batch's results pile up on the server, and past 100 buffered events it
+#: force-closes the task (WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND), which then replays.
+#: The next batch starts with the next results, or after BATCH_PAUSE (a durable timer) if none.
+START_BATCH = 50
+BATCH_PAUSE = timedelta(milliseconds=1)
 #: Between a gate's notice (or a stuck undo's page) and the gate opening to decisions.
 SETTLE = timedelta(milliseconds=100)
 

@@ -6,6 +6,7 @@
     failover sandbox up && python -m tests.workflows.record_histories --guard
     failover sandbox up && python -m tests.workflows.record_histories --signed --version v5
     failover sandbox up && python -m tests.workflows.record_histories --evacuation
+    failover sandbox up && python -m tests.workflows.record_histories --wide --version v2
 
 Run it when a workflow change is *meant* to start a new history version; the old fixtures stay
 (they prove old histories still replay). Each scenario resets the sandbox first.
@@ -278,6 +279,26 @@ async def record_evacuation(home: Path, version: str) -> None:
     print(f"{out}: {len(history.events)} events")
 
 
+#: A runbook of WIDE noop steps, all ready at once: more than one batch of starts
+#: (`workflows.region_switch.START_BATCH`).
+WIDE = 80
+
+
+async def record_wide(home: Path, version: str) -> None:
+    """A run of WIDE independent steps (max_parallel WIDE)."""
+    steps = "".join(f"  - {{id: s{i}, type: noop}}\n" for i in range(WIDE))
+    text = ("apiVersion: failover.dev/v1\nkind: Runbook\nname: wide\n"
+            f"regions: [us-east-1, us-west-2]\nmax_parallel: {WIDE}\nsteps:\n{steps}")  # fmt: skip
+    env = Sandbox(home).reset()
+    async with worker(sandbox_config(env)) as (client, queue):
+        h = await start(client, queue, plan("", text=text))
+        await h.result()
+        history = await h.fetch_history()
+    out = HISTORIES / f"wide-{version}-succeeded.json"
+    out.write_text(history.to_json())
+    print(f"{out}: {len(history.events)} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
@@ -287,9 +308,11 @@ def main() -> None:
     parser.add_argument("--guard", action="store_true", help="record a guard's")
     parser.add_argument("--signed", action="store_true", help="record signed approvals'")
     parser.add_argument("--evacuation", action="store_true", help="record an evacuation's")
+    parser.add_argument("--wide", action="store_true", help="record a run of many ready steps'")
     args = parser.parse_args()
     recorder = (
-        record_evacuation if args.evacuation
+        record_wide if args.wide
+        else record_evacuation if args.evacuation
         else record_signed if args.signed
         else record_guard if args.guard
         else record_disaster if args.disaster

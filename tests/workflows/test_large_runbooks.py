@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from orchestrator.runs import RunState, StepState
@@ -37,3 +38,32 @@ def test_thousand_step_runbook_completes_with_a_small_history(env: SandboxEnv) -
     size = sum(e.ByteSize() for e in history.events)
     assert size < HISTORY_BYTES_WARNING / 4, size
     print(f"1000 steps: {len(history.events)} events, {size} bytes")
+
+
+def test_many_ready_steps_start_over_several_workflow_tasks(env: SandboxEnv) -> None:
+    """450 steps ready at once (max_parallel 450): no workflow task starts more than
+    START_BATCH of them, so no task takes a second however wide the runbook is."""
+    from workflows.region_switch import START_BATCH
+
+    async def scenario() -> Any:
+        async with worker(sandbox_config(env)) as (client, queue):
+            h = await start(client, queue, plan("", text=runbook(450, 450)))
+            return await h.result(), await h.fetch_history()
+
+    result, history = run(scenario())
+    assert result.state == RunState.SUCCEEDED
+    assert all(s.state == StepState.SUCCEEDED for s in result.steps)
+    per_task: list[int] = []  # step activities scheduled by each workflow task's commands
+    markers = []
+    for e in history.events:
+        if e.HasField("workflow_task_completed_event_attributes"):
+            per_task.append(0)
+        elif e.HasField("activity_task_scheduled_event_attributes"):
+            kind = e.activity_task_scheduled_event_attributes.activity_type.name
+            per_task[-1] += kind.startswith("step.")  # (not the run's notices)
+        elif e.HasField("marker_recorded_event_attributes"):
+            patch = e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+            markers.append(json.loads(patch)["id"])
+    assert max(per_task) == START_BATCH, per_task[:10]
+    assert sum(per_task) >= 450
+    assert markers.count("start-batches") == 1  # the patch, asked once
