@@ -127,6 +127,34 @@ def port_free(port: int) -> bool:
         return True
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (/proc/net/tcp and tcp6)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f[9])
+    return inodes
+
+
+def listens_on(pid: int, ports: list[int]) -> bool:
+    """Whether process `pid` itself listens on every one of `ports`: a free port handed out can
+    be taken by another process before the component binds it (then that process, perhaps
+    another sandbox's server, answers the health probe). True where /proc cannot tell."""
+    if not Path("/proc/net/tcp").exists():
+        return True
+    fds: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed since listed
+                fds.add(os.readlink(fd))
+    except OSError:  # gone
+        return False
+    return all(any(f"socket:[{i}]" in fds for i in _listening_inodes(p)) for p in ports)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -267,7 +295,7 @@ class Sandbox:
             self._write_kubeconfig(env)
             self._write_env(env)  # written early so that `down` can stop a half-started sandbox
             try:
-                self._wait_healthy(env, progress, timeout)
+                self._wait_healthy(env, progress, timeout, started=set(started))
                 break
             except PortTaken as clash:
                 if attempt == START_ATTEMPTS:
@@ -514,11 +542,19 @@ class Sandbox:
             name=name, pid=proc.pid, ports=ports, log=str(log), started_at=time.time()
         )
 
-    def _wait_healthy(self, env: SandboxEnv, progress: Progress, timeout: float) -> None:
+    def _wait_healthy(
+        self, env: SandboxEnv, progress: Progress, timeout: float, started: set[str] | None = None
+    ) -> None:
+        """Wait until every component answers; one `started` just now must also hold its
+        ports itself (see `listens_on`)."""
         deadline = time.monotonic() + timeout
         pending = set(env.components)
         while pending:
             for st in self.check(env, only=pending):
+                comp = env.components[st.name]
+                fresh = st.name in (started or ())
+                if st.ok and fresh and not listens_on(comp.pid, list(comp.ports.values())):
+                    continue  # not bound yet, or another process answered in its place
                 if st.ok:
                     pending.discard(st.name)
                     progress(f"{st.name} ready ({st.detail})")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from orchestrator.sandbox.latency import LatencyModel
-from orchestrator.sandbox.manager import Sandbox, SandboxError, pid_alive, port_free
+from orchestrator.sandbox.manager import Sandbox, SandboxError, listens_on, pid_alive, port_free
 
 
 def test_up_twice_reports_dead_component_and_down_stops_everything(
@@ -109,3 +114,69 @@ def test_pid_alive_tells_a_zombie_from_a_live_component() -> None:
         live.kill()
         live.wait()
         done.wait()
+
+
+class _ForeignHealth(BaseHTTPRequestHandler):
+    """Another sandbox's server: it answers the health probe, and nothing else of ours."""
+
+    def do_GET(self) -> None:
+        ok = self.path == "/_sandbox/health"
+        body = json.dumps({"ok": True}).encode() if ok else b"404: Not Found"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_port_taken_by_a_server_that_answers_the_probe_is_not_taken_for_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The AWS server's planned port is taken, before it binds, by a server that answers
+    /_sandbox/health as ours do: up still starts the AWS server elsewhere and seeds it."""
+    foreign = ThreadingHTTPServer(("127.0.0.1", 0), _ForeignHealth)
+    threading.Thread(target=foreign.serve_forever, daemon=True).start()
+    taken = foreign.server_address[1]
+    box = Sandbox(
+        home=tmp_path, latency=LatencyModel(time_scale=0.01), free_ports=True, worker=False
+    )
+    plan = box._ports
+    monkeypatch.setattr(box, "_ports", lambda env: plan(env) | {"aws": taken})
+    try:
+        env = box.up()
+        assert env.aws_endpoint_url != f"http://127.0.0.1:{taken}"
+        assert listens_on(env.components["aws"].pid, [int(env.aws_endpoint_url.rsplit(":", 1)[1])])
+        assert env.topology["zone_id"]  # seeded: by our AWS server
+    finally:
+        box.down()
+        foreign.shutdown()
+        foreign.server_close()
+
+
+def test_listens_on_tells_our_listener_from_another_process_s() -> None:
+    ours = socket.socket()
+    ours.bind(("127.0.0.1", 0))
+    ours.listen()
+    port = ours.getsockname()[1]
+    code = (
+        "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); "
+        "print(s.getsockname()[1], flush=True); time.sleep(60)"
+    )
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None
+        theirs = int(other.stdout.readline())
+        assert listens_on(os.getpid(), [port])
+        assert not listens_on(os.getpid(), [theirs])
+        assert not listens_on(os.getpid(), [port, theirs])
+        assert listens_on(other.pid, [theirs])
+        ours.close()
+        assert not listens_on(os.getpid(), [port])
+    finally:
+        other.kill()
+        other.wait()
+        ours.close()
