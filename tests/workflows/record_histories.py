@@ -281,7 +281,7 @@ async def record_evacuation(home: Path, version: str) -> None:
 
 #: A runbook of WIDE noop steps, all ready at once: more than one batch of starts
 #: (`workflows.region_switch.START_BATCH`).
-WIDE = 80
+WIDE = 60
 
 
 async def record_wide(home: Path, version: str) -> None:
