@@ -127,15 +127,15 @@ def port_free(port: int) -> bool:
         return True
 
 
-def _listening_inodes(port: int) -> set[str]:
-    """The inodes of the TCP sockets listening on `port` (/proc/net/tcp and tcp6)."""
-    inodes: set[str] = set()
+def _listening_inodes() -> dict[int, set[str]]:
+    """The inodes of the TCP sockets listening, by port (/proc/net/tcp and tcp6)."""
+    inodes: dict[int, set[str]] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 f = line.split()
-                if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                    inodes.add(f[9])
+                if f[3] == "0A":  # LISTEN
+                    inodes.setdefault(int(f[1].rsplit(":", 1)[1], 16), set()).add(f[9])
     return inodes
 
 
@@ -152,7 +152,8 @@ def listens_on(pid: int, ports: list[int]) -> bool:
                 fds.add(os.readlink(fd))
     except OSError:  # gone
         return False
-    return all(any(f"socket:[{i}]" in fds for i in _listening_inodes(p)) for p in ports)
+    listening = _listening_inodes()
+    return all(any(f"socket:[{i}]" in fds for i in listening.get(p, ())) for p in ports)
 
 
 def free_port() -> int:

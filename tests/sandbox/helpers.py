@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import botocore.session
@@ -13,6 +14,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from orchestrator.sandbox.aws.seed import client as aws_client
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import SandboxEnv
 
 T = TypeVar("T")
@@ -24,6 +27,18 @@ def aws(env: SandboxEnv, service: str, region: str = "us-east-1") -> Any:
 
 def kube(env: SandboxEnv, region: str) -> k8s.ApiClient:
     return k8s_config.new_client_from_config(config_file=env.kubeconfig, context=region)
+
+
+@contextlib.contextmanager
+def slower(control: SandboxControl, **durations: float) -> Iterator[None]:
+    """Modelled durations (unscaled seconds) set for a block, back to the model's defaults
+    after it: an operation long enough to be seen under way on a loaded machine."""
+    control.set_latency(**durations)
+    try:
+        yield
+    finally:
+        defaults = LatencyModel()
+        control.set_latency(**{name: getattr(defaults, name) for name in durations})
 
 
 def wait_for(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:

@@ -8,9 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from orchestrator.sandbox.control import SandboxControl
-from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.sandbox.helpers import assert_response_shape, aws, wait_for
+from tests.sandbox.helpers import assert_response_shape, aws, slower, wait_for
 
 
 def _writer(env: SandboxEnv, region: str = "us-west-2") -> str:
@@ -32,11 +31,8 @@ def test_switchover_swaps_the_writer_after_its_transition(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
     # 3 s at the test time scale: still switching when asked, even on a loaded machine.
-    control.set_latency(aurora_switchover=300.0)
-    try:
+    with slower(control, aurora_switchover=300.0):
         _switch_over_and_wait(fresh)
-    finally:
-        control.set_latency(aurora_switchover=LatencyModel().aurora_switchover)
 
 
 def _switch_over_and_wait(fresh: SandboxEnv) -> None:
@@ -99,16 +95,9 @@ def test_unknown_global_cluster_is_not_found(env: SandboxEnv) -> None:
 
 
 def test_promote_read_replica_detaches_it(fresh: SandboxEnv) -> None:
-    from orchestrator.sandbox.control import SandboxControl
-    from orchestrator.sandbox.latency import LatencyModel
-
-    control = SandboxControl(fresh)
     # x0.01: 3 s under way, long enough to be seen modifying on a loaded machine.
-    control.set_latency(replica_promotion=300.0)
-    try:
+    with slower(SandboxControl(fresh), replica_promotion=300.0):
         _promote_and_detach(fresh)
-    finally:
-        control.set_latency(replica_promotion=LatencyModel().replica_promotion)
 
 
 def _promote_and_detach(fresh: SandboxEnv) -> None:

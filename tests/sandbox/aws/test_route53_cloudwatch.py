@@ -6,15 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.sandbox.helpers import assert_response_shape, aws, wait_for
+from tests.sandbox.helpers import assert_response_shape, aws, slower, wait_for
 
 
 def test_change_is_pending_then_insync_with_its_own_id(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
     # 3 s at the test time scale: still PENDING when asked, even on a loaded machine.
-    control.set_latency(dns_propagation=300.0)
-    try:
+    with slower(control, dns_propagation=300.0):
         r53 = aws(fresh, "route53")
         ids = []
         for weight in (0, 100):
@@ -50,8 +49,6 @@ def test_change_is_pending_then_insync_with_its_own_id(
         wait_for(lambda: r53.get_change(Id=ids[1])["ChangeInfo"]["Status"] == "INSYNC", timeout=15)
         resp = r53.get_change(Id=ids[1])
         assert_response_shape("route53", "GetChange", resp)
-    finally:
-        control.set_latency(dns_propagation=30.0)
 
 
 def test_health_check_follows_region_health(env: SandboxEnv, control: SandboxControl) -> None:
