@@ -148,6 +148,8 @@ class StepContext:
     region: str | None
     mode: str
     clients: Clients
+    #: Says what the step is doing now (`ctx.heartbeat("phase", detail)`): call it between
+    #: client calls. In an activity, a cancelled one stops there (`StepCancelled`).
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
     #: time.monotonic() by which the activity must have ended (None: no activity bounds it).
     deadline: float | None = None

@@ -63,6 +63,15 @@ class StepError(Exception):
         return self.message
 
 
+class StepCancelled(BaseException):
+    """The step's activity was cancelled (Temporal asked, or no longer knows this attempt); raised
+    where the step heartbeats, between two client calls, never inside one.
+
+    A BaseException, as asyncio's CancelledError: no `except Exception` (of a step type, of
+    `StateStep.drive`, of a client library) takes it for the failure of a call.
+    """
+
+
 def classify(exc: BaseException) -> StepError:
     """Map any exception a client raised to a StepError (retryable or not)."""
     if isinstance(exc, StepError):

@@ -16,6 +16,12 @@ one in flight is left alone), so apply and undo never just wait for something th
 Every phase ends by its activity's deadline, with the reason.
 
 Every error is classified (`activities.errors`): a non-retryable one fails the activity at once.
+
+A cancelled attempt (Temporal asked, or no longer knows it: its heartbeats were lost while the
+server restarted) stops at its next heartbeat (`StepCancelled`), between two client calls. The
+SDK's default for a synchronous activity, an exception raised in its thread at whatever line it
+runs, is turned off: inside a client call botocore took it for a lost connection and sent the
+request again, so a write in flight when the cancellation came was sent twice.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +41,7 @@ from activities import registry
 from activities.attempts import AttemptLocks
 from activities.base import Change, Check, StepContext, StepParams, StepType, poll_pause
 from activities.clients import Clients
-from activities.errors import StepError, classify
+from activities.errors import StepCancelled, StepError, classify
 from activities.heartbeat import Heartbeater
 from orchestrator.runs import StepCall, StepOutcome
 
@@ -58,7 +65,7 @@ class StepActivities:
         return [self.prepare, self.apply, self.check, self.undo, self.plan]
 
     # ------------------------------------------------------------------------- activities
-    @activity.defn(name="step.prepare")
+    @activity.defn(name="step.prepare", no_thread_cancel_exception=True)
     def prepare(self, call: StepCall) -> StepOutcome:
         """Preflight, guards and snapshot of a mutating step (read-only)."""
         with self._running(call, "prepare") as (stype, params, ctx):
@@ -71,7 +78,7 @@ class StepActivities:
                 snapshot=snap, detail="snapshot taken", attempt=_attempt(), observed=measured
             )
 
-    @activity.defn(name="step.apply")
+    @activity.defn(name="step.apply", no_thread_cancel_exception=True)
     def apply(self, call: StepCall) -> StepOutcome:
         """Apply a mutating step (idempotent), then poll its verify until it holds."""
         with self._running(call, "apply") as (stype, params, ctx):
@@ -89,7 +96,7 @@ class StepActivities:
                 attempt=_attempt(),
             )
 
-    @activity.defn(name="step.check")
+    @activity.defn(name="step.check", no_thread_cancel_exception=True)
     def check(self, call: StepCall) -> StepOutcome:
         """Run a read-only step: preflight, guards, its check, verify polled."""
         with self._running(call, "check") as (stype, params, ctx):
@@ -103,7 +110,7 @@ class StepActivities:
                 detail=check.detail, attempt=_attempt(), observed={**measured, **check.observed}
             )
 
-    @activity.defn(name="step.undo")
+    @activity.defn(name="step.undo", no_thread_cancel_exception=True)
     def undo(self, call: StepCall) -> StepOutcome:
         """Restore a step's snapshot (idempotent), then poll verify_undo until it holds."""
         with self._running(call, "undo") as (stype, params, ctx):
@@ -117,7 +124,7 @@ class StepActivities:
             )  # fmt: skip
             return StepOutcome(detail=check.detail, attempt=_attempt())
 
-    @activity.defn(name="step.plan")
+    @activity.defn(name="step.plan", no_thread_cancel_exception=True)
     def plan(self, call: StepCall) -> StepOutcome:
         """Preflight and dry run: what the step would change. Mutates nothing."""
         with self._running(call, "plan") as (stype, params, ctx):
@@ -233,17 +240,28 @@ class _Running:
             except StepError as exc:
                 raise _failure(exc, self.phase) from None
             self.held = held.pop_all()
-        ctx = self.owner.context(self.call, self.heart.beat, deadline)
+        ctx = self.owner.context(self.call, self.beat, deadline)
         self.log.info("step activity started")
         return stype, params, ctx
+
+    def beat(self, *details: Any) -> None:
+        """The step's heartbeat (`ctx.heartbeat`: every phase, every poll): records what it does
+        now, and is where a cancelled attempt stops (StepCancelled), between two client calls."""
+        if activity.is_cancelled():
+            raise StepCancelled(_why_cancelled())
+        assert self.heart is not None
+        self.heart.beat(*details)
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.held.__exit__(exc_type, exc, tb)
         if exc is None:
             self.log.info("step activity done")
             return
+        if isinstance(exc, StepCancelled):  # reported as the SDK's own cancellation
+            self.log.info("step activity cancelled", reason=str(exc))
+            raise CancelledError(f"cancelled ({exc})") from None
         if not isinstance(exc, Exception) or isinstance(exc, ApplicationError | CancelledError):
-            return  # cancellation and the like propagate as they are
+            return  # (an interrupt, an ApplicationError already made) propagates as it is
         err = classify(exc)
         self.log.warning(
             "step activity failed", kind=err.kind, retryable=err.retryable, error=err.message
@@ -282,6 +300,14 @@ def _changes(
         after={k: after.get(k) for k in keys},
     )
     return [change.model_dump(mode="json")]
+
+
+def _why_cancelled() -> str:
+    """Why Temporal cancelled this attempt, in a word or two (`not_found`: it no longer knows
+    the attempt, which timed out while its heartbeats were lost)."""
+    details = activity.cancellation_details()
+    reasons = [f.name for f in fields(details) if getattr(details, f.name)] if details else []
+    return ", ".join(reasons) or "cancel requested"
 
 
 def _attempt() -> int:
