@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -47,6 +48,8 @@ from orchestrator.runs import RunState
 from orchestrator.worker import MAX_CONCURRENT_ACTIVITIES, executor
 from workflows import WORKFLOWS
 from workflows.region_switch import RegionSwitchWorkflow
+
+_CAUSE_PREFIX = "WORKFLOW_TASK_FAILED_CAUSE_"
 
 
 def chain(n: int) -> str:
@@ -83,12 +86,13 @@ async def _engine_run(client: Client, queue: str, text: str) -> tuple[float, str
     return elapsed, wid
 
 
-async def _longest_task(client: Client, wid: str) -> tuple[float, int]:
+async def _longest_task(client: Client, wid: str) -> tuple[float, list[str]]:
     """The longest workflow task of a run (WorkflowTaskStarted to its Completed, in its history)
-    and how many of its workflow tasks failed (timed out or were force-closed by the server)."""
+    and the causes of its workflow tasks that failed (timed out, or failed: force-closed by the
+    server, a completion it rejected)."""
     history = await client.get_workflow_handle(wid).fetch_history()
     started: dict[int, float] = {}
-    longest, failed = 0.0, 0
+    longest, failed = 0.0, []
     for e in history.events:
         at = e.event_time.ToDatetime().timestamp()
         if e.HasField("workflow_task_started_event_attributes"):
@@ -97,10 +101,11 @@ async def _longest_task(client: Client, wid: str) -> tuple[float, int]:
             begun = started.get(e.workflow_task_completed_event_attributes.started_event_id)
             if begun is not None:
                 longest = max(longest, at - begun)
-        elif e.HasField("workflow_task_failed_event_attributes") or e.HasField(
-            "workflow_task_timed_out_event_attributes"
-        ):
-            failed += 1
+        elif e.HasField("workflow_task_failed_event_attributes"):
+            cause = e.workflow_task_failed_event_attributes.cause
+            failed.append(WorkflowTaskFailedCause.Name(cause).removeprefix(_CAUSE_PREFIX))
+        elif e.HasField("workflow_task_timed_out_event_attributes"):
+            failed.append("TIMED_OUT")
     return longest, failed
 
 
@@ -162,17 +167,19 @@ async def run(repeat: int) -> dict[str, Any]:
                             "ratio": round(engine / floor, 2),
                         }
                     )
-                wides, longest, failed = [], [], 0
+                wides, longest, failed, causes = [], [], 0, []
                 for _ in range(repeat):
                     elapsed, wid = await _engine_run(env.client, queue, wide(1000))
                     wides.append(elapsed)
                     task_s, task_failures = await _longest_task(env.client, wid)
                     longest.append(task_s)
-                    failed += task_failures
+                    failed += len(task_failures)
+                    causes += task_failures
                 out["parallel_1000_s"] = round(statistics.median(wides), 2)
                 out["max_workflow_task_s"] = round(max(longest), 3)
                 out["workflow_task_s_runs"] = [round(t, 3) for t in longest]
                 out["workflow_task_failures"] = failed
+                out["workflow_task_failure_causes"] = sorted(set(causes))
         shutil.rmtree(reports, ignore_errors=True)
     return out
 
@@ -194,7 +201,8 @@ def main() -> None:
     print(f"| 1,000 parallel | | {result['parallel_1000_s']} s in all | |")
     print(f"longest workflow task of the 1,000-step runs: {result['max_workflow_task_s']} s "
           f"(each run: {result['workflow_task_s_runs']}; workflow tasks failed: "
-          f"{result['workflow_task_failures']})")  # fmt: skip
+          f"{result['workflow_task_failures']}, causes "
+          f"{result['workflow_task_failure_causes']})")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
