@@ -72,7 +72,7 @@ class NotifyActivities:
         info = activity.info()
         delivery_id = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
         deliveries = self.deliver(call, delivery_id)
-        _count(deliveries)
+        count(deliveries)
         return deliveries
 
     def deliver(self, call: NotifyCall, delivery_id: str) -> list[Delivery]:
@@ -368,7 +368,7 @@ def sns_message(notice: Notice, link: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _count(deliveries: list[Delivery]) -> None:
+def count(deliveries: list[Delivery]) -> None:
     """`failover_notifications_total{channel, event, outcome}` (a no-op without metrics)."""
     try:
         counter = activity.metric_meter().create_counter(

@@ -6,7 +6,7 @@ a run: the workflow records a report that could not be written and ends as it wo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ import structlog
 from temporalio import activity
 
 from activities.clients import Clients
+from activities.notify import NotifyActivities, count
 from orchestrator import report, report_store
 from orchestrator.evacuation import report as evac_report
 from orchestrator.evacuation.runs import EvacuationProgress
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday.models import GameDayProgress
-from orchestrator.runs import RunProgress
+from orchestrator.notifications import Delivery
+from orchestrator.runs import RunEnd, RunEnded, RunProgress
 
 log = structlog.get_logger()
 
@@ -27,11 +29,12 @@ log = structlog.get_logger()
 class ReportActivities:
     """Write reports to the worker's configured store."""
 
-    def __init__(self, clients: Clients) -> None:
+    def __init__(self, clients: Clients, notify: NotifyActivities | None = None) -> None:
         self.clients = clients
+        self.notify = notify or NotifyActivities(clients)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.write_switch, self.write_gameday, self.write_evacuation]
+        return [self.write_switch, self.end_switch, self.write_gameday, self.write_evacuation]
 
     @activity.defn(name="report.switch")
     def write_switch(self, progress: RunProgress) -> list[str]:
@@ -39,6 +42,27 @@ class ReportActivities:
         wid, rid = _run()
         r = report.build(progress, wid, rid)
         return self._write(r, report.markdown(r), report.html_page(r))
+
+    @activity.defn(name="report.switch_end")
+    def end_switch(self, end: RunEnd) -> RunEnded:
+        """A switch's end in one activity: its last notice sent, then its report written with
+        that notice's deliveries (one round trip to the server where two followed each other).
+
+        The deliveries are recorded as heartbeat details before the report is written: an
+        attempt after one whose report failed sends nothing again. A report that cannot be
+        written after the sending raises (the activity's retries write it); the deliveries
+        survive in the workflow either way (`RunEnded` of the attempt that succeeds)."""
+        info = activity.info()
+        sent = _sent(info.heartbeat_details)
+        if sent is None:
+            delivery_id = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
+            sent = self.notify.deliver(end.notice, delivery_id)
+            count(sent)
+            activity.heartbeat(RunEnded(deliveries=sent).model_dump(mode="json"))
+        progress = end.progress.model_copy(
+            update={"notifications": [*end.progress.notifications, *sent]}
+        )
+        return RunEnded(deliveries=sent, report_files=self.write_switch(progress))
 
     @activity.defn(name="report.gameday")
     def write_gameday(self, progress: GameDayProgress) -> list[str]:
@@ -65,6 +89,13 @@ class ReportActivities:
             where = [str(p) for p in report_store.write(r, markdown, html, directory)]
         log.info("report written", workflow_id=r.workflow_id, where=where[0])
         return where
+
+
+def _sent(details: Sequence[Any]) -> list[Delivery] | None:
+    """The deliveries an earlier attempt recorded (None: it sent nothing yet)."""
+    if not details:
+        return None
+    return RunEnded.model_validate(details[-1]).deliveries
 
 
 def _run() -> tuple[str, str]:

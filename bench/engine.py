@@ -135,6 +135,7 @@ async def run(repeat: int) -> dict[str, Any]:
         reports = tempfile.mkdtemp(prefix="bench-engine-reports-")
         clients = Clients(Config(reports=ReportsConfig(directory=reports)))
         steps = StepActivities(clients)
+        notify = NotifyActivities(clients)
         with executor() as pool:
             async with Worker(
                 env.client,
@@ -142,8 +143,8 @@ async def run(repeat: int) -> dict[str, Any]:
                 workflows=[*WORKFLOWS, FloorWorkflow],
                 activities=[
                     *steps.all(),
-                    *NotifyActivities(clients).all(),
-                    *ReportActivities(clients).all(),
+                    *notify.all(),
+                    *ReportActivities(clients, notify).all(),
                     noop,
                 ],
                 activity_executor=pool,

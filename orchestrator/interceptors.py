@@ -7,8 +7,9 @@ records
 - for each step activity attempt (`step.*`): its duration by step type and outcome
   (`failover_step_duration_seconds`, through `activity.metric_meter()`);
 - for each RegionSwitch run that ends: the run by outcome, its RTO (as its report measures it),
-  its RPO and its undos, when the first attempt of its report activity (`report.switch`, which
-  every run that ends runs once with its final progress) starts. Exactly once per run: a
+  its RPO and its undos, when the first attempt of its report activity (`report.switch`, or
+  `report.switch_end` with its last notice: every run that ends runs one of them once, with its
+  final progress) starts. Exactly once per run: a
   workflow's last task can run twice (a completion the server rejects because an event arrived
   meanwhile, a task that timed out on a loaded worker), and `workflow.metric_meter()` only
   skips replayed code, so a count made by the workflow itself would count that run twice;
@@ -43,15 +44,16 @@ from temporalio.worker import (
 )
 
 from orchestrator import metrics
-from orchestrator.runs import RunProgress, RunState, StepState
+from orchestrator.runs import RunEnd, RunProgress, RunState, StepState
 
 log = structlog.get_logger("failover.metrics")
 
 #: The workflow type whose runs are measured.
 RUN_WORKFLOW = "RegionSwitch"
-#: The activity every RegionSwitch run that ends runs once with its final progress
-#: (activities/report.py): where the run is counted.
-RUN_REPORT_ACTIVITY = "report.switch"
+#: The activities one of which every RegionSwitch run that ends runs once with its final
+#: progress (activities/report.py: the report, or the last notice and the report): where the run
+#: is counted.
+RUN_REPORT_ACTIVITIES = frozenset({"report.switch", "report.switch_end"})
 #: Activities whose attempts are timed (activities/steps.py).
 STEP_ACTIVITY_PREFIX = "step."
 _UNDO_STATES = frozenset(
@@ -141,7 +143,7 @@ class _ActivityMetricsInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        if info.activity_type == RUN_REPORT_ACTIVITY:
+        if info.activity_type in RUN_REPORT_ACTIVITIES:
             if info.attempt == 1:  # a retry of the report is the same run
                 self._record_run(input, info.workflow_type or RUN_WORKFLOW)
             return await super().execute_activity(input)
@@ -163,6 +165,8 @@ class _ActivityMetricsInbound(ActivityInboundInterceptor):
 
     def _record_run(self, input: ExecuteActivityInput, workflow_type: str) -> None:
         progress = input.args[0] if input.args else None
+        if isinstance(progress, RunEnd):
+            progress = progress.progress
         if not isinstance(progress, RunProgress):
             return
         meter = activity.metric_meter().with_additional_attributes({"workflow_type": workflow_type})

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.notifications import Delivery, NotifyRoute
+from orchestrator.notifications import Delivery, NotifyCall, NotifyRoute
 
 Mode = Literal["failover", "drill", "dry-run", "gameday"]
 #: What kind of run: a planned switch (both regions answer), an unplanned one (the source region
@@ -390,3 +390,17 @@ class RunProgress(_Model):
 
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)
+
+
+class RunEnd(_Model):
+    """The input of `report.switch_end`: a switch's last notice and its final progress."""
+
+    notice: NotifyCall
+    progress: RunProgress
+
+
+class RunEnded(_Model):
+    """What `report.switch_end` did: the last notice's deliveries, where the report went."""
+
+    deliveries: list[Delivery] = Field(default_factory=list)
+    report_files: list[str] = Field(default_factory=list)

@@ -55,7 +55,7 @@ def build_worker(
     reach = ReachActivities(clients)
     guard = GuardActivities(clients, client)
     notify = NotifyActivities(clients)
-    reports = ReportActivities(clients)
+    reports = ReportActivities(clients, notify)
     readiness = ReadinessActivities(clients, client)
     return Worker(
         client,

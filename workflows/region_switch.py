@@ -32,7 +32,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.notify import Notifier, run_ref
-from workflows.report import write_report
+from workflows.report import end_run, write_report
 from workflows.retry import step_options
 from workflows.shield import run_shielded
 
@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator import ui
     from orchestrator.approval_auth import RunContext, Verifier, plan_digest
     from orchestrator.approvals import GateBook, operator_target
-    from orchestrator.notifications import Delivery, Notice, NotifyEvent, Severity
+    from orchestrator.notifications import Delivery, Notice, NotifyCall, NotifyEvent, Severity
     from orchestrator.runbook.graph import ancestors, undo_plan
     from orchestrator.runs import (
         Abort,
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ErrorInfo,
         OperatorAction,
         PlannedStep,
+        RunEnd,
         RunProgress,
         RunState,
         StepCall,
@@ -103,10 +104,12 @@ class RegionSwitchWorkflow:
         self._details_stale = False
         self._quiet_waits = True
         self._batches: bool | None = None  # `_start_batches`, asked once when first needed
+        self._in_flight: bool | None = None  # `_bounded`, the same
         self._abort_seen = False
         self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
         self.notifications: list[Delivery] = []
         self.report_files: list[str] = []
+        self._last: NotifyCall | None = None  # the last notice, sent with the report
         self._notifier = Notifier(False, inp.notify, self.notifications)
 
     def _authenticate(self) -> str:
@@ -161,6 +164,12 @@ class RegionSwitchWorkflow:
         await run_shielded(self._main(), self._cancelled)
         details.cancel()
         self._render()
+        if self._last is not None:  # sent with the report: see `_notify_end`
+            await self._notifier.drain()
+            ended = await end_run(RunEnd(notice=self._last, progress=self.progress()))
+            self.notifications.extend(ended.deliveries)
+            self.report_files = ended.report_files
+            return self.progress()
         await self._notifier.drain()  # the run has ended: only its last notices are awaited
         if workflow.patched("report"):  # (runs recorded before this wrote no report themselves)
             self.report_files = await write_report("report.switch", self.progress())
@@ -234,6 +243,8 @@ class RegionSwitchWorkflow:
             if failure is None:
                 started = 0
                 while ready and len(running) < self.inp.max_parallel:
+                    if len(running) >= IN_FLIGHT and self._bounded():
+                        break  # the next step starts when one of these ends
                     if started == START_BATCH and self._start_batches():
                         more = True
                         break
@@ -323,6 +334,13 @@ class RegionSwitchWorkflow:
         if self._batches is None:
             self._batches = workflow.patched("start-batches")
         return self._batches
+
+    def _bounded(self) -> bool:
+        """Whether at most IN_FLIGHT steps run at once (runs recorded before ran up to
+        max_parallel: they replay so)."""
+        if self._in_flight is None:
+            self._in_flight = workflow.patched("in-flight")
+        return self._in_flight
 
     def _ended(self, rec: StepRecord) -> None:
         rec.ended_at, rec.phase = workflow.now(), ""
@@ -698,22 +716,32 @@ class RegionSwitchWorkflow:
         commands: list[str] | None = None,
     ) -> None:
         """Send a notice in the background (nothing if notifications are off for this run)."""
-        if not self._notifier.enabled:
-            return
-        wid, rid, dedup = run_ref()
-        self._notifier.send(
-            Notice(
-                event=event,
-                runbook=self.inp.runbook,
-                summary=summary,
-                detail=detail,
-                severity=severity,
-                dedup_key=dedup,
-                resolve=resolve,
-                workflow_id=wid,
-                run_id=rid,
-                commands=commands or [],
+        if self._notifier.enabled:
+            self._notifier.send(
+                self._build_notice(event, summary, detail, severity, resolve, commands)
             )
+
+    def _build_notice(
+        self,
+        event: NotifyEvent,
+        summary: str,
+        detail: str = "",
+        severity: Severity = "info",
+        resolve: bool = False,
+        commands: list[str] | None = None,
+    ) -> Notice:
+        wid, rid, dedup = run_ref()
+        return Notice(
+            event=event,
+            runbook=self.inp.runbook,
+            summary=summary,
+            detail=detail,
+            severity=severity,
+            dedup_key=dedup,
+            resolve=resolve,
+            workflow_id=wid,
+            run_id=rid,
+            commands=commands or [],
         )
 
     def _notify_gate(self, step: PlannedStep, rec: StepRecord) -> None:
@@ -756,14 +784,32 @@ class RegionSwitchWorkflow:
         )
 
     def _notify_end(self) -> None:
+        """The run's last notice (succeeded, rolled back). It is sent with the report, in one
+        activity (`report.switch_end`, by `run`): the report lists the notice's deliveries, so
+        the two cannot run side by side, and one round trip is saved where two followed each
+        other. Runs recorded before sent it here, then wrote the report apart."""
+        last = self._end_notice()
+        if last is None:
+            return
+        if workflow.patched("end-together"):
+            self._last = last
+        else:
+            self._notifier.send(last.notice)
+
+    def _end_notice(self) -> NotifyCall | None:
+        if not self._notifier.enabled or self.inp.mode == "gameday":
+            return None
         what = f"{self.inp.runbook}: {self._what()} {self.inp.from_region} -> {self.inp.to_region}"
         took = f"took {(workflow.now() - self.started_at).total_seconds():.1f}s"
-        if self.final == RunState.SUCCEEDED and self.inp.mode != "gameday":
-            self._notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
-        elif self.final == RunState.ROLLED_BACK and self.inp.mode != "gameday":
-            self._notice(
+        if self.final == RunState.SUCCEEDED:
+            notice = self._build_notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
+        elif self.final == RunState.ROLLED_BACK:
+            notice = self._build_notice(
                 "switch_rolled_back", f"{what} rolled back", f"{self.reason}; {took}", "warning"
             )
+        else:
+            return None
+        return NotifyCall(notice=notice, routes=self._notifier.routes)
 
     # -------------------------------------------------------------------------- progress
     def _state(self) -> RunState:
@@ -855,6 +901,14 @@ _PERSON_STATES = (RunState.WAITING_APPROVAL, RunState.PAUSED)
 #: whole history (seen with batches of 200 and, rarely, 50; never with 25 in 1,000-step runs).
 #: The next batch starts with the next results, or after BATCH_PAUSE (a durable timer) if none.
 START_BATCH = 25
+#: The most steps of one run in flight at once, whatever its max_parallel. Each step has one
+#: activity in flight, and an activity that ends while a workflow task runs leaves two events
+#: buffered on the server (started, completed); past 100 buffered events the server
+#: force-closes the task, which then replays the whole history. With at most 40 in flight, no
+#: task can find more than 80 (and room for signals, timers and notices), however long it
+#: takes: a busy worker slows a wide run down, it no longer makes it replay (1,000 steps in
+#: flight, about 250 ending a second, made that happen in 3 of 20 runs).
+IN_FLIGHT = 40
 BATCH_PAUSE = timedelta(milliseconds=1)
 #: Between a gate's notice (or a stuck undo's page) and the gate opening to decisions.
 SETTLE = timedelta(milliseconds=100)

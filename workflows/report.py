@@ -11,6 +11,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+with workflow.unsafe.imports_passed_through():
+    from orchestrator.notifications import Delivery
+    from orchestrator.runs import RunEnd, RunEnded
+
 
 async def write_report(activity_name: str, progress: Any) -> list[str]:
     """Run the report activity for this run's final progress; where it was written (nothing if
@@ -28,3 +32,34 @@ async def write_report(activity_name: str, progress: Any) -> list[str]:
         workflow.logger.warning("the report could not be written: %s", exc.cause or exc)
         return []
     return where
+
+
+async def end_run(end: RunEnd) -> RunEnded:
+    """A switch's last notice and report (`report.switch_end`); never raises. An activity that
+    failed every attempt is one failed Delivery (with the last deliveries it recorded, if the
+    notice went out) and no report."""
+    try:
+        out: RunEnded = await workflow.execute_activity(
+            "report.switch_end",
+            end,
+            result_type=RunEnded,
+            # the notice (each channel within its deadline, at most 25 s), then the report
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=5)),
+            summary=f"notify {end.notice.notice.event}, write the report",
+        )
+    except ActivityError as exc:
+        cause = exc.cause or exc
+        workflow.logger.warning("the run's end could not be written: %s", cause)
+        return RunEnded(
+            deliveries=[
+                Delivery(
+                    channel="*",
+                    event=end.notice.notice.event,
+                    ok=False,
+                    detail=f"not known to be sent: {type(cause).__name__}: {cause}",
+                    at=workflow.now(),
+                )
+            ]
+        )
+    return out

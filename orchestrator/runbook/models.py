@@ -356,7 +356,9 @@ class Runbook(_Strict):
         "sign a request or a decision (with the configured approvals.allowed_signers file).",
     )
     parameters: dict[str, Parameter] = Field(default_factory=dict)
-    max_parallel: int = Field(default=10, ge=1, le=1000, description="Steps running at once.")
+    max_parallel: int = Field(
+        default=10, ge=1, le=1000, description="Steps running at once (the engine runs 40 at most)."
+    )
     steps: list[Step] = Field(min_length=1)
     recovery: list[Step] = Field(
         default_factory=list,

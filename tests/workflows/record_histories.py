@@ -280,13 +280,15 @@ async def record_evacuation(home: Path, version: str) -> None:
 
 
 #: A runbook of WIDE noop steps, all ready at once: more than one batch of starts
-#: (`workflows.region_switch.START_BATCH`).
+#: (`workflows.region_switch.START_BATCH`), and (from v3) more than IN_FLIGHT: each step takes a
+#: second, so the first batches are still running when the bound is reached.
 WIDE = 60
 
 
 async def record_wide(home: Path, version: str) -> None:
     """A run of WIDE independent steps (max_parallel WIDE)."""
-    steps = "".join(f"  - {{id: s{i}, type: noop}}\n" for i in range(WIDE))
+    slow = ", params: {duration: 1s}" if int(version.lstrip("v")) >= 3 else ""
+    steps = "".join(f"  - {{id: s{i}, type: noop{slow}}}\n" for i in range(WIDE))
     text = ("apiVersion: failover.dev/v1\nkind: Runbook\nname: wide\n"
             f"regions: [us-east-1, us-west-2]\nmax_parallel: {WIDE}\nsteps:\n{steps}")  # fmt: skip
     env = Sandbox(home).reset()

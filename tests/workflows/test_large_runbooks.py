@@ -40,10 +40,13 @@ def test_thousand_step_runbook_completes_with_a_small_history(env: SandboxEnv) -
     print(f"1000 steps: {len(history.events)} events, {size} bytes")
 
 
-def test_many_ready_steps_start_over_several_workflow_tasks(env: SandboxEnv) -> None:
+def test_many_ready_steps_start_over_several_workflow_tasks_at_most_in_flight(
+    env: SandboxEnv,
+) -> None:
     """450 steps ready at once (max_parallel 450): no workflow task starts more than
-    START_BATCH of them, so no task takes a second however wide the runbook is."""
-    from workflows.region_switch import START_BATCH
+    START_BATCH of them, so no task takes a second however wide the runbook is, and no more
+    than IN_FLIGHT run at once, so no task can find the server's buffer of events full."""
+    from workflows.region_switch import IN_FLIGHT, START_BATCH
 
     async def scenario() -> Any:
         async with worker(sandbox_config(env)) as (client, queue):
@@ -55,15 +58,25 @@ def test_many_ready_steps_start_over_several_workflow_tasks(env: SandboxEnv) -> 
     assert all(s.state == StepState.SUCCEEDED for s in result.steps)
     per_task: list[int] = []  # step activities scheduled by each workflow task's commands
     markers = []
+    steps: set[int] = set()  # the scheduled events of step activities
+    in_flight = most = 0
     for e in history.events:
         if e.HasField("workflow_task_completed_event_attributes"):
             per_task.append(0)
         elif e.HasField("activity_task_scheduled_event_attributes"):
             kind = e.activity_task_scheduled_event_attributes.activity_type.name
-            per_task[-1] += kind.startswith("step.")  # (not the run's notices)
+            if kind.startswith("step."):  # (not the run's notices)
+                per_task[-1] += 1
+                steps.add(e.event_id)
+                in_flight += 1
+                most = max(most, in_flight)
+        elif e.HasField("activity_task_completed_event_attributes"):
+            in_flight -= e.activity_task_completed_event_attributes.scheduled_event_id in steps
         elif e.HasField("marker_recorded_event_attributes"):
             patch = e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
             markers.append(json.loads(patch)["id"])
     assert max(per_task) == START_BATCH, per_task[:10]
     assert sum(per_task) >= 450
     assert markers.count("start-batches") == 1  # the patch, asked once
+    assert most == IN_FLIGHT, most  # (each step has one activity in flight: prepare, apply)
+    assert markers.count("in-flight") == 1
