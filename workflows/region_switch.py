@@ -901,6 +901,7 @@ _PERSON_STATES = (RunState.WAITING_APPROVAL, RunState.PAUSED)
 #: whole history (seen with batches of 200 and, rarely, 50; never with 25 in 1,000-step runs).
 #: The next batch starts with the next results, or after BATCH_PAUSE (a durable timer) if none.
 START_BATCH = 25
+BATCH_PAUSE = timedelta(milliseconds=1)
 #: The most steps of one run in flight at once, whatever its max_parallel. Each step has one
 #: activity in flight, and an activity that ends while a workflow task runs leaves two events
 #: buffered on the server (started, completed); past 100 buffered events the server
@@ -909,7 +910,6 @@ START_BATCH = 25
 #: takes: a busy worker slows a wide run down, it no longer makes it replay (1,000 steps in
 #: flight, about 250 ending a second, made that happen in 3 of 20 runs).
 IN_FLIGHT = 40
-BATCH_PAUSE = timedelta(milliseconds=1)
 #: Between a gate's notice (or a stuck undo's page) and the gate opening to decisions.
 SETTLE = timedelta(milliseconds=100)
 

@@ -36,8 +36,8 @@ async def write_report(activity_name: str, progress: Any) -> list[str]:
 
 async def end_run(end: RunEnd) -> RunEnded:
     """A switch's last notice and report (`report.switch_end`); never raises. An activity that
-    failed every attempt is one failed Delivery (with the last deliveries it recorded, if the
-    notice went out) and no report."""
+    failed every attempt is one failed Delivery (the notice is not known to be sent) and no
+    report."""
     try:
         out: RunEnded = await workflow.execute_activity(
             "report.switch_end",

@@ -154,3 +154,33 @@ def test_a_hanging_channel_does_not_hold_the_switch(
         f"run {took:.2f}s, ended -> result {tail:.2f}s"
     )
     assert datetime.now(UTC) > result.ended_at
+
+
+def test_a_report_that_cannot_be_written_does_not_send_the_last_notice_again(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    """The last notice and the report are one activity (`report.switch_end`): when the report's
+    store refuses every attempt, the notice still went out once, not once per attempt."""
+    from orchestrator.config import ReportsConfig
+
+    text = (
+        "apiVersion: failover.dev/v1\nkind: Runbook\nname: one-noop\n"
+        "regions: [us-east-1, us-west-2]\nsteps:\n  - {id: only, type: noop}\n"
+    )
+    config = sandbox_config(fresh).model_copy(
+        update={"reports": ReportsConfig(s3_bucket="no-such-bucket", s3_region="us-east-1")}
+    )
+    since = time.time()
+
+    async def scenario() -> tuple[RunProgress, str]:
+        async with worker(config) as (client, queue):
+            h = await start(client, queue, plan("", text=text))
+            result: RunProgress = await h.result()
+            return result, h.id
+
+    result, wid = run(scenario())
+    assert result.state == RunState.SUCCEEDED
+    assert result.report_files == []  # every attempt to write it failed
+    assert ("*", "switch_succeeded", False) in sent(result), sent(result)
+    events = [n["event"] for n in webhook_events(control, since, wid)]
+    assert events == ["switch_started", "switch_succeeded"], events  # sent once in 3 attempts
