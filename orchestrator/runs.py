@@ -391,6 +391,21 @@ class RunProgress(_Model):
     def step(self, step_id: str) -> StepRecord:
         return next(s for s in self.steps if s.id == step_id)
 
+    def summary(self) -> RunProgress:
+        """This run without its steps' details, changes and observations, nor its deliveries:
+        what an evacuation keeps of each switch (states, times, errors, approvals; the rest is
+        in the switch's own history and report)."""
+        return self.model_copy(
+            update={
+                "steps": [
+                    s.model_copy(update={"description": "", "detail": "", "changes": [],
+                                         "observed": {}})
+                    for s in self.steps
+                ],
+                "notifications": [],
+            }
+        )  # fmt: skip
+
 
 class RunEnd(_Model):
     """The input of `report.switch_end`: a switch's last notice and its final progress."""

@@ -265,7 +265,7 @@ class EvacuationWorkflow:
         if isinstance(result, str):
             rec.state, rec.reason = ServiceState.FAILED, result
         else:
-            rec.result = result
+            rec.result = result.summary()  # (its details are in its own history)
             rec.state = _OUTCOMES.get(result.state, ServiceState.FAILED)
             rec.reason = result.reason
         rec.ended_at = workflow.now()
@@ -508,7 +508,7 @@ class EvacuationWorkflow:
         if isinstance(result, str):
             rec.state, rec.reason = ServiceState.FAILBACK_FAILED, result
         else:
-            rec.failback_result = result
+            rec.failback_result = result.summary()
             ok = result.state == RunState.SUCCEEDED
             rec.state = ServiceState.FAILED_BACK if ok else ServiceState.FAILBACK_FAILED
             if not ok:

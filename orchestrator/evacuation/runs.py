@@ -163,7 +163,8 @@ class ServiceRecord(_Model):
     #: The switch's own gates approved by the evacuation's approval, and those left to people.
     preapproved: list[str] = Field(default_factory=list)
     gates_left: list[str] = Field(default_factory=list)
-    #: The switch's final progress (its steps, approvals, RTO).
+    #: The switch's final progress (its steps, approvals, RTO), as `RunProgress.summary()`: the
+    #: steps' details, changes and observations are in the switch's own history and report.
     result: RunProgress | None = None
     failback_workflow_id: str = ""
     failback_run_id: str | None = None
