@@ -155,10 +155,12 @@ class RegionSwitchWorkflow:
         self._notifier.enabled = workflow.patched("notify") and inp.mode != "dry-run"
         self._publish()
         if inp.mode != "gameday" and not self.refused:
-            self._notice(
-                "switch_started",
-                f"{inp.runbook}: {self._what()} {inp.from_region} -> {inp.to_region} started "
-                f"by {inp.requester}",
+            self._send(
+                self._notice(
+                    "switch_started",
+                    f"{inp.runbook}: {self._what()} {inp.from_region} -> {inp.to_region} started "
+                    f"by {inp.requester}",
+                )
             )
         details = asyncio.create_task(self._render_details())
         await run_shielded(self._main(), self._cancelled)
@@ -706,6 +708,11 @@ class RegionSwitchWorkflow:
         kind = {"planned": "", "unplanned": "unplanned ", "recovery": "recovery "}[self.inp.kind]
         return f"{kind}{self.inp.mode}"
 
+    def _send(self, notice: Notice) -> None:
+        """Send a notice in the background (nothing if notifications are off for this run)."""
+        if self._notifier.enabled:
+            self._notifier.send(notice)
+
     def _notice(
         self,
         event: NotifyEvent,
@@ -714,22 +721,8 @@ class RegionSwitchWorkflow:
         severity: Severity = "info",
         resolve: bool = False,
         commands: list[str] | None = None,
-    ) -> None:
-        """Send a notice in the background (nothing if notifications are off for this run)."""
-        if self._notifier.enabled:
-            self._notifier.send(
-                self._build_notice(event, summary, detail, severity, resolve, commands)
-            )
-
-    def _build_notice(
-        self,
-        event: NotifyEvent,
-        summary: str,
-        detail: str = "",
-        severity: Severity = "info",
-        resolve: bool = False,
-        commands: list[str] | None = None,
     ) -> Notice:
+        """A notice of this run (built, not sent: see `_send`)."""
         wid, rid, dedup = run_ref()
         return Notice(
             event=event,
@@ -752,17 +745,19 @@ class RegionSwitchWorkflow:
         who = ", ".join(step.gate.approvers or self.inp.approvers) or "anyone but the requester"
         need = f"{step.gate.approvals} approval(s) from {who}; expires in {step.gate.expires}"
         detail = "; ".join(x for x in (step.gate.message, rec.detail, need) if x)
-        self._notice(
-            "gate_open",
-            f"{self.inp.runbook}: gate {step.id} waits for approval "
-            f"({self._what()} {self.inp.from_region} -> {self.inp.to_region}, "
-            f"requested by {self.inp.requester})",
-            detail,
-            severity="warning",
-            commands=[
-                f"failover approve {wid} --gate {step.id}",
-                f'failover reject {wid} --gate {step.id} --reason "..."',
-            ],
+        self._send(
+            self._notice(
+                "gate_open",
+                f"{self.inp.runbook}: gate {step.id} waits for approval "
+                f"({self._what()} {self.inp.from_region} -> {self.inp.to_region}, "
+                f"requested by {self.inp.requester})",
+                detail,
+                severity="warning",
+                commands=[
+                    f"failover approve {wid} --gate {step.id}",
+                    f'failover reject {wid} --gate {step.id} --reason "..."',
+                ],
+            )
         )
 
     def _notify_stuck(self, sid: str) -> None:
@@ -770,17 +765,19 @@ class RegionSwitchWorkflow:
         operator's decisions are accepted (see `_operator`)."""
         wid, _, _ = run_ref()
         err = self.records[sid].undo_error
-        self._notice(
-            "rollback_failed",
-            f"{self.inp.runbook}: ROLLBACK_FAILED: the undo of {sid} keeps failing "
-            f"({self._what()} {self.inp.from_region} -> {self.inp.to_region})",
-            f"{err.kind}: {err.message}" if err else "",
-            severity="critical",
-            commands=[
-                f'failover resolve {wid} --step {sid} --action retry --reason "..."',
-                f'failover resolve {wid} --step {sid} --action skip --reason "..."',
-                f'failover resolve {wid} --step {sid} --action end --reason "..."',
-            ],
+        self._send(
+            self._notice(
+                "rollback_failed",
+                f"{self.inp.runbook}: ROLLBACK_FAILED: the undo of {sid} keeps failing "
+                f"({self._what()} {self.inp.from_region} -> {self.inp.to_region})",
+                f"{err.kind}: {err.message}" if err else "",
+                severity="critical",
+                commands=[
+                    f'failover resolve {wid} --step {sid} --action retry --reason "..."',
+                    f'failover resolve {wid} --step {sid} --action skip --reason "..."',
+                    f'failover resolve {wid} --step {sid} --action end --reason "..."',
+                ],
+            )
         )
 
     def _notify_end(self) -> None:
@@ -802,9 +799,9 @@ class RegionSwitchWorkflow:
         what = f"{self.inp.runbook}: {self._what()} {self.inp.from_region} -> {self.inp.to_region}"
         took = f"took {(workflow.now() - self.started_at).total_seconds():.1f}s"
         if self.final == RunState.SUCCEEDED:
-            notice = self._build_notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
+            notice = self._notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
         elif self.final == RunState.ROLLED_BACK:
-            notice = self._build_notice(
+            notice = self._notice(
                 "switch_rolled_back", f"{what} rolled back", f"{self.reason}; {took}", "warning"
             )
         else:
