@@ -192,7 +192,8 @@ def test_abort_switches_back_what_had_switched(env: SandboxEnv, tmp_path: Path) 
     async def scenario() -> EvacuationProgress:
         async with worker(sandbox_config(env)) as (client, queue):
             h = await start(client, queue, resolved(path))
-            p = await until(h, lambda p: p.service("y").state == ServiceState.RUNNING)
+            # (RUNNING comes before the child's start; its run id once the server has it)
+            p = await until(h, lambda p: p.service("y").run_id is not None)
             ref = p.service("y")
             child = switch.handle(client, ref.workflow_id, ref.run_id)
             await wait_for(child, lambda c: c.step("work").state.value == "RUNNING")
