@@ -49,9 +49,10 @@ class ReportActivities:
         that notice's deliveries (one round trip to the server where two followed each other).
 
         The deliveries are recorded as heartbeat details before the report is written: an
-        attempt after one whose report failed sends nothing again. A report that cannot be
-        written after the sending raises (the activity's retries write it); the deliveries
-        survive in the workflow either way (`RunEnded` of the attempt that succeeds)."""
+        attempt after one whose report failed sends nothing again, and returns the recorded
+        deliveries with its report. A report that cannot be written raises (the activity's
+        retries write it; after the last, the workflow records the end as not known to be
+        sent)."""
         info = activity.info()
         sent = _sent(info.heartbeat_details)
         if sent is None:
