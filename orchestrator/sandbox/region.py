@@ -155,7 +155,7 @@ class Region:
         rt = self.store.registry.by_kind("HTTPChaos")
         if rt is None:
             return "", 0.0, False
-        for obj in self.store.list(rt, "shop", lambda o: True)[0]:
+        for obj in sorted(self.store.live(rt, "shop"), key=lambda o: o["metadata"]["name"]):
             conditions = {c.get("type"): c.get("status")
                           for c in (obj.get("status") or {}).get("conditions") or []}  # fmt: skip
             spec = obj.get("spec") or {}

@@ -58,6 +58,11 @@ class Controller:
         self._seen: dict[tuple[str, str, str], tuple[Any, float]] = {}
         self._instant = False
         self._owned: dict[str, set[str]] = {}  # Pod names by owner uid (`_pods_by_owner`)
+        self._owned_at = -1  # the store's `membership` when `_owned` was read
+        self._gc_at = -1  # ... and when orphaned Pods were last looked for
+        # (kind, ns, name) -> (resourceVersion, its Pods) of a workload left settled (every
+        # replica ready): walked again only once either changes.
+        self._settled: dict[tuple[str, str, str], tuple[Any, frozenset[str]]] = {}
 
     def for_request(self, wrote: bool) -> None:
         """Reconcile for an API request (before it, or after a write): always after a write (the
@@ -102,22 +107,24 @@ class Controller:
             self.on_busy()
 
     def _reconcile(self) -> None:
-        self._owned = self._pods_by_owner()
+        if self._owned_at != self.store.membership:  # (Pods are read-only to clients: their
+            self._owned_at = self.store.membership  # owners change only as they come and go)
+            self._owned = self._pods_by_owner()
         for kind in ("Deployment", "StatefulSet"):
             rt = self._types(kind)
             if rt:
-                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                for obj in self.store.live(rt):
                     self._workload(rt, obj)
         rt = self._types("Job")
         if rt:
-            for obj in self.store.list(rt, None, lambda o: True)[0]:
+            for obj in self.store.live(rt):
                 self._job(rt, obj)
         for rt in self.store.registry.types:
             if rt.kind == "Cluster" and rt.group == "postgresql.cnpg.io":
-                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                for obj in self.store.live(rt):
                     self._cnpg(rt, obj)
             elif rt.group == "chaos-mesh.org":
-                for obj in self.store.list(rt, None, lambda o: True)[0]:
+                for obj in self.store.live(rt):
                     self._chaos(rt, obj)
         self._gc_pods()
 
@@ -129,6 +136,8 @@ class Controller:
         desired = int(spec.get("replicas", 1))
         status = dict(obj.get("status") or {})
         key = (rt.kind, ns, name)
+        if self._settled.get(key) == (meta.get("resourceVersion"), self._pods_of(meta)):
+            return  # nothing to do until it, or one of its Pods, changes
         before = int(status.get("readyReplicas") or 0)
         elapsed = self._since(key, (gen, desired))
         duration = self.latency.seconds("rollout_ready")
@@ -185,8 +194,16 @@ class Controller:
         ]
         if rt.kind == "StatefulSet":
             new.pop("conditions")
-        self.store.set_status(rt, ns, name, new)
-        self._pods(obj, desired, ready)
+        written = self.store.set_status(rt, ns, name, new)
+        pods = self._pods(obj, desired, ready)
+        if ready >= desired:
+            self._settled[key] = ((written or obj)["metadata"].get("resourceVersion"), pods)
+        else:
+            self._settled.pop(key, None)
+
+    def _pods_of(self, meta: dict[str, Any]) -> frozenset[str]:
+        """The names of a workload's Pods, as read at the start of this reconcile."""
+        return frozenset(self._owned.get(meta.get("uid", ""), ()))
 
     def _pods_by_owner(self) -> dict[str, set[str]]:
         """Pod names by their owners' uids, read once per reconcile: looking up each workload's
@@ -196,16 +213,16 @@ class Controller:
         owned: dict[str, set[str]] = {}
         if pod_rt is None:
             return owned
-        for (key, _, name), obj in self.store.objects.items():
-            if key == pod_rt.key:
-                for ref in obj["metadata"].get("ownerReferences") or []:
-                    owned.setdefault(ref.get("uid"), set()).add(name)
+        for obj in self.store.live(pod_rt):
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                owned.setdefault(ref.get("uid"), set()).add(obj["metadata"]["name"])
         return owned
 
-    def _pods(self, owner: dict[str, Any], desired: int, ready: int) -> None:
+    def _pods(self, owner: dict[str, Any], desired: int, ready: int) -> frozenset[str]:
+        """Create, update and delete a workload's Pods; the names of those it now has."""
         pod_rt = self._types("Pod")
         if pod_rt is None:
-            return
+            return frozenset()
         meta = owner["metadata"]
         ns, name = meta["namespace"], meta["name"]
         template = (owner.get("spec") or {}).get("template") or {}
@@ -244,16 +261,18 @@ class Controller:
                     },
                 )
             self.store.set_status(pod_rt, ns, pod_name, status)
+        return frozenset(wanted)
 
     def _gc_pods(self) -> None:
         pod_rt = self._types("Pod")
-        if pod_rt is None:
-            return
+        if pod_rt is None or self._gc_at == self.store.membership:
+            return  # (a Pod is orphaned only when its owner goes)
         uids = {o["metadata"].get("uid") for o in self.store.objects.values()}
-        for pod in self.store.list(pod_rt, None, lambda o: True)[0]:
+        for pod in self.store.live(pod_rt):
             refs = pod["metadata"].get("ownerReferences") or []
             if refs and not any(r.get("uid") in uids for r in refs):
                 self.store.delete(pod_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self._gc_at = self.store.membership
 
     # ------------------------------------------------------------------------------- jobs
     def _job(self, rt: ResourceType, obj: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -32,7 +33,7 @@ class ResourceType:
     def singular(self) -> str:
         return self.kind.lower()
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Unique key: plural.group (core: plural)."""
         return f"{self.plural}.{self.group}" if self.group else self.plural

@@ -124,6 +124,11 @@ class Store:
         self.registry = registry
         self.rv = 0
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: The same objects by type, then (namespace, name): a walk of one type reads only it.
+        self._by_type: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        #: Counts creations and deletions (not updates): what is cached from the set of objects
+        #: (the controller's Pods by owner) is good while it stands still.
+        self.membership = 0
         self.events: deque[Event] = deque(maxlen=history)
         self.compacted_rv = 0
         self.watchers: list[Watcher] = []
@@ -147,6 +152,17 @@ class Store:
             if key == rt.key and (ns is None or not rt.namespaced or ons == ns) and match(obj)
         ]
         return items, self.rv
+
+    def live(self, rt: ResourceType, ns: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The objects of one type as stored, in creation order, for read-only walks inside the
+        stand-in (the controller's reconcile, the app's chaos lookup). Not copies: a write
+        replaces an object and never changes one in place, so each stays as it was read. (A
+        deep copy of every object, as `list` makes for a client, was most of a reconcile's
+        cost: 80 ms with 200 Deployments and their Pods.)"""
+        of_type = self._by_type.get(rt.key, {})
+        if ns is None or not rt.namespaced:
+            return builtins.list(of_type.values())
+        return [obj for (ons, _), obj in of_type.items() if ons == ns]
 
     # ----------------------------------------------------------------------------- writes
     def _check_namespace(self, rt: ResourceType, ns: str) -> None:
@@ -309,6 +325,8 @@ class Store:
         if dry_run:
             return obj
         del self.objects[(rt.key, ns if rt.namespaced else "", name)]
+        del self._by_type[rt.key][(ns if rt.namespaced else "", name)]
+        self.membership += 1
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self._emit(Event(self.rv, "DELETED", rt, obj))
@@ -336,7 +354,11 @@ class Store:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-        self.objects[(rt.key, ns if rt.namespaced else "", name)] = obj
+        key = (rt.key, ns if rt.namespaced else "", name)
+        if key not in self.objects:
+            self.membership += 1
+        self.objects[key] = obj
+        self._by_type.setdefault(rt.key, {})[key[1:]] = obj
         self._emit(Event(self.rv, kind, rt, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
