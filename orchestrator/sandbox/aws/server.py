@@ -20,6 +20,7 @@ import argparse
 import base64
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -43,6 +44,21 @@ from orchestrator.sandbox.latency import LatencyModel
 
 StartResponse = Callable[..., Any]
 _ARC_PREFIX = re.compile(r"^/_arc/[^/]+/\d+")
+
+
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, with its host -> backend lookup remembered: moto answers it by listing
+    its own package's folder (a `stat` of each of some 150 entries) for every request, under
+    one lock that every request thread takes."""
+
+    def __init__(self, create_app: Callable[..., Any]) -> None:
+        super().__init__(create_app)
+        self._backend_of: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backend_of:
+            self._backend_of[host] = super().get_backend_for_host(host)
+        return self._backend_of[host]
 
 
 def reset_moto() -> None:
@@ -77,7 +93,7 @@ class SandboxAWS:
         self.calls = CallLog("aws")
         self.ext = Extensions(self.latency, self.url_of)
         moto_gaps.STATE.routing_control_state = self.ext.routing_control_state
-        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.moto = _Dispatcher(create_backend_app)
 
     def url_of(self, region: str | None = None) -> str:
         """A region's endpoint (the main one for a region without a listener of its own)."""
@@ -336,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-interval", type=float, default=2.0)
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
     args = parser.parse_args(argv)
+    # No line per request (werkzeug's access log): a tenth of the server's time under load, and
+    # the mutating calls are in the call log (`failover sandbox calls`). Errors are still logged.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
     ca = base64.b64encode(Path(args.kube_ca).read_bytes()).decode() if args.kube_ca else ""
     for spec in args.kube_endpoint:
