@@ -27,6 +27,8 @@ from activities.base import (
 GLOBAL = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 #: The first pause between two GetChange polls of a change (then longer: `poll_pause`).
 INSYNC_FIRST_POLL = 0.2
+#: Record sets asked for per ListResourceRecordSets page (a record has a set per region or two).
+RECORD_SETS_PAGE = 10
 
 
 class RecordParams(StepParams):
@@ -62,18 +64,35 @@ def zone_id(ctx: StepContext, zone: str) -> str:
 
 
 def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
-    """The record's sets that have a set identifier (weighted, failover, ...)."""
-    out = route53(ctx).list_resource_record_sets(
-        HostedZoneId=zone_id(ctx, p.zone),
-        StartRecordName=p.record,
-        StartRecordType=p.type,
-        MaxItems="100",
-    )
-    return [
-        r
-        for r in out["ResourceRecordSets"]
-        if r["Name"] == p.record and r["Type"] == p.type and "SetIdentifier" in r
-    ]
+    """The record's sets that have a set identifier (weighted, failover, ...): listed from the
+    record's name and type, a few at a time, page after page while the next page still starts
+    inside them (a page of 100 sent the zone's next hundred records for the two or three of
+    this one's)."""
+    r53, page = route53(ctx), {"StartRecordName": p.record, "StartRecordType": p.type}
+    found: list[dict[str, Any]] = []
+    while True:
+        out = r53.list_resource_record_sets(
+            HostedZoneId=zone_id(ctx, p.zone), MaxItems=str(RECORD_SETS_PAGE), **page
+        )
+        found += [
+            r
+            for r in out["ResourceRecordSets"]
+            if r["Name"] == p.record and r["Type"] == p.type and "SetIdentifier" in r
+        ]
+        if not (
+            out.get("IsTruncated")
+            and out.get("NextRecordName") == p.record
+            and out.get("NextRecordType") == p.type
+            and out.get("NextRecordIdentifier")
+        ):
+            return found
+        following = {
+            "StartRecordName": p.record,
+            "StartRecordType": p.type,
+            "StartRecordIdentifier": out["NextRecordIdentifier"],
+        }
+        require(following != page, "InvalidPagination", "the record's sets' listing repeats")
+        page = following
 
 
 def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> None:

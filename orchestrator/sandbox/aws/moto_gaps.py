@@ -49,8 +49,10 @@ from moto.eks.models import Cluster as EKSCluster
 from moto.eks.models import EKSBackend
 from moto.rds.models import DBCluster, GlobalCluster, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
-from moto.route53.models import HealthCheck, route53_backends
+from moto.route53.exceptions import InvalidInput
+from moto.route53.models import HealthCheck, reverse_domain_name, route53_backends
 from moto.route53.responses import Route53
+from moto.route53.utils import validate_domain_name
 
 from orchestrator.sandbox.aws.errors import SandboxError
 from orchestrator.sandbox.latency import LatencyModel
@@ -295,6 +297,39 @@ def get_change(self: Route53) -> ActionResult:
     status = "INSYNC" if time.monotonic() >= insync_at else "PENDING"
     return ActionResult(
         {"ChangeInfo": {"Id": f"/change/{change_id}", "Status": status, "SubmittedAt": submitted}}
+    )
+
+
+def list_resource_record_sets(self: Route53) -> ActionResult:
+    """ListResourceRecordSets as AWS pages it: moto has no `StartRecordIdentifier` and no
+    `NextRecordIdentifier`, so a page that ends inside one name and type (a weighted record's
+    sets) could not be continued. Sets of one name and type are ordered by their identifiers."""
+    start_name = self._get_param("StartRecordName")
+    start_type = self._get_param("StartRecordType")
+    start_id = self._get_param("StartRecordIdentifier")
+    max_items = self._get_int_param("MaxItems", 300)
+    if (start_type and not start_name) or (start_id and not start_type):
+        raise InvalidInput("The input is not valid")
+    if start_name:
+        validate_domain_name(start_name)
+    zone = self.backend.get_hosted_zone(self._get_param("HostedZoneId"))
+    keyed = sorted(
+        ((reverse_domain_name(r.name), r.type, r.set_identifier or ""), r) for r in zone.rrsets
+    )
+    if start_name:
+        start = (reverse_domain_name(start_name), start_type or "", start_id or "")
+        keyed = [(k, r) for k, r in keyed if k >= start]
+    page, rest = keyed[:max_items], keyed[max_items:]
+    nxt = rest[0][1] if rest else None
+    return ActionResult(
+        {
+            "ResourceRecordSets": [r for _, r in page],
+            "IsTruncated": nxt is not None,
+            "NextRecordName": nxt.name if nxt else None,
+            "NextRecordType": nxt.type if nxt else None,
+            "NextRecordIdentifier": (nxt.set_identifier or None) if nxt else None,
+            "MaxItems": max_items,
+        }
     )
 
 
@@ -544,6 +579,7 @@ def install() -> None:
     RDSBackend.delete_db_cluster = delete_db_cluster  # type: ignore[method-assign]
     Route53.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign]
     Route53.get_change = get_change  # type: ignore[method-assign]
+    Route53.list_resource_record_sets = list_resource_record_sets  # type: ignore[method-assign]
     Route53.get_health_check_status = get_health_check_status  # type: ignore[method-assign]
     Route53.create_health_check = create_health_check  # type: ignore[method-assign]
     HealthCheck.health_check_config = property(_health_check_config)  # type: ignore[assignment,method-assign]

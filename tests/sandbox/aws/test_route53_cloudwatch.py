@@ -119,3 +119,41 @@ def test_replication_lag_metrics_follow_the_sandbox_value(
         "shop-aurora-us-west-2",
     )
     assert aurora and aurora[0]["Unit"] == "Milliseconds" and aurora[0]["Maximum"] == 50.0
+
+
+def test_record_sets_page_inside_one_name_and_type_by_set_identifier(fresh: SandboxEnv) -> None:
+    """ListResourceRecordSets continues a page cut inside one name and type from its
+    NextRecordIdentifier (moto alone has neither that nor StartRecordIdentifier)."""
+    r53, zone = aws(fresh, "route53"), fresh.topology["zone_id"]
+    name = "paged.shop.example."
+    sets = [f"set-{i:02d}" for i in range(7)]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": name, "Type": "CNAME", "SetIdentifier": sid, "Weight": 1,
+                        "TTL": 60, "ResourceRecords": [{"Value": f"{sid}.example."}],
+                    },
+                }
+                for sid in reversed(sets)
+            ]
+        },
+    )  # fmt: skip
+    seen: list[str] = []
+    page: dict[str, str] = {"StartRecordName": name, "StartRecordType": "CNAME"}
+    for _ in range(4):
+        resp = r53.list_resource_record_sets(HostedZoneId=zone, MaxItems="3", **page)
+        assert_response_shape("route53", "ListResourceRecordSets", resp)
+        seen += [r["SetIdentifier"] for r in resp["ResourceRecordSets"] if r["Name"] == name]
+        if resp.get("NextRecordName") != name:
+            break
+        page = {
+            "StartRecordName": name,
+            "StartRecordType": "CNAME",
+            "StartRecordIdentifier": resp["NextRecordIdentifier"],
+        }
+    assert seen == sets  # each once, in identifier order, over three pages
+    assert resp["IsTruncated"] is False or resp.get("NextRecordName") != name
