@@ -122,6 +122,18 @@ def machine_cpu_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def component_cpu(env: SandboxEnv) -> dict[str, float]:
+    """CPU seconds so far of each of the sandbox's processes (Temporal, the AWS server, each
+    region's stand-ins, the notification sink, the worker), by component name."""
+    out = {}
+    for name, comp in env.components.items():
+        try:
+            out[name] = cpu_seconds(comp.pid)
+        except OSError:  # (gone)
+            continue
+    return out
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """A process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
     out = {}
@@ -192,12 +204,14 @@ async def evacuate(
     wid = f"evacuation-{inp.plan}-{uuid.uuid4().hex[:6]}"
     cpu0, mem0 = cpu_seconds(worker_pid), memory_mb(worker_pid)
     busy0 = machine_cpu_seconds()
+    parts0 = component_cpu(env)
     t0 = time.monotonic()
     h, leased = await start(client, inp, config.temporal.task_queue, wid)
     p: EvacuationProgress = await h.result()
     wall = time.monotonic() - t0
     cpu = cpu_seconds(worker_pid) - cpu0
     busy = machine_cpu_seconds() - busy0
+    parts = {k: round(v - parts0.get(k, 0.0), 1) for k, v in component_cpu(env).items()}
     mem = memory_mb(worker_pid)
     if p.state != EvacState.SUCCEEDED:
         bad = [f"{s.name}: {s.state.value} {s.reason}" for s in p.services if s.reason][:3]
@@ -216,6 +230,8 @@ async def evacuate(
         # near 1.0, the sandbox's own work, not the plan, sets the pace.
         "machine_cpu_s": round(busy, 1),
         "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 2),
+        # Where that went: each sandbox process (the worker's is `worker`), the rest `other`.
+        "cpu_by_component_s": {**parts, "other": round(busy - sum(parts.values()), 1)},
         "worker_rss_before_mb": mem0.get("VmRSS"),
         "worker_peak_rss_mb": mem.get("VmHWM"),
         "history_evacuation": parent,
