@@ -38,7 +38,13 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator import search_attributes as sa
     from orchestrator import ui
     from orchestrator.approvals import GateBook
-    from orchestrator.evacuation.rules import gate_for, outcome, preapprove, predecessors
+    from orchestrator.evacuation.rules import (
+        gate_for,
+        outcome,
+        preapprove,
+        predecessors,
+        start_order,
+    )
     from orchestrator.evacuation.runs import (
         EvacState,
         EvacuationInput,
@@ -83,7 +89,9 @@ class EvacuationWorkflow:
             )
             for s in inp.services
         }
-        self.order = sorted(self.records, key=lambda n: self.records[n].tier)  # stable: plan order
+        # Tier, then plan order; the longest expected chain first where the input carries
+        # estimates (inputs from before estimates carry none: the same order, same commands).
+        self.order = start_order(inp.services)
         self.preds = predecessors(inp.services)
         self.started_at = workflow.now()
         self.ended_at: Any = None

@@ -53,6 +53,7 @@ from orchestrator.cli.temporal import answered, ask, call, need_worker, recent_p
 from orchestrator.cli.views import evacuation_changes, evacuation_table, seconds
 from orchestrator.config import Config
 from orchestrator.evacuation import client as evacuation
+from orchestrator.evacuation import estimates
 from orchestrator.evacuation import report as evac_report
 from orchestrator.evacuation.loader import LoadedPlan, load_file
 from orchestrator.evacuation.resolve import (
@@ -187,8 +188,9 @@ def evacuate(
 
     async def body(client: Client) -> tuple[EvacuationProgress, str, str | None] | None:
         async with hosted_worker(client, cfg, enabled=not detach):
+            planned = await estimated(client, inp, output == OutputFormat.json)
             try:
-                h = await evacuation.start(client, inp, cfg.temporal.task_queue)
+                h = await evacuation.start(client, planned, cfg.temporal.task_queue)
             except evacuation.switch.AlreadyRunningError as exc:
                 fail(str(exc))
             desc = await h.describe()
@@ -209,6 +211,26 @@ def evacuate(
     result = call(cfg, body)
     if result is not None:
         finish(*result, output)
+
+
+async def estimated(client: Client, inp: EvacuationInput, quiet: bool) -> EvacuationInput:
+    """The input with each service's expected duration from its past switches (services ready
+    at once start on the longest expected chain first); one line saying how many have one. A
+    server without visibility: plan order, said in one line."""
+    try:
+        out = await estimates.with_estimates(client, inp)
+    except RPCError as exc:
+        info(f"start order: plan order (past runs unreadable: {exc.message})")
+        return inp
+    known = sum(s.expected_s is not None for s in out.services)
+    if not quiet:
+        info(
+            f"start order: longest expected chain first ({known} of {len(out.services)} "
+            "services have a past switch this way)"
+            if known
+            else "start order: plan order (no service has a past switch this way)"
+        )
+    return out
 
 
 async def follow(

@@ -2,6 +2,7 @@
 report share them, and they are unit-tested on their own (no I/O, no clock: times are passed in).
 
 - `predecessors`: what a service waits for (its dependencies, and every service of a lower tier);
+- `start_order`: which of the services ready at once starts first (the longest expected chain);
 - `gate_for`: the evacuation gate that covers a service (one for all, or its tier's);
 - `preapprove`: the service's own gates approved by whoever approved the evacuation's gate, where
   each gate allows it;
@@ -14,8 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from orchestrator.evacuation.runs import EvacState, GateWait, Scope, ServiceRecord, ServiceState
-from orchestrator.runbook.graph import ancestors
+from orchestrator.evacuation.runs import (
+    EvacState,
+    GateWait,
+    Scope,
+    ServicePlan,
+    ServiceRecord,
+    ServiceState,
+)
+from orchestrator.runbook.graph import ancestors, levels
 from orchestrator.runs import SwitchInput
 
 
@@ -36,6 +44,32 @@ def predecessors(services: Sequence[_Service]) -> dict[str, list[str]]:
         lower = [o.name for o in services if o.tier < s.tier]
         out[s.name] = list(dict.fromkeys([*s.depends_on, *lower]))
     return out
+
+
+def start_order(services: Sequence[ServicePlan]) -> list[str]:
+    """The order in which services that are ready at once take the free places: lower tiers
+    first; within a tier, when durations are expected (`ServicePlan.expected_s`, from past
+    runs), the longest chain first: the service's own expected duration plus the longest chain
+    of what waits for it (a service without an estimate counts the mean of the others'); else,
+    and between equals, plan order. With no estimate at all this is exactly plan order by tier
+    (as evacuations started before estimates existed ran)."""
+    known = [s.expected_s for s in services if s.expected_s is not None]
+    index = {s.name: i for i, s in enumerate(services)}
+    tier = {s.name: s.tier for s in services}
+    if not known:
+        return sorted(index, key=lambda n: tier[n])  # (stable: plan order within a tier)
+    mean = sum(known) / len(known)
+    own = {s.name: mean if s.expected_s is None else s.expected_s for s in services}
+    preds = predecessors(services)
+    after: dict[str, list[str]] = {n: [] for n in index}
+    for name, before in preds.items():
+        for b in before:
+            after[b].append(name)
+    chain: dict[str, float] = {}
+    for level in reversed(levels(preds)):  # what waits for a service is on a later level
+        for name in level:
+            chain[name] = own[name] + max((chain[a] for a in after[name]), default=0.0)
+    return sorted(index, key=lambda n: (tier[n], -chain[n], index[n]))
 
 
 def gate_for(scope: Scope, tier: int) -> str:

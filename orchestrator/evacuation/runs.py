@@ -63,6 +63,10 @@ class ServicePlan(_Model):
     #: while a child still runs).
     switch_leases: list[str] = Field(default_factory=list)
     failback_leases: list[str] = Field(default_factory=list)
+    #: Seconds its switch is expected to take: what its last successful switch the same way
+    #: took (`client.with_estimates`); None: not known. Services ready at once start on the
+    #: longest expected chain first (`rules.start_order`).
+    expected_s: float | None = None
 
 
 class EvacuationGate(_Model):

@@ -256,22 +256,32 @@ async def record_signed(home: Path, version: str) -> None:
 
 async def record_evacuation(home: Path, version: str) -> None:
     """An evacuation of two services (the second depends on the first and has a gate of its
-    own) behind the evacuation's gate, approved by bob: each service's switch is a child."""
+    own) behind the evacuation's gate, approved by bob: each service's switch is a child. From
+    v2, a third service and one place at a time, with expected durations: the third, expected
+    longest, starts first (`rules.start_order`)."""
     from orchestrator.evacuation import client as evacuation
     from tests.evacuation.helpers import drive as drive_evacuation
     from tests.evacuation.helpers import resolved, seed_flags, service_runbook, write_plan
 
     env = Sandbox(home).reset()
-    names = ["alpha", "beta"]
+    estimated = int(version.lstrip("v")) >= 2
+    names = ["alpha", "beta", "gamma"] if estimated else ["alpha", "beta"]
     seed_flags(env, names)
     folder = Path(tempfile.mkdtemp())
-    path = write_plan(folder, [{"name": "alpha", "runbook": "alpha"},
-                               {"name": "beta", "runbook": "beta", "depends_on": ["alpha"]}],
+    services = [{"name": "alpha", "runbook": "alpha"},
+                {"name": "beta", "runbook": "beta", "depends_on": ["alpha"]}]  # fmt: skip
+    top = {"max_parallel": 1} if estimated else {}
+    path = write_plan(folder, services + [{"name": "gamma", "runbook": "gamma"}][:len(names) - 2],
                       {n: service_runbook(n, gate=n == "beta") for n in names}, name="replay-evac",
-                      approval={"scope": "evacuation", "approvers": ["bob"]})  # fmt: skip
+                      approval={"scope": "evacuation", "approvers": ["bob"]}, **top)  # fmt: skip
+    inp = resolved(path)
+    if estimated:
+        took = {"alpha": 10.0, "beta": 5.0, "gamma": 50.0}
+        inp = inp.model_copy(update={"services": [
+            s.model_copy(update={"expected_s": took[s.name]}) for s in inp.services]})  # fmt: skip
     stem = f"evacuation-{version}-succeeded"  # the replay test replays it under this id
     async with worker(sandbox_config(env)) as (client, queue):
-        h = await evacuation.start(client, resolved(path), queue, workflow_id_override=stem)
+        h = await evacuation.start(client, inp, queue, workflow_id_override=stem)
         await drive_evacuation(client, h, approver="bob")
         history = await h.fetch_history()
     out = HISTORIES / f"{stem}.json"
