@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from bench.rto import Bound, lower_bound, modelled, rto_ends
-from orchestrator.evacuation.rules import predecessors
+from orchestrator.evacuation.rules import predecessors, start_order
 from orchestrator.evacuation.runs import EvacuationInput
 from orchestrator.sandbox.latency import LatencyModel
 
@@ -276,11 +276,15 @@ class EvacuationBound:
 
 
 def ideal(
-    took: Mapping[str, float], preds: Mapping[str, Sequence[str]], max_parallel: int
+    took: Mapping[str, float],
+    preds: Mapping[str, Sequence[str]],
+    max_parallel: int,
+    order: Sequence[str] | None = None,
 ) -> float:
     """Services taking `took` scheduled with no overhead: each starts the moment its
-    predecessors have ended and a place is free (in plan order, as the workflow picks)."""
-    order = list(took)
+    predecessors have ended and a place is free, in `order` (the workflow's: `start_order`;
+    default: as `took` lists them)."""
+    order = list(took) if order is None else list(order)
     ended: dict[str, float] = {}
     running: dict[str, float] = {}  # name -> end time
     now = 0.0
@@ -327,5 +331,5 @@ def evacuation_bound(inp: EvacuationInput, model: LatencyModel) -> EvacuationBou
                             modelled(s.switch, model)).seconds
         for s in inp.services
     }  # fmt: skip
-    best = ideal(whole, preds, inp.max_parallel)
+    best = ideal(whole, preds, inp.max_parallel, start_order(inp.services))
     return EvacuationBound(chain, slots, inp.max_parallel, own, best)
