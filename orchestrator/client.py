@@ -14,20 +14,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 
-from orchestrator.codec import CodecError, EncryptionCodec
+from orchestrator.codec import CodecError, CompressionCodec, EncryptionCodec
 from orchestrator.config import ConfigError, TemporalConfig
 
 
 def data_converter(cfg: TemporalConfig) -> DataConverter:
-    """The pydantic data converter; with `encryption`, its payloads encrypted (ConfigError, one
-    line, for a key that cannot be used)."""
-    if cfg.encryption is None:
-        return pydantic_data_converter
-    try:
-        codec = EncryptionCodec(cfg.encryption)
-    except CodecError as exc:
-        raise ConfigError(f"temporal.encryption: {exc}") from None
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    """The pydantic data converter, its payloads over 512 kB compressed and, with `encryption`,
+    every payload encrypted (ConfigError, one line, for a key that cannot be used)."""
+    encryption = None
+    if cfg.encryption is not None:
+        try:
+            encryption = EncryptionCodec(cfg.encryption)
+        except CodecError as exc:
+            raise ConfigError(f"temporal.encryption: {exc}") from None
+    return dataclasses.replace(pydantic_data_converter, payload_codec=CompressionCodec(encryption))
 
 
 class UnreachableError(RuntimeError):

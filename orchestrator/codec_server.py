@@ -18,12 +18,14 @@ from typing import Any
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from orchestrator.codec import CodecError, EncryptionCodec
+from orchestrator.codec import CodecError, CompressionCodec, EncryptionCodec
 
 MAX_BODY = 8 * 1024 * 1024
 
 
-def handler(codec: EncryptionCodec, ui_origins: list[str]) -> type[BaseHTTPRequestHandler]:
+def handler(
+    codec: EncryptionCodec | CompressionCodec, ui_origins: list[str]
+) -> type[BaseHTTPRequestHandler]:
     """The request handler class of a codec server for `codec`."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,7 +90,9 @@ def handler(codec: EncryptionCodec, ui_origins: list[str]) -> type[BaseHTTPReque
 class CodecServer:
     """A codec server on host:port, in a thread (`start`, `stop`)."""
 
-    def __init__(self, codec: EncryptionCodec, host: str, port: int, ui_origins: list[str]) -> None:
+    def __init__(
+        self, codec: EncryptionCodec | CompressionCodec, host: str, port: int, ui_origins: list[str]
+    ) -> None:
         self.httpd = ThreadingHTTPServer((host, port), handler(codec, ui_origins))
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

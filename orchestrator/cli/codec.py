@@ -36,14 +36,13 @@ def server(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve Temporal's remote codec protocol (/encode, /decode) with the configured keys: in
-    the Temporal UI, set the codec endpoint to http://HOST:PORT. Runs until SIGINT/SIGTERM."""
+    """Serve Temporal's remote codec protocol (/encode, /decode) with the configured keys (and
+    the compression of payloads over 512 kB): in the Temporal UI, set the codec endpoint to
+    http://HOST:PORT. Runs until SIGINT/SIGTERM."""
     cfg = load_config(config)
     enc = cfg.temporal.encryption
-    if enc is None:
-        fail("temporal.encryption is not configured: nothing to decode")
     try:
-        c = codec.EncryptionCodec(enc)
+        c = codec.CompressionCodec(codec.EncryptionCodec(enc) if enc is not None else None)
     except codec.CodecError as exc:
         fail(f"temporal.encryption: {exc}")
     try:
@@ -54,6 +53,7 @@ def server(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     srv.start()
-    info(f"codec server on http://{host}:{srv.port} (keys: {', '.join(enc.keys)})")
+    keys = f"keys: {', '.join(enc.keys)}" if enc is not None else "no encryption configured"
+    info(f"codec server on http://{host}:{srv.port} (large payloads decompressed; {keys})")
     stop.wait()
     srv.stop()
