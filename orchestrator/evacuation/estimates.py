@@ -2,10 +2,12 @@
 longest chains of an evacuation first (`rules.start_order`).
 
 A service's estimate is the duration (start to close, as Temporal's visibility has it) of the
-newest switch of its runbook that succeeded the same way (same source and target region),
-drills and real failovers alike, dry runs not. The weekly drills and game days give every
-service one. Services of one plan that share a runbook share its estimate; a service whose
-runbook never switched that way has none (counted as the mean of the others').
+newest switch of its runbook that succeeded the same way (same source and target region, same
+kind: planned or unplanned), drills and real failovers alike, dry runs not. The weekly drills
+and game days give every service one. Services of one plan that share a runbook share its
+estimate; a service whose runbook never switched that way has none (counted as the mean of the
+others'). A switch that waited at a gate counts its wait: an estimate orders the starts, it
+promises nothing.
 """
 
 from __future__ import annotations
