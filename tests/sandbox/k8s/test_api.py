@@ -14,6 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
+from orchestrator.sandbox.k8s.controller import REQUEST_GAP
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.conftest import WATCH_HISTORY
 from tests.sandbox.helpers import kube, wait_for
@@ -178,7 +179,9 @@ def test_a_rollout_is_ready_exactly_its_modelled_time_after_the_scale(
                 break
             assert (ready.ready_replicas or 0) < 2, "ready before its rollout time"
             time.sleep(0.1)
-        time.sleep(max(0.0, answered + 1.0 - time.monotonic()))
+        # A read is served at most REQUEST_GAP late: a reconcile just before it (the
+        # controller's loop, 0.995 s after the write) is what it reads (a gate once read 1 of 2).
+        time.sleep(max(0.0, answered + 1.0 + REQUEST_GAP - time.monotonic()))
         dep = apps.read_namespaced_deployment_status("rollout-timing", NS)  # sent >= 1 s later
         conds = {c.type: c.status for c in dep.status.conditions or []}
         assert dep.status.ready_replicas == 2 and conds.get("Available") == "True"
