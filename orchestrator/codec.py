@@ -169,10 +169,9 @@ class CompressionCodec(PayloadCodec):
         self.above = above
 
     def _compress(self, p: Payload) -> Payload:
-        raw = p.SerializeToString()
-        if len(raw) <= self.above:
+        if p.ByteSize() <= self.above:  # (the size without serializing: nearly every payload)
             return p
-        return Payload(metadata={"encoding": COMPRESSED}, data=zlib.compress(raw))
+        return Payload(metadata={"encoding": COMPRESSED}, data=zlib.compress(p.SerializeToString()))
 
     @staticmethod
     def _decompress(p: Payload) -> Payload:
