@@ -261,6 +261,7 @@ class EvacuationBound:
     max_parallel: int
     service_s: dict[str, float]  # each service's own bound (its chain to its RTO steps)
     ideal_s: float
+    whole_s: dict[str, float]  # each service's whole duration (every step: what a slot holds)
 
     @property
     def seconds(self) -> float:
@@ -332,4 +333,4 @@ def evacuation_bound(inp: EvacuationInput, model: LatencyModel) -> EvacuationBou
         for s in inp.services
     }  # fmt: skip
     best = ideal(whole, preds, inp.max_parallel, start_order(inp.services))
-    return EvacuationBound(chain, slots, inp.max_parallel, own, best)
+    return EvacuationBound(chain, slots, inp.max_parallel, own, best, whole)
