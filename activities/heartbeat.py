@@ -2,8 +2,7 @@
 
 A step's client call can block (a slow API, an injected delay) longer than the heartbeat timeout,
 so a background thread heartbeats on the activity's behalf while the step works; the step itself
-adds what it is doing (the phase) through `Heartbeater.beat`. A local activity (a step's
-`prepare`) has no heartbeats: its worker is the workflow's own, which notices its end.
+adds what it is doing (the phase) through `Heartbeater.beat`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ class Heartbeater:
 
     def __init__(self, interval: float | None = None) -> None:
         info = activity.info()
-        self._local = info.is_local
         timeout = info.heartbeat_timeout or timedelta(seconds=30)
         self.interval = interval or max(0.2, min(timeout.total_seconds() / 3, 5.0))
         self._details: tuple[Any, ...] = ()
@@ -43,8 +41,7 @@ class Heartbeater:
             self._ctx.run(activity.heartbeat, *self._details)
 
     def __enter__(self) -> Heartbeater:
-        if not self._local:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(
@@ -54,5 +51,4 @@ class Heartbeater:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        if not self._local:
-            self._thread.join(timeout=1)
+        self._thread.join(timeout=1)

@@ -45,11 +45,7 @@ from orchestrator.logs import configure
 from orchestrator.runbook.loader import load_text
 from orchestrator.runbook.resolve import resolve
 from orchestrator.runs import RunState
-from orchestrator.worker import (
-    MAX_CONCURRENT_ACTIVITIES,
-    MAX_CONCURRENT_LOCAL_ACTIVITIES,
-    executor,
-)
+from orchestrator.worker import MAX_CONCURRENT_ACTIVITIES, executor
 from workflows import WORKFLOWS
 from workflows.region_switch import RegionSwitchWorkflow
 
@@ -153,7 +149,6 @@ async def run(repeat: int) -> dict[str, Any]:
                 ],
                 activity_executor=pool,
                 max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-                max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
             ):
                 for _ in range(3):  # warm-up: the server settles into its steady cadence
                     await _floor(env.client, queue, 20)

@@ -27,9 +27,6 @@ from orchestrator.config import Config
 from workflows import WORKFLOWS
 
 MAX_CONCURRENT_ACTIVITIES = 200
-#: Local activities (a step's `prepare`) run at once, in threads of their own in the same pool:
-#: a worker busy with 200 activities still prepares the next steps without waiting for a thread.
-MAX_CONCURRENT_LOCAL_ACTIVITIES = 50
 log = structlog.get_logger("failover.worker")
 
 
@@ -75,7 +72,6 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,
     )
 
@@ -97,7 +93,4 @@ def warm_clients(clients: Clients) -> None:
 
 def executor() -> ThreadPoolExecutor:
     """The thread pool the step activities run in."""
-    return ThreadPoolExecutor(
-        max_workers=MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES,
-        thread_name_prefix="step",
-    )
+    return ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES, thread_name_prefix="step")

@@ -5,10 +5,6 @@ activities of `activities.steps` (called by name), gates wait for Updates, waits
 
 Forward: steps start when their dependencies succeeded, at most `max_parallel` at once. A mutating
 step runs `step.prepare` (preflight, guards, snapshot; read-only) then `step.apply` (apply, verify).
-`step.prepare` runs as a local activity (patched "local-prepare"): a few reads that end in tens of
-milliseconds, run by the worker within the workflow task that follows the step's start, its
-snapshot recorded (a marker) in the same task that schedules `step.apply`: one activity and one
-workflow task less per step, nothing changed before the snapshot is in the history.
 On a failure (after its retries), an abort, a rejected or expired gate: no new step starts, running
 activities finish, open gates and timers are cancelled, and every step whose apply was started is
 undone (`step.undo` with its snapshot) in reverse completion order; a step's undo waits for the
@@ -109,7 +105,6 @@ class RegionSwitchWorkflow:
         self._quiet_waits = True
         self._batches: bool | None = None  # `_start_batches`, asked once when first needed
         self._in_flight: bool | None = None  # `_bounded`, the same
-        self._local: bool | None = None  # `_local_prepare`, the same
         self._abort_seen = False
         self._done = 0  # step and undo tasks finished so far (wakes the scheduling loops)
         self.notifications: list[Delivery] = []
@@ -349,13 +344,6 @@ class RegionSwitchWorkflow:
             self._in_flight = workflow.patched("in-flight")
         return self._in_flight
 
-    def _local_prepare(self) -> bool:
-        """Whether `step.prepare` runs as a local activity (runs recorded before scheduled it
-        as an activity: they replay so)."""
-        if self._local is None:
-            self._local = workflow.patched("local-prepare")
-        return self._local
-
     def _ended(self, rec: StepRecord) -> None:
         rec.ended_at, rec.phase = workflow.now(), ""
         if rec.applied and rec.id not in self.completion:
@@ -379,7 +367,7 @@ class RegionSwitchWorkflow:
             rec.detail, rec.observed = out.detail, out.observed
         else:
             if step.id not in self.snapshots:  # a retried step keeps its first snapshot
-                out = await self._activity("step.prepare", step, rec, local=self._local_prepare())
+                out = await self._activity("step.prepare", step, rec)
                 self.snapshots[step.id] = out.snapshot or {}
                 rec.observed = out.observed  # what its guards measured
             rec.applied = True
@@ -394,34 +382,26 @@ class RegionSwitchWorkflow:
         snapshot: dict[str, Any] | None = None,
         attempts: int | None = None,
         bounded: bool = False,
-        local: bool = False,
     ) -> StepOutcome:
         phase = name.split(".", 1)[1]
         rec.phase = phase
         info = workflow.info()
-        call = StepCall(
-            run_id=f"{info.workflow_id}/{info.run_id}",
-            step=step,
-            from_region=self.inp.from_region,
-            to_region=self.inp.to_region,
-            mode=self.inp.mode,
-            snapshot=snapshot,
-        )
-        options = step_options(step, self.inp.heartbeat_timeout, attempts, bounded)
         try:
-            if local:  # no heartbeats: a local activity's worker is the workflow's own
-                del options["heartbeat_timeout"]
-                out = await workflow.execute_local_activity(
-                    name, call, result_type=StepOutcome, summary=f"{step.id} ({phase})", **options
-                )
-            else:
-                out = await workflow.execute_activity(
-                    name, call, result_type=StepOutcome, summary=f"{step.id} ({phase})", **options
-                )
-        except (ActivityError, ApplicationError, TemporalTimeoutError) as exc:
-            # (A local activity's failure can reach the workflow as its cause alone.)
-            if not local and not isinstance(exc, ActivityError):
-                raise
+            out = await workflow.execute_activity(
+                name,
+                StepCall(
+                    run_id=f"{info.workflow_id}/{info.run_id}",
+                    step=step,
+                    from_region=self.inp.from_region,
+                    to_region=self.inp.to_region,
+                    mode=self.inp.mode,
+                    snapshot=snapshot,
+                ),
+                result_type=StepOutcome,
+                summary=f"{step.id} ({phase})",
+                **step_options(step, self.inp.heartbeat_timeout, attempts, bounded),
+            )
+        except ActivityError as exc:
             error, attempt = _error_info(exc)
             self._count(rec, phase, attempt)
             raise _StepFailed(error) from None
@@ -939,10 +919,8 @@ def _ok(check: Any, arg: Any) -> Any:
         return None
 
 
-def _error_info(
-    exc: ActivityError | ApplicationError | TemporalTimeoutError,
-) -> tuple[ErrorInfo, int]:
-    cause = exc.cause if isinstance(exc, ActivityError) else exc
+def _error_info(exc: ActivityError) -> tuple[ErrorInfo, int]:
+    cause = exc.cause
     if isinstance(cause, ApplicationError):
         return _application_error(cause)
     if isinstance(cause, TemporalTimeoutError):
