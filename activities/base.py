@@ -316,6 +316,12 @@ class StepType(Generic[P]):
         """The postcondition, polled until it holds (default: holds)."""
         return Check(ok=True)
 
+    def pause(self, ctx: StepContext, params: P, last: Check, seconds: float, until: float) -> None:
+        """Wait before verify is polled again, `last` not holding: `seconds` (`poll_pause`). A
+        type that can be told when what it verifies changes (a Kubernetes watch) may wait for
+        that instead, until time.monotonic() reaches `until` at the latest."""
+        time.sleep(seconds)
+
     def undo(self, ctx: StepContext, params: P, snapshot: State) -> None:
         """Restore the snapshot (idempotent)."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any, Literal, TypeVar
 
+import structlog
 from pydantic import Field, model_validator
 
 from activities.arns import K8sRule
@@ -64,6 +66,13 @@ class ConfigMapFlag(StateStep[ConfigMapFlagParams]):
         self._core(ctx, params).patch_namespaced_config_map(params.name, params.namespace, body)
 
 
+log = structlog.get_logger("failover.step")
+
+#: The longest a rollout's verification waits on a watch of the workload before it reads again
+#: anyway (a watch's timeout is in whole seconds).
+WATCH_SECONDS = 2
+
+
 class K8sScaleParams(RegionalParams):
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
     names: list[str] = Field(min_length=1, description="Workloads to scale (same namespace).")
@@ -73,15 +82,22 @@ class K8sScaleParams(RegionalParams):
 
 class K8sScale(StateStep[K8sScaleParams]):
     """Scales Deployments/StatefulSets and waits until they are ready (observedGeneration,
-    readyReplicas, Available); undo restores each one's replicas and waits again."""
+    readyReplicas, Available); undo restores each one's replicas and waits again.
+
+    Between two reads of a rollout that is not ready yet it watches the first workload still
+    waiting, from the version it read: a change (a Pod ready, the status updated) is seen at once,
+    and nothing is read meanwhile. A watch that is refused (no `watch` permission), expired or cut
+    falls back to the polls' pause."""
 
     name = "k8s_scale"
     poll_interval = 0.5
     verbs = (
         ("apps", "deployments", "get"),
+        ("apps", "deployments", "watch"),
         ("apps", "deployments/scale", "get"),
         ("apps", "deployments/scale", "patch"),
         ("apps", "statefulsets", "get"),
+        ("apps", "statefulsets", "watch"),
         ("apps", "statefulsets/scale", "get"),
         ("apps", "statefulsets/scale", "patch"),
     )
@@ -103,7 +119,7 @@ class K8sScale(StateStep[K8sScaleParams]):
         plural = "deployments" if params.kind == "Deployment" else "statefulsets"
         names, ns = tuple(params.names), params.namespace
         return [
-            K8sRule(ns, "apps", plural, ("get",), names),
+            K8sRule(ns, "apps", plural, ("get", "watch"), names),
             K8sRule(ns, "apps", f"{plural}/scale", ("get", "patch"), names),
         ]
 
@@ -133,6 +149,7 @@ class K8sScale(StateStep[K8sScaleParams]):
     ) -> Check:
         read = getattr(self._apps(ctx, params), f"read_namespaced_{self._kind(params)}")
         waiting = []
+        cursor: dict[str, str] | None = None  # the first one waiting: what `pause` watches
         for name, replicas in wanted["replicas"].items():
             obj = read(name, params.namespace)
             status = obj.status
@@ -147,9 +164,43 @@ class K8sScale(StateStep[K8sScaleParams]):
             )
             if not (fresh and ready == replicas and available):
                 waiting.append(f"{name} {ready}/{replicas} ready")
+                if cursor is None and obj.metadata.resource_version:
+                    cursor = {"name": name, "resource_version": obj.metadata.resource_version}
         if waiting:
-            return Check(ok=False, detail=", ".join(waiting))
+            return Check(ok=False, detail=", ".join(waiting), observed={"watch": cursor})
         return Check(ok=True, detail="ready")
+
+    def pause(
+        self, ctx: StepContext, params: K8sScaleParams, last: Check, seconds: float, until: float
+    ) -> None:
+        cursor = last.observed.get("watch")
+        window = min(WATCH_SECONDS, int(until - time.monotonic()))
+        refused = ("k8s_scale: watch refused", ctx.region_for(params))
+        if not cursor or window < 1 or refused in ctx.memo:
+            super().pause(ctx, params, last, seconds, until)
+            return
+        from kubernetes import watch
+
+        lister = getattr(self._apps(ctx, params), f"list_namespaced_{self._kind(params)}")
+        w = watch.Watch()
+        try:
+            for _ in w.stream(
+                lister,
+                params.namespace,
+                field_selector=f"metadata.name={cursor['name']}",
+                resource_version=cursor["resource_version"],
+                timeout_seconds=window,
+                _request_timeout=(5.0, window + 5.0),
+            ):
+                break  # it changed: read again
+        except Exception as exc:  # refused, expired (410) or cut: the polls' pause instead
+            status = getattr(exc, "status", None)
+            if status in (401, 403, 404, 405):  # not allowed here: polled from now on
+                ctx.memo[refused] = True
+                log.info("watch refused: polling", step_id=ctx.step_id, status=status)
+            time.sleep(seconds)
+        finally:
+            w.stop()
 
 
 class CnpgRoleParams(RegionalParams):

@@ -89,6 +89,7 @@ class StepActivities:
                 call, stype, ctx,
                 check=lambda: stype.verify(ctx, params, snap),
                 redrive=lambda: stype.apply(ctx, params, snap),
+                params=params,
             )  # fmt: skip
             return StepOutcome(
                 detail=check.detail,
@@ -105,7 +106,9 @@ class StepActivities:
             measured = self._guards(call, ctx)
             ctx.heartbeat("apply")
             stype.apply(ctx, params, {})
-            check = self._until_holds(call, stype, ctx, lambda: stype.verify(ctx, params, {}))
+            check = self._until_holds(
+                call, stype, ctx, lambda: stype.verify(ctx, params, {}), params=params
+            )
             return StepOutcome(
                 detail=check.detail, attempt=_attempt(), observed={**measured, **check.observed}
             )
@@ -121,6 +124,7 @@ class StepActivities:
                 call, stype, ctx,
                 check=lambda: stype.verify_undo(ctx, params, snap),
                 redrive=lambda: stype.undo(ctx, params, snap),
+                params=params,
             )  # fmt: skip
             return StepOutcome(detail=check.detail, attempt=_attempt())
 
@@ -179,9 +183,11 @@ class StepActivities:
         ctx: StepContext,
         check: Callable[[], Check],
         redrive: Callable[[], None] | None = None,
+        params: StepParams | None = None,
     ) -> Check:
         """Poll a verification until it holds; re-drive the step when it does not converge;
-        VerifyTimeout (with what was last seen) near the activity's deadline."""
+        VerifyTimeout (with what was last seen) near the activity's deadline. Between two polls
+        the step type's `pause` (given `params`), else a plain sleep."""
         budget = call.step.timeout.total_seconds()
         deadline = ctx.deadline or time.monotonic() + budget
         patience = redrive_after(stype, budget)
@@ -205,7 +211,10 @@ class StepActivities:
                 )
                 redrive()
                 driven = time.monotonic()
-            time.sleep(pause)
+            if params is None:
+                time.sleep(pause)
+            else:
+                stype.pause(ctx, params, result, pause, deadline)
 
 
 class _Running:

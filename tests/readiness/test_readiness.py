@@ -74,9 +74,9 @@ def test_the_shop_runbook_is_green_on_a_fresh_sandbox(fresh: SandboxEnv) -> None
     cap = checks[(f"{EAST} -> {WEST}", "capacity scale-up-target-asg")]
     assert "shop-asg in us-west-2: max size 6 >= desired 3" in cap["detail"]
     perms = checks[(f"{EAST} -> {WEST}", "permissions scale-up-target-pods")]
-    # get the 3 Deployments, get and patch their scale: each reviewed by name (a Role may list
-    # them: `failover rbac` does)
-    assert perms["detail"].startswith("9 verb(s) allowed")
+    # get and watch the 3 Deployments, get and patch their scale: each reviewed by name (a Role
+    # may list them: `failover rbac` does)
+    assert perms["detail"].startswith("12 verb(s) allowed")
     assert time.monotonic() - started < 30
 
 
