@@ -448,8 +448,11 @@ def tables(result: dict[str, Any]) -> str:
             "parallel RTO | speed-up vs script |",
             "|---|---|---|---|---|",
             f"| {seq['services']} | {seq['engine_serial_s']:.1f} s | {seq['script_s']:.1f} s | "
-            f"{seq.get('parallel_rto_s', float('nan')):.1f} s | "
-            f"{seq.get('speedup_vs_script', '-')}x |",
+            + (
+                f"{seq['parallel_rto_s']:.1f} s | {seq['speedup_vs_script']}x |"
+                if "parallel_rto_s" in seq
+                else "not run at this size | extrapolated below |"
+            ),
         ]
         if "extrapolated_to" in seq:
             notes.append(
