@@ -21,6 +21,8 @@ from activities.base import (
 )
 from activities.errors import StepError, missing_ok
 
+log = structlog.get_logger("failover.step")
+
 
 class ConfigMapFlagParams(RegionalParams):
     namespace: str = Field(description="Namespace of the ConfigMap.")
@@ -65,8 +67,6 @@ class ConfigMapFlag(StateStep[ConfigMapFlagParams]):
         body = {"data": {params.key: state.get("value")}}
         self._core(ctx, params).patch_namespaced_config_map(params.name, params.namespace, body)
 
-
-log = structlog.get_logger("failover.step")
 
 #: The longest a rollout's verification waits on a watch of the workload before it reads again
 #: anyway (a watch's timeout is in whole seconds).

@@ -88,7 +88,8 @@ def test_a_rollout_is_watched_and_seen_ready_at_once(
     env: SandboxEnv, deployment: client.AppsV1Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     took, ready_by, reads = _scale_up(env, monkeypatch)
-    assert ROLLOUT <= took <= ready_by + 0.25, (took, ready_by)
+    # Woken by the change, not by the end of a watch's 2 s window (slack for a loaded machine).
+    assert ROLLOUT <= took <= ready_by + 1.0, (took, ready_by)
     # Polled, a 1.5 s wait reads the Deployment about 30 times (every 0.05 s at first); on a
     # watch, once per change of it and once more (its Pods come ready one after another).
     assert reads <= 8, reads
@@ -103,5 +104,5 @@ def test_a_refused_watch_falls_back_to_polls(
     control.add_fault(FaultRule(target=f"k8s:{REGION}:watch:deployments", region=REGION,
                                 error="Forbidden", count=None))  # fmt: skip
     took, ready_by, reads = _scale_up(env, monkeypatch)
-    assert ROLLOUT <= took <= ready_by + 0.25, (took, ready_by)
+    assert ROLLOUT <= took <= ready_by + 1.0, (took, ready_by)
     assert reads >= 15, reads  # every poll read it
