@@ -247,7 +247,10 @@ async def estimated(env: SandboxEnv, inp: EvacuationInput) -> EvacuationInput:
 
 
 def measure(
-    p: EvacuationProgress, bound: evac_plan.EvacuationBound, inp: EvacuationInput
+    p: EvacuationProgress,
+    bound: evac_plan.EvacuationBound,
+    inp: EvacuationInput,
+    model: LatencyModel,
 ) -> dict[str, Any]:
     """The RTO against its bounds, and the children's start and end lags."""
     from orchestrator.evacuation.report import build
@@ -265,6 +268,7 @@ def measure(
             ran += (c.ended_at - c.started_at).total_seconds()
             modelled += bound.whole_s[s.name]
     size = len(inp.model_dump_json())
+    steps = step_figures(p, inp, model)
     [payload] = pydantic_data_converter.payload_converter.to_payloads([inp])
     stored = CompressionCodec().encode_sync([payload])[0].ByteSize()  # as the client sends it
     return {
@@ -288,9 +292,40 @@ def measure(
         # run against the model (steps' overheads), and the parent's start and end lags.
         "switch_over_model": round(ran / modelled, 3) if modelled else None,
         "slot_over_model": round(held / modelled, 3) if modelled else None,
+        **steps,
         "input_bytes": size,
         "input_stored_bytes": stored,
         "input_over_2mb": stored > TEMPORAL_PAYLOAD_LIMIT,
+    }
+
+
+def step_figures(
+    p: EvacuationProgress, inp: EvacuationInput, model: LatencyModel
+) -> dict[str, Any]:
+    """Where a switch's time over its model goes, step by step (medians, ms): each step type's
+    run over its modelled duration, and the lag from what a step waits for (its dependencies'
+    ends, else its switch's start) to its start."""
+    over: dict[str, list[float]] = {}
+    lag: list[float] = []
+    switches = {s.name: s.switch for s in inp.services}
+    for s in p.services:
+        c = s.result
+        if c is None or c.started_at is None:
+            continue
+        planned = {t.id: t for t in switches[s.name].steps}
+        ended = {r.id: r.ended_at for r in c.steps}
+        for r in c.steps:
+            if r.started_at is None or r.ended_at is None or r.id not in planned:
+                continue
+            t = planned[r.id]
+            took = (r.ended_at - r.started_at).total_seconds()
+            over.setdefault(r.type, []).append(took - model.step_seconds(t.type, t.params))
+            after = [ended[d] for d in t.depends_on if ended.get(d)] or [c.started_at]
+            lag.append((r.started_at - max(d for d in after if d is not None)).total_seconds())
+    ms = {k: round(statistics.median(v) * 1000) for k, v in sorted(over.items())}
+    return {
+        "step_over_model_ms_median": ms,
+        "step_start_lag_ms_median": round(statistics.median(lag) * 1000) if lag else None,
     }
 
 
@@ -328,7 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             services = evac_plan.layout(n, args.seed)
             env = fresh(box, holder, services, worker=True)
             p, figures = asyncio.run(evacuate(env, inp, box.worker_pid()))
-            row = measure(p, bound, inp) | figures | {"order": "plan", "estimated": 0}
+            row = measure(p, bound, inp, model) | figures | {"order": "plan", "estimated": 0}
             shown = ("services", "order", "rto_s", "lower_bound_s", "bound_by",
                      "rto_over_bound", "worker_peak_rss_mb", "machine_busy_share")  # fmt: skip
             log(json.dumps({k: row[k] for k in shown}))
@@ -340,7 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bound = evac_plan.evacuation_bound(learned, model)
                 env = fresh(box, holder, services, worker=True)
                 p, figures = asyncio.run(evacuate(env, learned, box.worker_pid()))
-                row = measure(p, bound, learned) | figures
+                row = measure(p, bound, learned, model) | figures
                 row |= {"order": "longest expected chain first", "estimated": known}
                 log(json.dumps({k: row[k] for k in shown}))
                 rows.append(row)
@@ -367,7 +402,7 @@ def sequential(
     bound = evac_plan.evacuation_bound(inp, model)
     env = fresh(box, holder, services, worker=False)
     p, figures = asyncio.run(evacuate(env, inp, box.worker_pid()))
-    engine = measure(p, bound, inp) | figures
+    engine = measure(p, bound, inp, model) | figures
     log(f"  engine: RTO {engine['rto_s']} s, evacuation {engine['evacuation_s']} s")
     log(f"{n} services, one after another: the plain script")
     fresh(box, holder, services, worker=False)
@@ -440,6 +475,12 @@ def tables(result: dict[str, Any]) -> str:
             f"{r.get('switch_over_model', 0):.3f}x their modelled durations, slots held "
             f"{r.get('slot_over_model', 0):.3f}x; chain {' -> '.join(r['chain'])}"
         )
+        if r.get("step_over_model_ms_median"):  # (not in results recorded before)
+            per_type = ", ".join(f"{k} +{v} ms" for k, v in r["step_over_model_ms_median"].items())
+            notes.append(
+                f"{r['services']} services, each step over its model (medians): {per_type}; "
+                f"a step started {r['step_start_lag_ms_median']} ms after what it waits for"
+            )
     seq = result.get("sequential")
     if seq:
         lines += [
