@@ -7,6 +7,8 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.cli import failover
 from tests.workflows.helpers import ROOT
@@ -81,6 +83,7 @@ def test_bad_input_is_one_line_and_nothing_is_created(env: SandboxEnv) -> None:
     assert not [s for s in listed if s["name"] == "x"]
 
 
+@pytest.mark.slow
 def test_run_follows_a_game_day_then_history_report_and_trends(
     fresh: SandboxEnv, tmp_path: Path
 ) -> None:

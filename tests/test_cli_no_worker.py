@@ -73,6 +73,7 @@ def _said_at_once(env: SandboxEnv, u: Unpolled, *args: str) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_switch_commands_say_at_once_that_no_worker_polls(
     env: SandboxEnv, unpolled: Unpolled
 ) -> None:

@@ -299,6 +299,7 @@ def _wait_for_endpoint(port: int, proc: subprocess.Popen[bytes], log: Path) -> l
             time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_failover_worker_serves_metrics_exports_traces_and_stops_on_sigterm(
     fresh: SandboxEnv, tmp_path: Path
 ) -> None:

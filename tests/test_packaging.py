@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
@@ -203,6 +204,7 @@ def test_every_import_of_the_product_is_a_core_dependency() -> None:
     assert missing == {}, "imported by the product but not a core dependency"
 
 
+@pytest.mark.slow
 def test_a_plain_install_runs_the_cli_without_the_sandbox(
     fresh: SandboxEnv, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from orchestrator.sandbox.manager import SandboxEnv
@@ -94,6 +95,7 @@ class UpdateDialog:
         return "\n".join(self.dialog.all_inner_texts())
 
 
+@pytest.mark.slow
 def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker_process: None) -> None:
     assert Path(CHROMIUM).exists(), "install Debian's chromium (python3 dev.py test does)"
     started = failover(env, "drill", str(ROOT / "runbooks/noop-drill.yaml"), "--from",
@@ -136,6 +138,7 @@ def test_approve_from_the_temporal_web_ui(env: SandboxEnv, worker_process: None)
         failover(env, "abort", run["workflow_id"], "--reason", "test cleanup")
 
 
+@pytest.mark.slow
 def test_signed_approval_from_the_temporal_web_ui(
     env: SandboxEnv, worker_process: None, tmp_path: Path
 ) -> None:

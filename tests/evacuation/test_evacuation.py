@@ -264,6 +264,7 @@ def test_a_second_run_that_would_write_a_held_resource_is_refused(
     assert flags(env, ["held", "other"]) == {"held": "us-west-2", "other": "us-east-1"}
 
 
+@pytest.mark.slow
 def test_the_example_plan_evacuates_and_fails_back(fresh: SandboxEnv) -> None:
     plan = str(RUNBOOKS / "plans" / "platform.yaml")
     before = world(fresh)

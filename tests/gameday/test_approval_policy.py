@@ -128,6 +128,7 @@ def test_unattended_covers_no_gate_an_irreversible_step_depends_on() -> None:
 
 
 # ----------------------------------------------------------------- game days, end to end
+@pytest.mark.slow
 def test_two_people_approve_the_game_day_and_cover_a_gate_that_needs_two(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:

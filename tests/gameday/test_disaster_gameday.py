@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from orchestrator.gameday import client as gameday_client
 from orchestrator.gameday import report as gd_report
 from orchestrator.gameday.models import GameDayProgress, Outcome
@@ -40,6 +42,7 @@ def _outages(control: SandboxControl) -> dict[str, str | None]:
     return {r: o["outage"] for r, o in control.outages().items()}
 
 
+@pytest.mark.slow
 def test_disaster_game_day_fails_over_recovers_and_fails_back(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -67,6 +70,7 @@ def test_disaster_game_day_fails_over_recovers_and_fails_back(
     assert world(fresh) == before
 
 
+@pytest.mark.slow
 def test_a_recovery_that_rolls_back_stops_the_game_day_with_the_way_out(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
@@ -41,6 +42,7 @@ async def _start(client: Client, queue: str, name: str, **edits: str) -> object:
     return await gameday_client.start_now(client, shop_gameday(name, **edits), queue, "test")
 
 
+@pytest.mark.slow
 def test_scheduled_game_day_completes_and_leaves_the_sandbox_as_found(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -249,6 +251,7 @@ def test_alarm_stop_condition_stops_the_game_day(
     assert app_faults(fresh) == {r: (True, 0.0, 0.0) for r in fresh.regions}
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_switch_the_game_day_still_ends_as_found(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client
 
 from orchestrator import report, switch, trends
@@ -88,6 +89,7 @@ async def _stop(client: Client, runbook: str) -> GuardState:
     return state
 
 
+@pytest.mark.slow
 def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approval(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -170,6 +172,7 @@ def test_a_healthy_region_gets_no_action_then_an_outage_is_switched_after_approv
     assert dns_answers(fresh, "api.shop.example.") == {"us-west-2": 20}
 
 
+@pytest.mark.slow
 def test_a_flapping_region_is_paged_not_switched(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -247,6 +250,7 @@ def test_stop_needs_a_reason_and_a_second_guard_is_refused(
     assert "reason" in run(scenario())
 
 
+@pytest.mark.slow
 def test_worker_killed_and_temporal_restarted_while_guarding_one_switch_one_page(
     sandbox: Sandbox,
     fresh: SandboxEnv,

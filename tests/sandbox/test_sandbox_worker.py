@@ -9,6 +9,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.client import ScheduleActionExecutionStartWorkflow
 
 from orchestrator import report_store
@@ -22,6 +23,7 @@ from tests.gameday.helpers import shop_gameday
 from tests.workflows.helpers import run
 
 
+@pytest.mark.slow
 def test_a_scheduled_game_day_fires_on_a_fresh_sandbox_and_writes_its_report(
     tmp_path: Path,
 ) -> None:

@@ -15,6 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator import switch
 from orchestrator.client import connect
 from orchestrator.runs import Decision, OperatorAction, RunState, StepState, SwitchInput
@@ -51,6 +53,7 @@ def _switch(env: SandboxEnv, frm: str, to: str, **kw: Any) -> Any:
     return run(scenario())
 
 
+@pytest.mark.slow
 def test_shop_drill_whose_switchover_lands_but_answers_500_succeeds_with_one_switchover(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -138,6 +141,7 @@ def test_an_undo_that_cannot_converge_ends_rollback_failed_within_its_step_timeo
     assert result.step("freeze-writes").state == StepState.UNDONE
 
 
+@pytest.mark.slow
 def test_worker_killed_between_a_landed_switchover_and_its_answer(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator import switch
 from orchestrator.client import connect
 from orchestrator.runs import Decision, RunState, StepState, SwitchInput
@@ -52,6 +54,7 @@ async def _wait_call(
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_apply(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
@@ -79,6 +82,7 @@ def test_worker_killed_mid_apply(
     assert observe(fresh)["us-east-1:ssm"]["/shop/flags/maintenance"] == "true"
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_verify(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
@@ -109,6 +113,7 @@ def test_worker_killed_mid_verify(
     assert observe(fresh)["us-east-1:configmap"]["writes-frozen"] == "true"
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_rollback(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

@@ -113,6 +113,7 @@ def _lag_measured(env: SandboxEnv, region: str) -> None:
     raise AssertionError(f"no replication lag measured in {region} within 30 s")
 
 
+@pytest.mark.slow
 def test_unplanned_failover_recovery_and_failback_restore_the_world(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
@@ -227,6 +228,7 @@ def test_recovery_is_refused_when_nothing_is_owed(fresh: SandboxEnv) -> None:
         run(shop.switch("us-east-1", "us-west-2", "recovery"))
 
 
+@pytest.mark.slow
 def test_worker_killed_during_the_unplanned_failover(
     fresh: SandboxEnv, control: SandboxControl, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
@@ -360,6 +362,7 @@ def test_unplanned_writes_past_the_point_of_no_return_wait_for_the_operator(
     assert after["arc"] == before["arc"]
 
 
+@pytest.mark.slow
 def test_a_fault_on_each_recovery_write_rolls_the_recovery_back_and_it_can_run_again(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
