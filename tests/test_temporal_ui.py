@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Frame, Page, sync_playwright
 
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.conftest import ARTIFACTS
@@ -50,9 +51,17 @@ def _status(env: SandboxEnv) -> dict[str, Any]:
 def wait_for_text(page: Page, needles: list[str], timeout: float = 30.0) -> None:
     """Wait until one frame of the page shows all the needles."""
     deadline = time.monotonic() + timeout
-    while not any(all(n in f.content() for n in needles) for f in page.frames):
+    while not any(_shows(f, needles) for f in page.frames):
         assert time.monotonic() < deadline, f"not shown: {needles}"
         page.wait_for_timeout(250)
+
+
+def _shows(frame: Frame, needles: list[str]) -> bool:
+    try:
+        content = frame.content()
+    except PlaywrightError:  # detached as the UI renders the details again: read at the next poll
+        return False
+    return all(n in content for n in needles)
 
 
 class UpdateDialog:

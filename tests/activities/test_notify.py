@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.clients import Clients
 from activities.notify import NotifyActivities
 from orchestrator.config import Config, ConfigError, NotifyChannel, from_sandbox, load
+from orchestrator.logs import configure
 from orchestrator.notifications import Delivery, Notice, NotifyCall, NotifyRoute, signature
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
@@ -66,6 +68,8 @@ def arrived(sink: SandboxControl, since: float, key: str) -> list[dict[str, Any]
 def test_every_channel_gets_its_shape(
     env: SandboxEnv, sink: SandboxControl, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    # The worker's logging (a CLI test run earlier in this process may have left WARNING).
+    configure("console", level=logging.INFO)
     config = from_sandbox(env)
     assert set(config.notify.channels) == {
         "sandbox-slack", "sandbox-pagerduty", "sandbox-webhook", "sandbox-sns",
