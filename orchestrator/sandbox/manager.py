@@ -474,9 +474,6 @@ class Sandbox:
                     # death (a kill, as the crash tests do), not the machine's: a sandbox's.
                     *("--sqlite-pragma", "journal_mode=wal"),
                     *("--sqlite-pragma", "synchronous=normal"),
-                    # An activity a workflow task schedules on the worker's own task queue is
-                    # handed back in the task's response, not through a matching round trip.
-                    *("--dynamic-config-value", "system.enableActivityEagerExecution=true"),
                     "--log-level",
                     "warn",
                     "--namespace",
