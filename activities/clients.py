@@ -37,6 +37,12 @@ from orchestrator.config import Config, EksCluster
 
 #: IAM service prefixes (of the step types' `actions`) whose boto3 client has another name.
 BOTO3_NAMES = {"elasticloadbalancing": "elbv2"}
+#: Connections each client keeps open for reuse (botocore's default is 10; the kubernetes
+#: client's, 5 per CPU). The worker runs up to 200 activities at once, and the steps of an
+#: evacuation's 25 switches call the same few clients (one Route 53 client for every change):
+#: past the pool's size each call opened a connection and closed it after, a TLS handshake each
+#: on AWS and EKS (on the sandbox, a new connection and server thread per call).
+POOL_CONNECTIONS = 50
 #: Services reached at one endpoint per call (`aws_at`): nothing to build ahead.
 PER_ENDPOINT = frozenset({"route53-recovery-cluster"})
 #: The kubernetes client's API classes the step types (and readiness checks) use. The package
@@ -218,6 +224,7 @@ class Clients:
                 parameter_validation=True,
                 connect_timeout=timeouts[0] if timeouts else cfg.connect_timeout,
                 read_timeout=timeouts[1] if timeouts else cfg.read_timeout,
+                max_pool_connections=POOL_CONNECTIONS,
             ),
         )
 
@@ -283,6 +290,7 @@ class Clients:
             self._configure_context(configuration, region, cluster.context or region)
         if not retries:
             configuration.retries = False
+        configuration.connection_pool_maxsize = POOL_CONNECTIONS
         api = k8s.ApiClient(configuration=configuration)
         api.rest_client = BoundedREST(configuration)
         return api

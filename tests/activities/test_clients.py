@@ -3,14 +3,17 @@ then get those very clients (one per service, region and retry mode), whatever t
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import activities
-from activities.clients import KUBE_APIS, Clients, _import_kube_apis
+from activities.clients import KUBE_APIS, POOL_CONNECTIONS, Clients, _import_kube_apis
 from orchestrator.config import Config
 from orchestrator.sandbox.manager import SandboxEnv
 from orchestrator.worker import warm_clients
@@ -67,3 +70,62 @@ def test_warming_imports_every_kubernetes_api_class_the_steps_use() -> None:
     assert used <= set(KUBE_APIS), used - set(KUBE_APIS)
     assert _import_kube_apis() == {}
     assert {"kubernetes.client.api.core_v1_api", "kubernetes.dynamic"} <= set(sys.modules)
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """An AWS JSON endpoint that keeps connections open, as AWS does; counts connections."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    lock = threading.Lock()
+
+    def setup(self) -> None:
+        super().setup()
+        with _KeepAlive.lock:
+            _KeepAlive.connections += 1
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(0.05)  # every caller's call in flight at once
+        body = json.dumps({"Parameters": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_client_keeps_a_connection_per_concurrent_caller_open_for_the_next_call() -> None:
+    """30 steps calling one client at once, twice: the second round reuses the first round's
+    connections (botocore's default pool keeps 10: 20 connections a round were opened and
+    closed again, a TLS handshake each on AWS)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    clients = Clients(
+        Config(aws={"endpoint_url": url, "access_key_id": "k", "secret_access_key": "s"})
+    )
+    ssm = clients.aws("ssm", "us-east-1")
+    callers = 30
+    assert callers <= POOL_CONNECTIONS
+
+    def round_of_calls() -> None:
+        threads = [threading.Thread(target=ssm.describe_parameters) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    try:
+        _KeepAlive.connections = 0
+        round_of_calls()
+        first = _KeepAlive.connections
+        round_of_calls()
+        assert first <= callers
+        assert _KeepAlive.connections == first  # none opened again
+    finally:
+        server.shutdown()
+        server.server_close()
