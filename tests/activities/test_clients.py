@@ -7,7 +7,6 @@ import json
 import re
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,8 @@ class _KeepAlive(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections = 0
     lock = threading.Lock()
+    #: Each call is answered once every caller's call has arrived: all in flight at once.
+    together = threading.Barrier(1)
 
     def setup(self) -> None:
         super().setup()
@@ -86,7 +87,7 @@ class _KeepAlive(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        time.sleep(0.05)  # every caller's call in flight at once
+        _KeepAlive.together.wait()
         body = json.dumps({"Parameters": []}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -121,10 +122,11 @@ def test_a_client_keeps_a_connection_per_concurrent_caller_open_for_the_next_cal
 
     try:
         _KeepAlive.connections = 0
+        _KeepAlive.together = threading.Barrier(callers, timeout=30)
         round_of_calls()
         first = _KeepAlive.connections
         round_of_calls()
-        assert first <= callers
+        assert first == callers  # a connection each, all at once
         assert _KeepAlive.connections == first  # none opened again
     finally:
         server.shutdown()
