@@ -313,15 +313,15 @@ def step_figures(
         if c is None or c.started_at is None:
             continue
         planned = {t.id: t for t in switches[s.name].steps}
-        ended = {r.id: r.ended_at for r in c.steps}
+        ended = {r.id: r.ended_at for r in c.steps if r.ended_at is not None}
         for r in c.steps:
             if r.started_at is None or r.ended_at is None or r.id not in planned:
                 continue
             t = planned[r.id]
             took = (r.ended_at - r.started_at).total_seconds()
             over.setdefault(r.type, []).append(took - model.step_seconds(t.type, t.params))
-            after = [ended[d] for d in t.depends_on if ended.get(d)] or [c.started_at]
-            lag.append((r.started_at - max(d for d in after if d is not None)).total_seconds())
+            after = [ended[d] for d in t.depends_on if d in ended] or [c.started_at]
+            lag.append((r.started_at - max(after)).total_seconds())
     ms = {k: round(statistics.median(v) * 1000) for k, v in sorted(over.items())}
     return {
         "step_over_model_ms_median": ms,
