@@ -83,7 +83,7 @@ class NoSandbox(importlib.abc.MetaPathFinder):
     '''An install without the [sandbox] extra: the sandbox's code is there, its libraries are not
     (tests/test_packaging.py makes such an install for real).'''
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("moto", "werkzeug", "flask"):
+        if name.split(".")[0] in ("moto", "werkzeug", "flask", "waitress"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 

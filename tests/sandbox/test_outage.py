@@ -141,6 +141,8 @@ def test_full_outage_refuses_connections_and_comes_back(
     down = env.regions[STANDBY]
     urls = {"kube": down.kube_api, "app": down.app_url, "aws": env.aws_endpoints[STANDBY]}
     assert_region_answers(env, STANDBY)
+    pooled = regional(env, STANDBY, "ssm")  # its connection is kept open between calls ...
+    pooled.describe_parameters()
 
     control.set_outage(STANDBY, "full")
 
@@ -160,6 +162,8 @@ def test_full_outage_refuses_connections_and_comes_back(
         kube_version(env, STANDBY)
     with pytest.raises(EndpointConnectionError):
         aws_answers(env, STANDBY)
+    with pytest.raises(EndpointConnectionError):  # ... and closed by the outage: not served
+        pooled.describe_parameters()
     # The other region, the main AWS endpoint and the region's control endpoint keep answering.
     assert_region_answers(env, ACTIVE)
     assert (

@@ -20,7 +20,6 @@ import argparse
 import base64
 import io
 import json
-import logging
 import re
 import threading
 import time
@@ -32,11 +31,11 @@ from moto.core.base_backend import BackendDict, backend_lock
 from moto.core.model_instances import reset_model_data
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
 
 from orchestrator.sandbox.aws import moto_gaps
 from orchestrator.sandbox.aws.errors import SandboxError
 from orchestrator.sandbox.aws.extensions import EXTENSION_SERVICES, Extensions
+from orchestrator.sandbox.aws.listener import Listener
 from orchestrator.sandbox.aws.protocol import AWSRequest, identify, render_error, render_result
 from orchestrator.sandbox.calls import CallLog
 from orchestrator.sandbox.faults import FaultBook, FaultRule
@@ -284,24 +283,20 @@ class Listeners:
         self.app = app
         self.host = "127.0.0.1"
         self.ports: dict[str, int] = {}
-        self.servers: dict[str, Any] = {}
+        self.servers: dict[str, Listener] = {}
         self.lock = threading.Lock()
 
     def start(self, region: str) -> None:
         with self.lock:
-            if region in self.servers:
-                return
-            server = make_server(self.host, self.ports[region], self.app, threaded=True)
-            threading.Thread(target=server.serve_forever, daemon=True,
-                             name=f"aws-{region}").start()  # fmt: skip
-            self.servers[region] = server
+            if region not in self.servers:
+                port = self.ports[region]
+                self.servers[region] = Listener(self.app, self.host, port, f"aws-{region}")
 
     def stop(self, region: str) -> None:
         with self.lock:
             server = self.servers.pop(region, None)
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
 
 
 def _status_line(status: int) -> str:
@@ -352,16 +347,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-interval", type=float, default=2.0)
     parser.add_argument("--tag", default="", help="marker to recognise the process (ignored)")
     args = parser.parse_args(argv)
-    # No line per request (werkzeug's access log): a tenth of the server's time under load, and
-    # the mutating calls are in the call log (`failover sandbox calls`). Errors are still logged.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = SandboxAWS(LatencyModel.model_validate(json.loads(args.latency)))
     ca = base64.b64encode(Path(args.kube_ca).read_bytes()).decode() if args.kube_ca else ""
     for spec in args.kube_endpoint:
         region, url = spec.split("=", 1)
         moto_gaps.STATE.kube_endpoints[region] = (url, ca)
-    server = make_server(args.host, args.port, app, threaded=True)
-    app.base_url = f"http://{args.host}:{server.server_port}"
+    server = Listener(app, args.host, args.port, "aws-main")
+    app.base_url = f"http://{args.host}:{server.port}"
     app.listeners.host = args.host
     for spec in args.region_port:
         region, port = spec.split("=", 1)
@@ -375,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=_publisher, args=(stop, args.metrics_interval), daemon=True).start()
     print(f"aws sandbox listening on {app.base_url}", flush=True)
     try:
-        server.serve_forever()
+        server.wait()
     finally:
         stop.set()
 
