@@ -86,6 +86,35 @@ def poll_pause(waited: float, longest: float, first: float = FIRST_POLL) -> floa
     return min(longest, max(first, POLL_SHARE * waited))
 
 
+#: A wait that knows about how long its condition takes (`StepContext.wait(expected=...)`)
+#: polls sparsely until then: every `QUIET_SHARE` of the expected time (at least the longest
+#: pause, at most `QUIET_LONGEST`), so a condition that holds much sooner is still seen, that
+#: late at most: 4 polls before the close ones, 12 for a wait of a minute or more.
+QUIET_SHARE = 0.25
+QUIET_LONGEST = 5.0
+
+
+def expected_pause(waited: float, expected: float, longest: float, first: float) -> float:
+    """The pause before the next poll of a condition expected to hold about `expected` seconds
+    after its first poll: sparse pauses that land on `expected - first`, then `poll_pause` as
+    if the wait started there (`first`, growing if it is later than expected).
+
+    Args:
+        waited: Seconds since the condition was first polled.
+        expected: Seconds it usually takes (a recent upper bound: it held by then).
+        longest: The longest pause once the expected time has come.
+        first: The shortest pause; also how early the close polls start.
+
+    Returns:
+        Seconds to sleep before polling again.
+    """
+    close = expected - first
+    if waited < close - 1e-3:  # (not a pause too short to move the clock)
+        quiet = min(QUIET_LONGEST, max(longest, QUIET_SHARE * expected))
+        return min(quiet, close - waited)
+    return poll_pause(waited - close, longest, first)
+
+
 class StepParams(BaseModel):
     """Base of every step type's params: unknown fields are errors, not silently ignored."""
 
@@ -188,20 +217,33 @@ class StepContext:
         interval: float,
         timeout: float | None = None,
         first: float = FIRST_POLL,
-    ) -> None:
+        expected: float | None = None,
+    ) -> float:
         """Poll `check` until it holds, heartbeating, with pauses growing from `first` to
         `interval` (`poll_pause`); VerifyTimeout after `timeout` seconds or at the activity's
-        deadline, whichever comes first."""
+        deadline, whichever comes first.
+
+        With `expected` (seconds the condition has recently taken to hold), the polls before
+        it are sparse and the close ones start just before it (`expected_pause`): a few polls
+        instead of one every `first` to `interval` seconds all along.
+
+        Returns:
+            Seconds from the first poll to the one that saw the condition hold.
+        """
         now = time.monotonic()
         ends = [t for t in (self.deadline, now + timeout if timeout else None) if t is not None]
         deadline = min(ends) if ends else now + DEFAULT_WAIT
+        first = min(first, interval)
         while True:
             ok, detail = check()
             if ok:
-                return
+                return time.monotonic() - now
             self.heartbeat(what, detail)
             at = time.monotonic()
-            pause = poll_pause(at - now, interval, min(first, interval))
+            if expected is None:
+                pause = poll_pause(at - now, interval, first)
+            else:
+                pause = expected_pause(at - now, expected, interval, first)
             if at + pause > deadline:
                 raise StepError("VerifyTimeout", f"{what}: still {detail} after {at - now:.0f}s")
             time.sleep(pause)

@@ -13,7 +13,15 @@ import pytest
 
 from activities import base, steps
 from activities.aws import route53
-from activities.base import FIRST_POLL, POLL_SHARE, Check, StepContext, poll_pause
+from activities.base import (
+    FIRST_POLL,
+    POLL_SHARE,
+    QUIET_LONGEST,
+    QUIET_SHARE,
+    Check,
+    StepContext,
+    poll_pause,
+)
 from activities.errors import StepError
 from activities.registry import STEP_TYPES
 from orchestrator.config import Config
@@ -109,3 +117,63 @@ def test_the_engine_polls_verify_the_same_way(clock: FakeClock) -> None:
     assert result.ok
     assert clock.now - started - 2.0 <= POLL_SHARE * 2.0 + 1e-9  # seen 0.1 s late at most
     assert clock.pauses[0] == FIRST_POLL and max(clock.pauses) <= stype.poll_interval
+
+
+def _ready_after(clock: FakeClock, ready_at: float) -> tuple[Any, list[float]]:
+    """A check that holds `ready_at` seconds after its first poll, and when it was polled."""
+    polled: list[float] = []
+
+    def check() -> tuple[bool, str]:
+        polled.append(clock.now)
+        return clock.now - polled[0] >= ready_at, "PENDING"
+
+    return check, polled
+
+
+@pytest.mark.parametrize("ready_at", [3.0, 14.9, 15.0, 15.15, 16.0, 40.0])
+def test_a_wait_that_expects_its_condition_polls_it_sparsely_until_then(
+    clock: FakeClock, ready_at: float
+) -> None:
+    expected, first = 15.1, 0.2  # the zone's changes recently took 15.1 s
+    check, polled = _ready_after(clock, ready_at)
+    took = _ctx().wait("change", check, 0.5, first=first, expected=expected)
+    assert took == clock.now - polled[0] >= ready_at
+    late = took - ready_at
+    quiet = min(QUIET_LONGEST, max(0.5, QUIET_SHARE * expected))
+    if ready_at < expected - first:  # sooner than expected: seen a sparse pause late at most
+        assert late <= quiet + 1e-9
+    else:  # from just before the expected time on: as closely as a fresh wait there
+        assert late <= max(first, POLL_SHARE * (ready_at - expected + first)) + 1e-9
+    before = [t - polled[0] for t in polled if t - polled[0] < expected - first]
+    assert len(before) <= 1 + expected / quiet  # 5 here, against 46 without an expectation
+    if ready_at <= expected:
+        assert len(polled) <= 7
+
+
+def test_without_an_expectation_the_same_change_is_polled_about_50_times(
+    clock: FakeClock,
+) -> None:
+    check, polled = _ready_after(clock, 15.0)
+    _ctx().wait("change", check, 0.5, first=0.2)
+    assert 45 <= len(polled) <= 55
+
+
+def test_route53_learns_each_zones_propagation_and_polls_around_it(clock: FakeClock) -> None:
+    """Changes that each take 15 s: the first is polled every 0.2-0.5 s, the next ones a few
+    times, each seen at most one close pause late, the estimate an upper bound coming down."""
+    learnt = route53.Propagation()
+    polls, lates = [], []
+    for _ in range(8):
+        check, polled = _ready_after(clock, 15.0)
+        took = _ctx().wait("change", check, 0.5, first=0.2, expected=learnt.expected("Z1"))
+        learnt.record("Z1", took)
+        polls.append(len(polled))
+        lates.append(took - 15.0)
+        estimate = learnt.expected("Z1")
+        assert estimate is not None and estimate >= 15.0  # never below a change's time
+    assert polls[0] >= 45 and max(polls[1:]) <= 7, polls
+    assert max(lates[1:]) <= 0.2 + 1e-9, lates
+    assert learnt.expected("Z2") is None  # per zone
+    # the shortest of the last 8: one slow change does not make the next ones wait for it
+    learnt.record("Z1", 60.0)
+    assert learnt.expected("Z1") == min(15.0 + x for x in lates)

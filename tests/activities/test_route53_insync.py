@@ -1,0 +1,40 @@
+"""A Route 53 change is polled around the time the zone's recent changes took, on the sandbox's
+Route 53 (changes PENDING for the modelled propagation time): GetChange calls counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.aws import route53
+from activities.aws.route53 import RecordParams, record_sets, upsert
+from orchestrator.sandbox.control import SandboxControl
+from orchestrator.sandbox.manager import SandboxEnv
+from tests.activities.test_step_types import ctx
+from tests.sandbox.helpers import slower
+
+PROPAGATION = 3.0  # seconds a change takes here
+TESTS_TIME_SCALE = 0.01  # tests/conftest.py's sandbox
+
+
+def test_the_next_changes_to_a_zone_are_polled_a_few_times_around_its_propagation_time(
+    fresh: SandboxEnv, control: SandboxControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learnt = route53.Propagation()
+    monkeypatch.setattr(route53, "PROPAGATION", learnt)
+    c = ctx(fresh)
+    polls: list[int] = []
+    route53.route53(c).meta.events.register(
+        "before-call.route53.GetChange", lambda **_: polls.__setitem__(-1, polls[-1] + 1)
+    )
+    p = RecordParams(zone="shop.example.", record="api.shop.example.", type="CNAME")
+    sets = record_sets(c, p)  # the seeded weighted record's sets, one per region
+    with slower(control, dns_propagation=PROPAGATION / TESTS_TIME_SCALE):
+        for weight in (10, 20, 30):
+            polls.append(0)
+            upsert(c, p, [{**sets[0], "Weight": weight}])
+            estimate = learnt.expected(fresh.topology["zone_id"])
+            assert estimate is not None and estimate >= PROPAGATION  # INSYNC seen after it
+    assert polls[0] >= 12, polls  # every 0.2 s: about 15
+    assert max(polls[1:]) <= 7, polls  # 4 sparse, then close: 6 or 7
+    now = {s["SetIdentifier"]: s["Weight"] for s in record_sets(c, p)}
+    assert now[sets[0]["SetIdentifier"]] == 30
