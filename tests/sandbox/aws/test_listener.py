@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -46,6 +47,24 @@ def get(conn: http.client.HTTPConnection, path: str) -> tuple[str, str | None]:
     return resp.read().decode(), resp.getheader("Connection")
 
 
+@dataclass
+class SlowCall:
+    """A call to `/slow` in a thread, under way once made; its answer lands in `answer`."""
+
+    conn: http.client.HTTPConnection
+    thread: threading.Thread
+    answer: list[str]
+
+
+def slow_call(app: App, listener: Listener) -> SlowCall:
+    conn = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
+    answer: list[str] = []
+    thread = threading.Thread(target=lambda: answer.append(get(conn, "/slow")[0]))
+    thread.start()
+    assert app.started.wait(5)
+    return SlowCall(conn, thread, answer)
+
+
 def test_calls_share_one_connection(served: tuple[App, Listener]) -> None:
     _, listener = served
     conn = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
@@ -63,11 +82,7 @@ def test_a_stop_refuses_closes_idle_connections_and_answers_calls_in_progress(
     app, listener = served
     idle = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
     get(idle, "/warm")
-    busy = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
-    answer: list[str] = []
-    caller = threading.Thread(target=lambda: answer.append(get(busy, "/slow")[0]))
-    caller.start()
-    assert app.started.wait(5)
+    call = slow_call(app, listener)
 
     listener.stop()
     with pytest.raises(ConnectionRefusedError):
@@ -77,10 +92,10 @@ def test_a_stop_refuses_closes_idle_connections_and_answers_calls_in_progress(
     assert idle.sock.recv(1) == b""
 
     app.release.set()
-    caller.join(5)
-    assert answer and answer[0].endswith("/slow")  # answered in full
-    busy.sock.settimeout(5)
-    assert busy.sock.recv(1) == b""  # ... then closed
+    call.thread.join(5)
+    assert call.answer and call.answer[0].endswith("/slow")  # answered in full
+    call.conn.sock.settimeout(5)
+    assert call.conn.sock.recv(1) == b""  # ... then closed
     t0 = time.monotonic()
     listener.wait()  # its thread ends once the last connection is closed
     assert time.monotonic() - t0 < 5
@@ -90,11 +105,7 @@ def test_the_port_serves_again_while_an_old_call_is_still_answered(
     served: tuple[App, Listener],
 ) -> None:
     app, listener = served
-    busy = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
-    answer: list[str] = []
-    caller = threading.Thread(target=lambda: answer.append(get(busy, "/slow")[0]))
-    caller.start()
-    assert app.started.wait(5)
+    call = slow_call(app, listener)
     listener.stop()
 
     again = Listener(app, "127.0.0.1", listener.port, "test-listener-again")
@@ -104,6 +115,6 @@ def test_the_port_serves_again_while_an_old_call_is_still_answered(
         conn.close()
     finally:
         app.release.set()
-        caller.join(5)
+        call.thread.join(5)
         again.stop()
-    assert answer and answer[0].endswith("/slow")
+    assert call.answer and call.answer[0].endswith("/slow")
