@@ -89,7 +89,7 @@ def poll_pause(waited: float, longest: float, first: float = FIRST_POLL) -> floa
 #: A wait that knows about how long its condition takes (`StepContext.wait(expected=...)`)
 #: polls sparsely until then: every `QUIET_SHARE` of the expected time (at least the longest
 #: pause, at most `QUIET_LONGEST`), so a condition that holds much sooner is still seen, that
-#: late at most: 4 polls before the close ones, 12 for a wait of a minute or more.
+#: late at most: 4 polls before the close ones (12 before a minute's, 5 s apart).
 QUIET_SHARE = 0.25
 QUIET_LONGEST = 5.0
 
