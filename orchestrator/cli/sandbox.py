@@ -226,6 +226,44 @@ def active(home: HomeOption = DEFAULT_HOME, output: OutputOption = OutputFormat.
         typer.echo(f"active {region}, standby {', '.join(standby)}")
 
 
+@app.command()
+def quota(
+    service: Annotated[
+        str | None,
+        typer.Argument(help="An AWS service, by its API name (route53, ssm, ...); none: list."),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=0, help="Requests a second per account; 0 lifts the quota."),
+    ] = None,
+    burst: Annotated[
+        float | None,
+        typer.Option(min=1, help="At most this many at once (default: one second's worth)."),
+    ] = None,
+    home: HomeOption = DEFAULT_HOME,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Throttle an AWS service's API past a rate, per account, as AWS does (Route 53: 5 a
+    second); with no service, list the quotas and the calls each served and throttled."""
+    if service is not None and rate is None:
+        fail(f"give the quota of {service}: --rate N (requests a second; 0 lifts it)")
+    if service is None and (rate is not None or burst is not None):
+        fail("--rate and --burst go with a service: failover sandbox quota route53 --rate 5")
+    with _answering():
+        control = _control(home)
+        if service is not None and rate is not None:
+            control.set_quota(service, rate, burst)
+        quotas = control.quotas()
+    if output == OutputFormat.json:
+        print_json(quotas)
+        return
+    print_table(
+        "API quotas (per account)",
+        ["service", "rate /s", "burst", "served", "throttled"],
+        [[name, q["rate"], q["burst"], q["served"], q["throttled"]] for name, q in quotas.items()],
+    )
+
+
 @fault_app.command("add")
 def fault_add(
     target: Annotated[

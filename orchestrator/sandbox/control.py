@@ -176,6 +176,18 @@ class SandboxControl:
         )
         return result
 
+    def set_quota(self, service: str, rate: float, burst: float | None = None) -> dict[str, Any]:
+        """Enforce an API request quota on `service`: `rate` requests a second per account, in
+        bursts of at most `burst` (0: none); past it, calls are answered `Throttling`."""
+        body = {"service": service, "rate": rate, "burst": burst}
+        result: dict[str, Any] = http_json(self._url("aws", "quota"), "PUT", body)
+        return result
+
+    def quotas(self) -> dict[str, Any]:
+        """The quotas set, with the calls each let through and throttled since."""
+        result: dict[str, Any] = http_json(self._url("aws", "quota"))
+        return result
+
     def set_latency(self, **values: float) -> None:
         for c in self._components():
             http_json(self._url(c, "latency"), "PUT", values)

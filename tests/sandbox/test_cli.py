@@ -89,9 +89,37 @@ def test_region_down_and_calls(sandbox: Sandbox) -> None:
     assert any(c["operation"] == "rds:CreateGlobalCluster" for c in calls)
 
 
+def test_quota_throttles_a_service_until_lifted(sandbox: Sandbox) -> None:
+    from tests.sandbox.aws.test_quota import no_retry
+
+    env = sandbox.load_env()
+    assert env is not None
+    proc = sandbox_cmd(sandbox.home, "quota", "route53", "--rate", "1", "--burst", "1", "-o",
+                       "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["route53"]["rate"] == 1
+    r53 = no_retry(env, "route53")
+    try:
+        codes = []
+        for _ in range(3):
+            try:
+                r53.list_hosted_zones()
+                codes.append("ok")
+            except r53.exceptions.ClientError as exc:
+                codes.append(exc.response["Error"]["Code"])
+        assert codes[0] == "ok" and "Throttling" in codes[1:], codes
+        listed = json.loads(sandbox_cmd(sandbox.home, "quota", "-o", "json").stdout)
+        assert listed["route53"]["throttled"] == codes.count("Throttling")
+    finally:
+        assert sandbox_cmd(sandbox.home, "quota", "route53", "--rate", "0").returncode == 0
+    assert json.loads(sandbox_cmd(sandbox.home, "quota", "-o", "json").stdout) == {}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (("quota", "route53"), "--rate N"),
+        (("quota", "--rate", "5"), "go with a service"),
         (("fault", "add", "--target", "bogus"), "target must be"),
         (("region", "down", "eu-nowhere-1"), "unknown region 'eu-nowhere-1'"),
         (("fault", "add", "--target", "k8s:eu-nowhere-1:get:pods"), "unknown region"),

@@ -5,7 +5,7 @@ that a region can be taken down alone) and on a main port (the sandbox's own vie
 In front of moto it identifies each request from botocore's models, so it can inject faults (the
 client gets a real error response in the service's protocol), record every mutating call, and
 route the services moto lacks to `extensions`. Control endpoints live under `/_sandbox/` (faults,
-calls, latency, lag, outages, reset, health).
+calls, latency, lag, outages, quotas, reset, health).
 
 A region down refuses connections on its endpoint (Route 53's API, served from us-east-1, goes
 with it, and so does that region's ARC cluster endpoint); with a hang, its calls wait that long,
@@ -37,6 +37,7 @@ from orchestrator.sandbox.aws.errors import SandboxError
 from orchestrator.sandbox.aws.extensions import EXTENSION_SERVICES, Extensions
 from orchestrator.sandbox.aws.listener import Listener
 from orchestrator.sandbox.aws.protocol import AWSRequest, identify, render_error, render_result
+from orchestrator.sandbox.aws.quota import Quotas
 from orchestrator.sandbox.calls import CallLog
 from orchestrator.sandbox.faults import FaultBook, FaultRule
 from orchestrator.sandbox.latency import LatencyModel
@@ -89,6 +90,8 @@ class SandboxAWS:
         #: Timers that end an expiring outage (a game day's dead man's switch), by region.
         self.lifts: dict[str, threading.Timer] = {}
         self.faults = FaultBook()
+        #: API request quotas per account (none unless set: `PUT /_sandbox/quota`).
+        self.quotas = Quotas()
         self.calls = CallLog("aws")
         self.ext = Extensions(self.latency, self.url_of)
         moto_gaps.STATE.routing_control_state = self.ext.routing_control_state
@@ -127,6 +130,11 @@ class SandboxAWS:
             return self.moto(environ, start_response)
         if req.service == "rds":
             moto_gaps.tick()
+        if not self.quotas.take(req.service, req.access_key_id or ""):
+            code = "ThrottlingException" if "json" in req.protocol else "Throttling"
+            status, headers, out = render_error(req, code, "Rate exceeded")
+            start_response(_status_line(status), list(headers.items()))
+            return [out]
 
         fault = self.faults.take(req.key, req.region, "before")
         if fault is not None:
@@ -233,7 +241,14 @@ class SandboxAWS:
                 self.set_outage(str(data["region"]), bool(data["down"]), float(data.get("hang", 0)),
                                 None if expires is None else float(expires))  # fmt: skip
             return {"down": dict(self.outages), "endpoints": dict(self.region_urls)}
+        if path == "quota":
+            if method in ("PUT", "POST"):
+                burst = data.get("burst")
+                self.quotas.set(str(data["service"]), float(data["rate"]),
+                                None if burst is None else float(burst))  # fmt: skip
+            return self.quotas.state()
         if path == "reset":
+            self.quotas.clear()
             reset_moto()
             moto_gaps.reset()
             self.ext.reset()
