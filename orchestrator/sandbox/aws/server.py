@@ -132,9 +132,7 @@ class SandboxAWS:
             moto_gaps.tick()
         if not self.quotas.take(req.service, req.access_key_id or ""):
             code = "ThrottlingException" if "json" in req.protocol else "Throttling"
-            status, headers, out = render_error(req, code, "Rate exceeded")
-            start_response(_status_line(status), list(headers.items()))
-            return [out]
+            return self._refuse(req, code, "Rate exceeded", start_response)
 
         fault = self.faults.take(req.key, req.region, "before")
         if fault is not None:
@@ -179,10 +177,19 @@ class SandboxAWS:
         self, req: AWSRequest, fault: FaultRule, start_response: StartResponse, record: bool = True
     ) -> Iterable[bytes]:
         message = fault.message or f"Injected by the sandbox (fault {fault.id})"
-        status, headers, body = render_error(req, fault.error, message)
+        return self._refuse(req, fault.error, message, start_response, record)
+
+    def _refuse(
+        self, req: AWSRequest, code: str, message: str, start_response: StartResponse,
+        record: bool = True,
+    ) -> Iterable[bytes]:  # fmt: skip
+        """Answer `code` in the service's protocol; a mutating call refused so is recorded in
+        the call log with that code (unless `record` is False: a late fault's, recorded
+        already)."""
+        status, headers, body = render_error(req, code, message)
         if record and req.mutating:
             self.calls.record(
-                req.region, f"{req.service}:{req.operation}", req.params, status, fault.error,
+                req.region, f"{req.service}:{req.operation}", req.params, status, code,
                 req.access_key_id,
             )  # fmt: skip
         start_response(_status_line(status), list(headers.items()))

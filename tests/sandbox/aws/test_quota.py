@@ -64,3 +64,20 @@ def test_a_quota_is_checked(control: SandboxControl) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         control.set_quota("route53", rate=-1)
     assert err.value.code == 400 and "rate must be 0 or more" in err.value.read().decode()
+
+
+def test_a_throttled_write_is_in_the_call_log_with_its_code(
+    fresh: SandboxEnv, control: SandboxControl
+) -> None:
+    ssm = no_retry(fresh, "ssm")
+    control.set_quota("ssm", rate=1, burst=1)
+    try:
+        ssm.put_parameter(Name="/quota/a", Value="1", Type="String", Overwrite=True)
+        with pytest.raises(ClientError) as err:
+            ssm.put_parameter(Name="/quota/a", Value="2", Type="String", Overwrite=True)
+    finally:
+        control.set_quota("ssm", rate=0)
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"  # a JSON protocol's
+    puts = [c for c in control.calls() if c.operation == "ssm:PutParameter"]
+    assert [(c.status, c.fault) for c in puts[-2:]] == [(200, None), (400, "ThrottlingException")]
+    assert ssm.get_parameter(Name="/quota/a")["Parameter"]["Value"] == "1"  # it did not land
