@@ -19,6 +19,8 @@ restarted and its clients warm), one evacuation us-east-1 -> us-west-2 (a drill)
   when that is larger (`bound by` says which); the ideal schedule (no overhead at all);
 - the worker's peak RSS (VmHWM: the process's peak) and its CPU time during the evacuation;
 - the largest workflow history: the evacuation's and its largest switch's (events, bytes).
+- the switches' tasks, from their histories: a workflow task's wait for a worker and its run,
+  an activity's wait and its run by activity and step type (medians).
 Then, on `--sequential-services` services (default: the largest size), from a fresh sandbox
 each: the same plan with max_parallel 1 (the engine, service after service), and a plain
 sequential Python script that makes the same boto3 and Kubernetes calls and waits for the same
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import contextlib
 import json
 import os
 import signal
@@ -178,13 +181,54 @@ async def start(client: Any, inp: EvacuationInput, queue: str, wid: str) -> tupl
     return h, False
 
 
-async def history_size(client: Any, wid: str) -> dict[str, Any]:
+async def history_size(
+    client: Any, wid: str, gaps: dict[str, list[float]] | None = None
+) -> dict[str, Any]:
+    """A workflow's history: its events and bytes; with `gaps`, its tasks' times added to it."""
     history = await client.get_workflow_handle(wid).fetch_history()
+    if gaps is not None:
+        task_gaps(history.events, gaps)
     return {
         "workflow_id": wid,
         "events": len(history.events),
         "bytes": sum(e.ByteSize() for e in history.events),
     }
+
+
+def task_gaps(events: Any, gaps: dict[str, list[float]]) -> None:
+    """Each task's time from its history (seconds, appended to `gaps`): a workflow task's wait
+    for a worker (`workflow_task_dispatch`) and its run on the worker, an activity's wait for a
+    worker (`activity_dispatch`) and its run (`activity_run:<type>`)."""
+    at = {e.event_id: e for e in events}
+
+    def since(e: Any, first_id: int) -> float:
+        first = at.get(first_id)
+        if first is None:
+            return 0.0
+        return (e.event_time.ToDatetime() - first.event_time.ToDatetime()).total_seconds()
+
+    for e in events:
+        kind = e.WhichOneof("attributes")
+        if kind == "workflow_task_started_event_attributes":
+            a = e.workflow_task_started_event_attributes
+            gaps.setdefault("workflow_task_dispatch", []).append(since(e, a.scheduled_event_id))
+        elif kind == "workflow_task_completed_event_attributes":
+            a = e.workflow_task_completed_event_attributes
+            gaps.setdefault("workflow_task_run", []).append(since(e, a.started_event_id))
+        elif kind == "activity_task_started_event_attributes":
+            a = e.activity_task_started_event_attributes
+            gaps.setdefault("activity_dispatch", []).append(since(e, a.scheduled_event_id))
+        elif kind == "activity_task_completed_event_attributes":
+            a = e.activity_task_completed_event_attributes
+            scheduled = at.get(a.scheduled_event_id)
+            name = "?"
+            if scheduled is not None:
+                attrs = scheduled.activity_task_scheduled_event_attributes
+                name = attrs.activity_type.name
+                if name.startswith("step.") and attrs.input.payloads:  # and the step's type
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        name += ":" + json.loads(attrs.input.payloads[0].data)["step"]["type"]
+            gaps.setdefault(f"activity_run:{name}", []).append(since(e, a.started_event_id))
 
 
 async def evacuate(
@@ -212,8 +256,9 @@ async def evacuate(
         bad = [f"{s.name}: {s.state.value} {s.reason}" for s in p.services if s.reason][:3]
         raise SystemExit(f"{p.plan}: {p.state.value}: {p.reason} ({'; '.join(bad)})")
     parent = await history_size(client, wid)
+    gaps: dict[str, list[float]] = {}
     children = await asyncio.gather(
-        *(history_size(client, s.workflow_id) for s in p.services if s.workflow_id)
+        *(history_size(client, s.workflow_id, gaps) for s in p.services if s.workflow_id)
     )
     largest = max(children, key=lambda c: c["bytes"])
     figures = {
@@ -231,6 +276,11 @@ async def evacuate(
         "worker_peak_rss_mb": mem.get("VmHWM"),
         "history_evacuation": parent,
         "history_largest_switch": largest,
+        # The switches' tasks, from their histories (medians, ms): where a step's time goes
+        # besides its own calls and waits.
+        "switch_tasks_ms_median": {
+            k: round(statistics.median(v) * 1000, 1) for k, v in sorted(gaps.items()) if v
+        },
     }
     return p, figures
 
@@ -481,6 +531,9 @@ def tables(result: dict[str, Any]) -> str:
                 f"{r['services']} services, each step over its model (medians): {per_type}; "
                 f"a step started {r['step_start_lag_ms_median']} ms after what it waits for"
             )
+        if r.get("switch_tasks_ms_median"):  # (not in results recorded before)
+            tasks = ", ".join(f"{k} {v:g} ms" for k, v in r["switch_tasks_ms_median"].items())
+            notes.append(f"{r['services']} services, the switches' tasks (medians): {tasks}")
     seq = result.get("sequential")
     if seq:
         lines += [
