@@ -45,6 +45,7 @@ from orchestrator.logs import configure
 from orchestrator.runbook.loader import load_text
 from orchestrator.runbook.resolve import resolve
 from orchestrator.runs import RunState
+from orchestrator.sandbox.manager import temporal_flags
 from orchestrator.worker import MAX_CONCURRENT_ACTIVITIES, executor
 from workflows import WORKFLOWS
 from workflows.region_switch import RegionSwitchWorkflow
@@ -126,6 +127,7 @@ async def run(repeat: int) -> dict[str, Any]:
         data_converter=pydantic_data_converter,
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=temporal_flags(),  # the sandbox's server settings
     )
     async with env:
         await search_attributes.register(env.client, env.client.namespace)

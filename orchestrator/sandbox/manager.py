@@ -51,6 +51,18 @@ DEFAULT_PORTS: dict[str, int | None] = {
     "notify": None,  # the notification sink (a free one)
 }
 TEMPORAL_PORTS = ("temporal", "temporal-ui", "temporal-http", "temporal-metrics")
+#: The dev server's settings for a cluster's throughput, not one shard's. It runs ONE history
+#: shard, and a shard loads the tasks it writes (a workflow task to dispatch, an activity, a
+#: child to start or a parent to tell, a visibility record) at most 20 times a second: every
+#: workflow task then waited 30-40 ms for the next load (50 ms an activity end to end, 12 ms
+#: without the cap; `bench/engine.py`). A production cluster has hundreds of shards, each with
+#: that budget, and a workflow's tasks share its shard with few others: raised to 1,000 here so
+#: the sandbox's one shard is not the bottleneck no real cluster has. Timers keep the server's
+#: default (they fire on the second, as in production).
+TEMPORAL_DYNAMIC_CONFIG: dict[str, str] = {
+    "history.transferProcessorMaxPollRPS": "1000",
+    "history.visibilityProcessorMaxPollRPS": "1000",
+}
 START_ATTEMPTS = 3
 KUBE_PORT_BASE, APP_PORT_BASE, CONTROL_PORT_BASE, AWS_PORT_BASE = 16443, 18081, 19081, 5056
 KUBE_TLS_PORT_BASE = 17443
@@ -211,6 +223,14 @@ def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
+
+
+def temporal_flags() -> list[str]:
+    """`temporal server start-dev` flags for TEMPORAL_DYNAMIC_CONFIG."""
+    return [
+        arg for key, value in TEMPORAL_DYNAMIC_CONFIG.items()
+        for arg in ("--dynamic-config-value", f"{key}={value}")
+    ]  # fmt: skip
 
 
 def _bin(name: str) -> str:
@@ -479,6 +499,7 @@ class Sandbox:
                     "--namespace",
                     MARKER,
                     *search_attributes.cli_flags(),
+                    *temporal_flags(),
                 ],
                 {k: ports[k] for k in TEMPORAL_PORTS},
             ),
