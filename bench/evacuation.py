@@ -62,6 +62,7 @@ from orchestrator.codec import CompressionCodec
 from orchestrator.evacuation.loader import load_file
 from orchestrator.evacuation.resolve import resolve_evacuation, resources
 from orchestrator.evacuation.runs import EvacState, EvacuationInput, EvacuationProgress
+from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.latency import LatencyModel
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv, pid_alive
 
@@ -232,21 +233,30 @@ def task_gaps(events: Any, gaps: dict[str, list[float]]) -> None:
 
 
 async def evacuate(
-    env: SandboxEnv, inp: EvacuationInput, worker_pid: int
+    env: SandboxEnv, inp: EvacuationInput, worker_pid: int, route53_quota: float | None = None
 ) -> tuple[EvacuationProgress, dict[str, Any]]:
-    """Run one evacuation on the sandbox's worker; its progress and the run's figures."""
+    """Run one evacuation on the sandbox's worker; its progress and the run's figures. With
+    `route53_quota`, under that Route 53 API quota (requests a second), lifted at the end."""
     from orchestrator.client import connect
     from orchestrator.config import from_sandbox
 
     config = from_sandbox(env)
     client = await connect(config.temporal)
     wid = f"evacuation-{inp.plan}-{uuid.uuid4().hex[:6]}"
+    control = SandboxControl(env)
+    if route53_quota is not None:  # after the seeding (fresh()), which it must not slow down
+        control.set_quota("route53", route53_quota)
     cpu0, mem0 = cpu_seconds(worker_pid), memory_mb(worker_pid)
     busy0 = machine_cpu_seconds()
     parts0 = component_cpu(env)
     t0 = time.monotonic()
     h, leased = await start(client, inp, config.temporal.task_queue, wid)
-    p: EvacuationProgress = await h.result()
+    try:
+        p: EvacuationProgress = await h.result()
+    finally:
+        quota = control.quotas().get("route53") if route53_quota is not None else None
+        if route53_quota is not None:
+            control.set_quota("route53", 0)
     wall = time.monotonic() - t0
     cpu = cpu_seconds(worker_pid) - cpu0
     busy = machine_cpu_seconds() - busy0
@@ -276,6 +286,8 @@ async def evacuate(
         "worker_peak_rss_mb": mem.get("VmHWM"),
         "history_evacuation": parent,
         "history_largest_switch": largest,
+        # Route 53's API quota during the run, and the calls it let through and refused.
+        "route53_quota": quota,
         # The switches' tasks, from their histories (medians, ms): where a step's time goes
         # besides its own calls and waits.
         "switch_tasks_ms_median": {
@@ -401,7 +413,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     box = BenchSandbox(home=folder / "sandbox", latency=model, free_ports=True, worker=True)
     rows: list[dict[str, Any]] = []
     result: dict[str, Any] = {"time_scale": args.time_scale, "max_parallel": args.max_parallel,
-                              "seed": args.seed, "sizes": rows}  # fmt: skip
+                              "seed": args.seed, "route53_quota": args.route53_quota,
+                              "sizes": rows}  # fmt: skip
     holder: dict[str, Any] = {}
     log(f"sandbox in {folder / 'sandbox'} (time scale {args.time_scale:g})")
     box.up()
@@ -412,7 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bound = evac_plan.evacuation_bound(inp, model)
             services = evac_plan.layout(n, args.seed)
             env = fresh(box, holder, services, worker=True)
-            p, figures = asyncio.run(evacuate(env, inp, box.worker_pid()))
+            p, figures = asyncio.run(evacuate(env, inp, box.worker_pid(), args.route53_quota))
             row = measure(p, bound, inp, model) | figures | {"order": "plan", "estimated": 0}
             shown = ("services", "order", "rto_s", "lower_bound_s", "bound_by",
                      "rto_over_bound", "worker_peak_rss_mb", "machine_busy_share")  # fmt: skip
@@ -424,7 +437,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 log(f"{n} services again, the longest expected chain first ({known} estimates)")
                 bound = evac_plan.evacuation_bound(learned, model)
                 env = fresh(box, holder, services, worker=True)
-                p, figures = asyncio.run(evacuate(env, learned, box.worker_pid()))
+                running = evacuate(env, learned, box.worker_pid(), args.route53_quota)
+                p, figures = asyncio.run(running)
                 row = measure(p, bound, learned, model) | figures
                 row |= {"order": "longest expected chain first", "estimated": known}
                 log(json.dumps({k: row[k] for k in shown}))
@@ -531,6 +545,12 @@ def tables(result: dict[str, Any]) -> str:
                 f"{r['services']} services, each step over its model (medians): {per_type}; "
                 f"a step started {r['step_start_lag_ms_median']} ms after what it waits for"
             )
+        q = r.get("route53_quota")
+        if q:
+            notes.append(
+                f"{r['services']} services, under Route 53's API quota of {q['rate']:g} a second: "
+                f"{q['served']} calls served, {q['throttled']} throttled (and retried)"
+            )
         if r.get("switch_tasks_ms_median"):  # (not in results recorded before)
             tasks = ", ".join(f"{k} {v:g} ms" for k, v in r["switch_tasks_ms_median"].items())
             notes.append(f"{r['services']} services, the switches' tasks (medians): {tasks}")
@@ -586,6 +606,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each size again, the services' durations expected from the first run (as "
         "`failover evacuate` takes them from past runs): the longest expected chain first",
+    )
+    ap.add_argument(
+        "--route53-quota",
+        type=float,
+        default=None,
+        help="Route 53's API quota on the sandbox during each parallel evacuation (not the "
+        "runs one after another), requests a second (AWS's: 5; default: none)",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the results here")
