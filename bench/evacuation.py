@@ -630,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--services: sizes >= 1; --max-parallel: 1 to 100")
     if args.time_scale <= 0:
         ap.error("--time-scale: > 0")
+    if args.route53_quota is not None and args.route53_quota <= 0:
+        ap.error("--route53-quota: > 0 requests a second (leave it out for none)")
     from orchestrator.logs import configure
 
     configure("json", level=30)
