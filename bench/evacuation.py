@@ -254,8 +254,9 @@ async def evacuate(
     try:
         p: EvacuationProgress = await h.result()
     finally:
-        quota = control.quotas().get("route53") if route53_quota is not None else None
-        if route53_quota is not None:
+        quota = None
+        if route53_quota is not None:  # what it served and refused, then lifted
+            quota = control.quotas().get("route53")
             control.set_quota("route53", 0)
     wall = time.monotonic() - t0
     cpu = cpu_seconds(worker_pid) - cpu0

@@ -177,8 +177,9 @@ class SandboxControl:
         return result
 
     def set_quota(self, service: str, rate: float, burst: float | None = None) -> dict[str, Any]:
-        """Enforce an API request quota on `service`: `rate` requests a second per account, in
-        bursts of at most `burst` (0: none); past it, calls are answered `Throttling`."""
+        """Enforce an API request quota on `service`: `rate` requests a second per account (0
+        lifts it), in bursts of at most `burst` (default: one second's worth); past it, calls
+        are answered `Throttling`."""
         body = {"service": service, "rate": rate, "burst": burst}
         result: dict[str, Any] = http_json(self._url("aws", "quota"), "PUT", body)
         return result
