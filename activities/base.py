@@ -182,7 +182,8 @@ class StepContext:
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
     #: time.monotonic() by which the activity must have ended (None: no activity bounds it).
     deadline: float | None = None
-    #: What `remember` looked up already, for this context (one activity) only.
+    #: What `remember` looked up already and what `pass_on` kept, for this context (one
+    #: activity) only.
     memo: dict[Any, Any] = field(default_factory=dict)
     #: The AWS account the step names (`aws.accounts`), if any.
     account: str | None = None
@@ -203,12 +204,23 @@ class StepContext:
 
     def remember(self, key: Any, lookup: Callable[[], T]) -> T:
         """`lookup()` the first time `key` is asked for in this context, the same answer after:
-        for what cannot change while one activity runs (a hosted zone's id from its name, a load
-        balancer's ARN), never for state the step reads to decide or to verify. Saves the calls
-        a step would repeat in observe, write and verify. A lookup that raises is not kept."""
+        for what cannot change while one activity runs (a load balancer's ARN; for ids kept
+        longer, `Clients.recall`), never for state the step reads to decide or to verify. Saves
+        the calls a step would repeat in observe, write and verify. A lookup that raises is not
+        kept."""
         if key not in self.memo:
             self.memo[key] = lookup()
         return cast(T, self.memo[key])
+
+    def pass_on(self, key: Any, reading: Any) -> None:
+        """Keep a reading for the one `take` of `key` that follows in this activity: for a read
+        the step's next phase would otherwise repeat at once, with nothing written or waited
+        for between (preflight's listing for the snapshot, the decision's for the write)."""
+        self.memo[("pass_on", key)] = reading
+
+    def take(self, key: Any) -> Any | None:
+        """The reading `pass_on` kept for `key`, once (None: none, or already taken)."""
+        return self.memo.pop(("pass_on", key), None)
 
     def wait(
         self,

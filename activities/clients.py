@@ -28,12 +28,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from activities import kube_auth
 from activities.accounts import AwsSessions
 from activities.errors import StepError
 from orchestrator.config import Config, EksCluster
+
+T = TypeVar("T")
 
 #: IAM service prefixes (of the step types' `actions`) whose boto3 client has another name.
 BOTO3_NAMES = {"elasticloadbalancing": "elbv2"}
@@ -87,6 +89,8 @@ class Clients:
         self.clock: Callable[[], float] = time.time
         #: The account AWS clients act in when a call names none (None: the base credentials).
         self.account: str | None = None
+        #: (account, key) -> what `recall` looked up, kept for the worker's life.
+        self._recalled: dict[tuple[str | None, Any], Any] = {}
 
     def for_account(self, account: str | None) -> Clients:
         """These clients acting in `account`, else `aws.default_account` (None: the base
@@ -99,6 +103,26 @@ class Clients:
         view = copy.copy(self)
         view.account = name
         return view
+
+    def recall(self, key: Any, lookup: Callable[[], T]) -> T:
+        """`lookup()` the first time `key` is asked for in this view's account, the same answer
+        after, in every activity of the worker: for an id that never changes while its resource
+        exists (a hosted zone's id from its name). The caller `forget`s it when the id is
+        refused as unknown (the resource was deleted and made again). A lookup that raises is
+        not kept."""
+        at = (self.account, key)
+        with self._lock:
+            if at in self._recalled:
+                return cast(T, self._recalled[at])
+        value = lookup()  # (outside the lock: two first lookups at once both ask, harmlessly)
+        with self._lock:
+            self._recalled[at] = value
+        return value
+
+    def forget(self, key: Any) -> None:
+        """Drop what `recall` kept for `key` in this view's account."""
+        with self._lock:
+            self._recalled.pop((self.account, key), None)
 
     def aws_session(self, account: str | None = None) -> Any:
         """The boto3 session of an account (default: this view's)."""

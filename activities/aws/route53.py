@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import Field, field_validator
 
@@ -31,6 +32,8 @@ from activities.base import (
     StepType,
     require,
 )
+
+T = TypeVar("T")
 
 GLOBAL = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 #: The first pause between two GetChange polls of a change (then longer: `poll_pause`).
@@ -87,8 +90,9 @@ def route53(ctx: StepContext) -> Any:
 
 
 def zone_id(ctx: StepContext, zone: str) -> str:
-    """A hosted zone's id from its name (or its id); looked up once per activity."""
-    if zone.startswith("Z") and "." not in zone:
+    """A hosted zone's id from its name (or its id): looked up once per worker and account
+    (an id never changes while its zone exists; `in_zone` looks again if it is refused)."""
+    if is_zone_id(zone):
         return zone
     name = zone if zone.endswith(".") else zone + "."
 
@@ -98,7 +102,27 @@ def zone_id(ctx: StepContext, zone: str) -> str:
         require(bool(match), "NotFound", f"hosted zone {name} not found")
         return str(match[0]["Id"]).rsplit("/", 1)[-1]
 
-    return ctx.remember(("route53:zone", name), lookup)
+    return ctx.clients.recall(("route53:zone", name), lookup)
+
+
+def is_zone_id(zone: str) -> bool:
+    """Whether a runbook's `zone` is a hosted zone's id (Z...), not its name."""
+    return zone.startswith("Z") and "." not in zone
+
+
+def in_zone(ctx: StepContext, zone: str, call: Callable[[str], T]) -> T:
+    """`call(the zone's id)`. An id the worker remembered that Route 53 refuses as unknown
+    (NoSuchHostedZone: the zone was deleted and made again under its name) is forgotten, and
+    the call made once more with the id looked up again: a refused call changed nothing."""
+    zid = zone_id(ctx, zone)
+    try:
+        return call(zid)
+    except route53(ctx).exceptions.NoSuchHostedZone:
+        if is_zone_id(zone):
+            raise
+        name = zone if zone.endswith(".") else zone + "."
+        ctx.clients.forget(("route53:zone", name))
+        return call(zone_id(ctx, zone))
 
 
 def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
@@ -109,9 +133,13 @@ def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
     r53, page = route53(ctx), {"StartRecordName": p.record, "StartRecordType": p.type}
     found: list[dict[str, Any]] = []
     while True:
-        out = r53.list_resource_record_sets(
-            HostedZoneId=zone_id(ctx, p.zone), MaxItems=str(RECORD_SETS_PAGE), **page
-        )
+
+        def listing(zid: str, at: dict[str, str] = page) -> dict[str, Any]:
+            return r53.list_resource_record_sets(
+                HostedZoneId=zid, MaxItems=str(RECORD_SETS_PAGE), **at
+            )
+
+        out = in_zone(ctx, p.zone, listing)
         found += [
             r
             for r in out["ResourceRecordSets"]
@@ -133,16 +161,40 @@ def record_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
         page = following
 
 
+def _preflight_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
+    """The record's sets for preflight, passed on to the snapshot that follows it."""
+    sets = record_sets(ctx, p)
+    ctx.pass_on(("route53:preflight", p.record, p.type), sets)
+    return sets
+
+
+def _observed_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
+    """The record's sets to observe: preflight's if it just listed them (prepare's snapshot),
+    else listed now; passed on to a write that would follow (the decision's own reading)."""
+    key = (p.record, p.type)
+    sets = ctx.take(("route53:preflight", *key))
+    if sets is None:
+        sets = record_sets(ctx, p)
+    ctx.pass_on(("route53:decided", *key), sets)
+    return cast(list[dict[str, Any]], sets)
+
+
+def _decided_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
+    """The record's sets to write from: those the decision observed, else listed now."""
+    sets = ctx.take(("route53:decided", p.record, p.type))
+    return cast(list[dict[str, Any]], sets) if sets is not None else record_sets(ctx, p)
+
+
 def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> None:
     """UPSERT record sets and wait until the change is INSYNC."""
-    r53, zone = route53(ctx), zone_id(ctx, p.zone)
-    change = r53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Comment": f"failover-orchestrator {ctx.run_id} {ctx.step_id}",
-            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in records],
-        },
-    )["ChangeInfo"]
+    r53 = route53(ctx)
+    batch = {
+        "Comment": f"failover-orchestrator {ctx.run_id} {ctx.step_id}",
+        "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in records],
+    }
+    change = in_zone(ctx, p.zone, lambda zid: r53.change_resource_record_sets(
+        HostedZoneId=zid, ChangeBatch=batch)["ChangeInfo"])  # fmt: skip
+    zone = zone_id(ctx, p.zone)
 
     def insync() -> tuple[bool, str]:
         status = r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"]
@@ -217,7 +269,7 @@ class Route53Weighted(_RecordStep[Route53WeightedParams]):
         return f"Route 53 weights of {params.record} -> {weights}"
 
     def preflight(self, ctx: StepContext, params: Route53WeightedParams) -> None:
-        found = {r["SetIdentifier"] for r in record_sets(ctx, params) if "Weight" in r}
+        found = {r["SetIdentifier"] for r in _preflight_sets(ctx, params) if "Weight" in r}
         missing = sorted(set(params.weights) - found)
         require(
             not missing,
@@ -229,7 +281,7 @@ class Route53Weighted(_RecordStep[Route53WeightedParams]):
         return {
             "weights": {
                 r["SetIdentifier"]: r.get("Weight")
-                for r in record_sets(ctx, params)
+                for r in _observed_sets(ctx, params)
                 if r["SetIdentifier"] in params.weights
             }
         }
@@ -246,7 +298,7 @@ class Route53Weighted(_RecordStep[Route53WeightedParams]):
                 sid: round(start.get(sid, w) + (w - start.get(sid, w)) * i / params.increments)
                 for sid, w in goal.items()
             }
-            records = [r | {"Weight": step[r["SetIdentifier"]]} for r in record_sets(ctx, params)
+            records = [r | {"Weight": step[r["SetIdentifier"]]} for r in _decided_sets(ctx, params)
                        if r["SetIdentifier"] in step]  # fmt: skip
             ctx.heartbeat("weights", step)
             upsert(ctx, params, records)
@@ -265,7 +317,7 @@ class Route53Failover(_RecordStep[Route53FailoverParams]):
         return f"Route 53 failover record {params.record}: PRIMARY -> {params.primary}"
 
     def preflight(self, ctx: StepContext, params: Route53FailoverParams) -> None:
-        sids = {r["SetIdentifier"] for r in record_sets(ctx, params) if "Failover" in r}
+        sids = {r["SetIdentifier"] for r in _preflight_sets(ctx, params) if "Failover" in r}
         require(
             params.primary in sids,
             "PreflightFailed",
@@ -274,7 +326,9 @@ class Route53Failover(_RecordStep[Route53FailoverParams]):
 
     def observe(self, ctx: StepContext, params: Route53FailoverParams) -> State:
         primary = [
-            r["SetIdentifier"] for r in record_sets(ctx, params) if r.get("Failover") == "PRIMARY"
+            r["SetIdentifier"]
+            for r in _observed_sets(ctx, params)
+            if r.get("Failover") == "PRIMARY"
         ]
         return {"primary": primary[0] if primary else None}
 
@@ -286,7 +340,7 @@ class Route53Failover(_RecordStep[Route53FailoverParams]):
     ) -> None:
         records = [
             r | {"Failover": "PRIMARY" if r["SetIdentifier"] == state["primary"] else "SECONDARY"}
-            for r in record_sets(ctx, params)
+            for r in _decided_sets(ctx, params)
             if "Failover" in r
         ]
         upsert(ctx, params, records)

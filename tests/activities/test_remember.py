@@ -1,5 +1,7 @@
-"""`StepContext.remember`: a lookup that cannot change while one activity runs (a hosted zone's
-id, a load balancer's ARN) is made once per activity, not in each of observe, write and verify."""
+"""`StepContext.remember`: a lookup that cannot change while one activity runs (a load
+balancer's ARN) is made once per activity, not in each of observe, write and verify; a hosted
+zone's id is kept longer, by the worker's clients (`Clients.recall`); `pass_on` hands one
+reading to the next phase of the same activity."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def test_a_lookup_is_made_once_per_context_and_a_failure_is_not_kept() -> None:
     assert _ctx().remember("zone", lambda: "Z999") == "Z999"  # another activity looks again
 
 
-def test_route53_zone_ids_are_remembered_per_activity(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_route53_zone_ids_are_remembered_by_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
 
     class Route53:
@@ -44,4 +46,14 @@ def test_route53_zone_ids_are_remembered_per_activity(monkeypatch: pytest.Monkey
     ctx = _ctx()
     assert zone_id(ctx, "shop.example") == zone_id(ctx, "shop.example.") == "ZSHOP"
     assert zone_id(ctx, "ZGIVEN") == "ZGIVEN"  # an id is not looked up
-    assert asked == ["shop.example."]
+    assert zone_id(_ctx(), "shop.example.") == "ZSHOP"  # (another worker's clients look again)
+    assert asked == ["shop.example.", "shop.example."]
+
+
+def test_a_reading_passed_on_is_taken_once() -> None:
+    ctx = _ctx()
+    assert ctx.take("sets") is None
+    ctx.pass_on("sets", [1])
+    ctx.pass_on("sets", [2])  # a newer reading replaces it
+    assert ctx.take("sets") == [2]
+    assert ctx.take("sets") is None
