@@ -81,7 +81,7 @@ class Arns:
 
     def hosted_zone(self, zone: str) -> str:
         """A hosted zone, named by its name (`shop.example.`) or its id."""
-        if zone.startswith("Z") and "." not in zone:
+        if is_zone_id(zone):
             return self.route53("hostedzone", zone)
         name = zone if zone.endswith(".") else zone + "."
         return self.route53("hostedzone", self.zone_id(name) or "*")
@@ -99,6 +99,11 @@ class Arns:
     def global_cluster(self, name: str) -> str:
         """An Aurora global cluster (no region in its ARN)."""
         return self.account_wide("rds", f"global-cluster:{name}")
+
+
+def is_zone_id(zone: str) -> bool:
+    """Whether a hosted zone is named by its id (Z0812841XJ4ZJ1RMQBU8), not its name."""
+    return zone.startswith("Z") and "." not in zone
 
 
 def record_name(record: str) -> str:

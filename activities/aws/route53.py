@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import Field, field_validator
 
-from activities.arns import Arns, Grant, record_name
+from activities.arns import Arns, Grant, is_zone_id, record_name
 from activities.base import (
     Change,
     Check,
@@ -103,11 +103,6 @@ def zone_id(ctx: StepContext, zone: str) -> str:
         return str(match[0]["Id"]).rsplit("/", 1)[-1]
 
     return ctx.clients.recall(("route53:zone", name), lookup)
-
-
-def is_zone_id(zone: str) -> bool:
-    """Whether a runbook's `zone` is a hosted zone's id (Z...), not its name."""
-    return zone.startswith("Z") and "." not in zone
 
 
 def in_zone(ctx: StepContext, zone: str, call: Callable[[str], T]) -> T:

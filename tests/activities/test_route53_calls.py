@@ -166,11 +166,13 @@ def test_a_zone_made_again_under_its_name_is_looked_up_again(sandbox: Sandbox) -
 
 def test_a_zone_given_by_id_is_not_looked_up_and_its_refusal_stands(fresh: SandboxEnv) -> None:
     clients = CountingClients(from_sandbox(fresh))
+    stype, params = _step("route53_weighted", zone=fresh.topology["zone_id"],
+                          record="api.shop.example.", weights={"us-west-2": 100})  # fmt: skip
+    assert _prepare(stype, params, clients) == {"weights": {"us-west-2": 0}}
+    assert clients.taken() == {"ListResourceRecordSets": 1}
     r53 = clients.aws("route53", GLOBAL)
-    ctx = _activity(clients)
-    assert in_zone(ctx, "Z0GIVEN", lambda z: z) == "Z0GIVEN"
     with pytest.raises(r53.exceptions.NoSuchHostedZone):
-        in_zone(ctx, "Z0NOSUCHZONE", lambda z: r53.get_hosted_zone(Id=z))
+        in_zone(_activity(clients), "Z0NOSUCHZONE", lambda z: r53.get_hosted_zone(Id=z))
     assert clients.taken() == {"GetHostedZone": 1}  # no lookup, no second try
 
 

@@ -7,7 +7,9 @@ tell it from AWS except by endpoint URL:
   the writer, with the global cluster passing through its in-flight states for a configurable time;
   `PromoteReadReplica` detaches the replica after a `modifying` time (a second call meanwhile is
   refused); `RemoveFromGlobalCluster` works for any member.
-- Route 53: every change gets its own id and is PENDING until DNS propagation time has passed;
+- Route 53: a hosted zone's id looks like AWS's (Z and 20 capitals and digits; moto leaves out
+  the Z, so an id could not be told from a zone's name); every change gets its own id and is
+  PENDING until DNS propagation time has passed;
   `GetHealthCheckStatus` really probes the checked endpoint (so a region whose app is down
   reports unhealthy), honouring Inverted, Disabled and CALCULATED checks.
 - FIS: an experiment is initiating, then running for its actions' duration, then completed
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import threading
 import time
@@ -41,6 +44,7 @@ import boto3
 import moto
 import moto.ec2.models.amis as moto_amis
 import moto.eks.models as moto_eks_models
+import moto.route53.models as moto_route53_models
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
@@ -558,6 +562,11 @@ def _validate_role_arn(arn: str) -> None:
         raise InvalidParameterException(message=f"Invalid Role Arn: '{arn}'")
 
 
+def _hosted_zone_id(*_: Any, **__: Any) -> str:
+    """A hosted zone's id as AWS makes them: Z, then capitals and digits (Z0812841XJ4ZJ1RMQBU8)."""
+    return "Z" + "".join(random.choice(moto_route53_models.ROUTE53_ID_CHOICE) for _ in range(20))
+
+
 def install() -> None:
     """Patch moto's handlers (idempotent; this process only)."""
     from moto.fis.models import Experiment
@@ -577,6 +586,7 @@ def install() -> None:
     RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
     RDSResponse.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
     RDSBackend.delete_db_cluster = delete_db_cluster  # type: ignore[method-assign]
+    moto_route53_models.create_route53_zone_id = _hosted_zone_id
     Route53.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign]
     Route53.get_change = get_change  # type: ignore[method-assign]
     Route53.list_resource_record_sets = list_resource_record_sets  # type: ignore[method-assign]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.sandbox.helpers import assert_response_shape, aws, slower, wait_for
+
+
+def test_hosted_zone_ids_look_like_aws(fresh: SandboxEnv) -> None:
+    r53 = aws(fresh, "route53")
+    made = r53.create_hosted_zone(Name="other.example.", CallerReference="zone-id-shape")
+    for zid in (fresh.topology["zone_id"], made["HostedZone"]["Id"].rsplit("/", 1)[-1]):
+        assert re.fullmatch(r"Z[A-Z0-9]{20}", zid), zid
+        assert r53.get_hosted_zone(Id=zid)["HostedZone"]["Id"] == f"/hostedzone/{zid}"
 
 
 def test_change_is_pending_then_insync_with_its_own_id(
