@@ -8,7 +8,8 @@ tell it from AWS except by endpoint URL:
   `PromoteReadReplica` detaches the replica after a `modifying` time (a second call meanwhile is
   refused); `RemoveFromGlobalCluster` works for any member.
 - Route 53: a hosted zone's id looks like AWS's (Z and 20 capitals and digits; moto leaves out
-  the Z, so an id could not be told from a zone's name); every change gets its own id and is
+  the Z, so an id could not be told from a zone's name); a change batch is one transaction
+  (moto keeps the changes before the one it refuses); every change gets its own id and is
   PENDING until DNS propagation time has passed;
   `GetHealthCheckStatus` really probes the checked endpoint (so a region whose app is down
   reports unhealthy), honouring Inverted, Disabled and CALCULATED checks.
@@ -283,8 +284,25 @@ _orig_change_rrsets = Route53.change_resource_record_sets
 
 
 def change_resource_record_sets(self: Route53) -> ActionResult:
-    """Apply the batch (moto) and hand out a change of its own that propagates over time."""
-    result = _orig_change_rrsets(self)
+    """Apply the batch (moto) as one transaction, as AWS does: a batch refused at any of its
+    changes leaves the zone as it was (moto keeps the changes before the one it refuses); and
+    hand out a change of its own that propagates over time."""
+    try:
+        zone = self.backend.get_hosted_zone(self._get_param("HostedZoneId"))
+    except Exception:  # (moto's own handler answers for a zone that is not there)
+        return _change_with_id(_orig_change_rrsets(self))
+    with STATE.lock:  # (one batch at a time, so that a refused one undoes only its own)
+        rrsets, journal = list(zone.rrsets), list(zone.rr_changes)
+        try:
+            result = _orig_change_rrsets(self)
+        except Exception:
+            zone.rrsets = rrsets
+            zone.rr_changes[:] = journal
+            raise
+    return _change_with_id(result)
+
+
+def _change_with_id(result: ActionResult) -> ActionResult:
     result.result["ChangeInfo"] = _new_change()  # type: ignore[index]
     return result
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.sandbox.helpers import assert_response_shape, aws, slower, wait_for
@@ -16,6 +18,29 @@ def test_hosted_zone_ids_look_like_aws(fresh: SandboxEnv) -> None:
     for zid in (fresh.topology["zone_id"], made["HostedZone"]["Id"].rsplit("/", 1)[-1]):
         assert re.fullmatch(r"Z[A-Z0-9]{20}", zid), zid
         assert r53.get_hosted_zone(Id=zid)["HostedZone"]["Id"] == f"/hostedzone/{zid}"
+
+
+def test_a_change_batch_is_one_transaction(fresh: SandboxEnv) -> None:
+    r53, zone = aws(fresh, "route53"), fresh.topology["zone_id"]
+
+    def upsert(name: str) -> dict[str, object]:
+        return {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": name, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "x."}]}}  # fmt: skip
+
+    refused = r53.exceptions.InvalidChangeBatch
+    with pytest.raises(refused, match="not permitted in zone"):
+        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={
+            "Changes": [upsert("kept-out.shop.example."), upsert("x.other.example.")]})  # fmt: skip
+    names = {
+        r["Name"] for r in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    }
+    assert "kept-out.shop.example." not in names  # none of the batch applied
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={
+        "Changes": [upsert("kept-out.shop.example.")]})  # fmt: skip
+    names = {
+        r["Name"] for r in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    }
+    assert "kept-out.shop.example." in names
 
 
 def test_change_is_pending_then_insync_with_its_own_id(
