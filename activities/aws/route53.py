@@ -9,7 +9,8 @@ A change is polled the most where it is likely to end: how long the zone's recen
 is remembered (`PROPAGATION`, per worker process), and a change is polled sparsely until then.
 Route 53's API takes 5 requests a second per account, shared by everything that uses it there;
 polling every change every 0.2-0.5 s asked about 50 GetChange of a 15 s change (140 of a minute's),
-which 25 switches at once turn into some 50 requests a second; now 6 (14).
+which 25 switches at once turn into some 50 requests a second; now 6 (14). Steps that write to
+one zone at the same time send one change and share its polls (`route53_changes`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, ClassVar, Literal, TypeVar, cast
 from pydantic import Field, field_validator
 
 from activities.arns import Arns, Grant, is_zone_id, record_name
+from activities.aws.route53_changes import CHANGE_STATUSES, ZONE_CHANGES
 from activities.base import (
     Change,
     Check,
@@ -181,18 +183,16 @@ def _decided_sets(ctx: StepContext, p: RecordParams) -> list[dict[str, Any]]:
 
 
 def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> None:
-    """UPSERT record sets and wait until the change is INSYNC."""
+    """UPSERT record sets and wait until the change is INSYNC. The writes of other steps to the
+    zone meanwhile may go in the same change, and their waits share its polls
+    (`activities.aws.route53_changes`)."""
     r53 = route53(ctx)
-    batch = {
-        "Comment": f"failover-orchestrator {ctx.run_id} {ctx.step_id}",
-        "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in records],
-    }
-    change = in_zone(ctx, p.zone, lambda zid: r53.change_resource_record_sets(
-        HostedZoneId=zid, ChangeBatch=batch)["ChangeInfo"])  # fmt: skip
+    comment = f"failover-orchestrator {ctx.run_id} {ctx.step_id}"
+    change = in_zone(ctx, p.zone, lambda zid: ZONE_CHANGES.upsert(r53, zid, records, comment))
     zone = zone_id(ctx, p.zone)
 
     def insync() -> tuple[bool, str]:
-        status = r53.get_change(Id=change["Id"])["ChangeInfo"]["Status"]
+        status = CHANGE_STATUSES.status(r53, change["Id"])
         return status == "INSYNC", f"change {change['Id']} {status}"
 
     # Polled every 0.2 s at most, sparsely until the zone's changes have recently ended: Route
