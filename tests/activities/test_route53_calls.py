@@ -4,7 +4,6 @@ serves the snapshot, the decision's listing serves the write, and verify always 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,37 +14,8 @@ from activities.base import StateStep, StepContext, StepParams
 from activities.clients import Clients
 from orchestrator.config import Config, from_sandbox
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv
+from tests.activities.test_step_types import RecordingClients
 from tests.sandbox.helpers import aws
-
-
-class CountingClients(Clients):
-    """Clients that count every AWS operation they send, by name."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: Counter[str] = Counter()
-
-    def _new_aws(
-        self,
-        service: str,
-        region: str,
-        endpoint_url: str | None = None,
-        retry: bool = True,
-        timeouts: tuple[float, float] | None = None,
-    ) -> Any:
-        made = super()._new_aws(service, region, endpoint_url, retry, timeouts)
-
-        def count(model: Any, **_: Any) -> None:
-            self.calls[model.name] += 1
-
-        made.meta.events.register("before-call", count)
-        return made
-
-    def taken(self) -> dict[str, int]:
-        """The calls counted since the last `taken`."""
-        out = dict(self.calls)
-        self.calls.clear()
-        return out
 
 
 def _activity(clients: Clients) -> StepContext:
@@ -86,7 +56,7 @@ def _weights(env: SandboxEnv) -> dict[str, int]:
 
 
 def test_a_weighted_step_lists_once_to_prepare_and_twice_to_apply(fresh: SandboxEnv) -> None:
-    clients = CountingClients(from_sandbox(fresh))
+    clients = RecordingClients(from_sandbox(fresh))
     stype, params = _step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100})  # fmt: skip
     snap = _prepare(stype, params, clients)
@@ -113,7 +83,7 @@ def test_a_weighted_step_lists_once_to_prepare_and_twice_to_apply(fresh: Sandbox
 
 
 def test_each_increment_after_the_first_lists_anew(fresh: SandboxEnv) -> None:
-    clients = CountingClients(from_sandbox(fresh))
+    clients = RecordingClients(from_sandbox(fresh))
     stype, params = _step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100}, increments=3)  # fmt: skip
     snap = _prepare(stype, params, clients)
@@ -127,7 +97,7 @@ def test_each_increment_after_the_first_lists_anew(fresh: SandboxEnv) -> None:
 
 
 def test_a_failover_step_writes_from_the_listing_it_decided_on(fresh: SandboxEnv) -> None:
-    clients = CountingClients(from_sandbox(fresh))
+    clients = RecordingClients(from_sandbox(fresh))
     stype, params = _step("route53_failover", zone="shop.example.", record="www.shop.example.",
                           primary="us-west-2")  # fmt: skip
     snap = _prepare(stype, params, clients)
@@ -148,7 +118,7 @@ def test_a_failover_step_writes_from_the_listing_it_decided_on(fresh: SandboxEnv
 
 def test_a_zone_made_again_under_its_name_is_looked_up_again(sandbox: Sandbox) -> None:
     env = sandbox.reset()
-    clients = CountingClients(from_sandbox(env))
+    clients = RecordingClients(from_sandbox(env))
     old = zone_id(_activity(clients), "shop.example.")
     assert old == env.topology["zone_id"]
 
@@ -165,7 +135,7 @@ def test_a_zone_made_again_under_its_name_is_looked_up_again(sandbox: Sandbox) -
 
 
 def test_a_zone_given_by_id_is_not_looked_up_and_its_refusal_stands(fresh: SandboxEnv) -> None:
-    clients = CountingClients(from_sandbox(fresh))
+    clients = RecordingClients(from_sandbox(fresh))
     stype, params = _step("route53_weighted", zone=fresh.topology["zone_id"],
                           record="api.shop.example.", weights={"us-west-2": 100})  # fmt: skip
     assert _prepare(stype, params, clients) == {"weights": {"us-west-2": 0}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from orchestrator.config import from_sandbox
 from orchestrator.sandbox.control import SandboxControl
 from orchestrator.sandbox.faults import FaultRule
 from orchestrator.sandbox.manager import SandboxEnv
-from tests.activities.test_route53_calls import CountingClients
+from tests.activities.test_step_types import RecordingClients
 from tests.sandbox.helpers import aws
 
 
@@ -52,33 +53,50 @@ def _at_once(calls: list[Callable[[], Any]]) -> list[Any]:
     return out
 
 
-def _while_sending(changes: ZoneChanges, first: Callable[[], Any]) -> threading.Thread:
-    """Start `first` and return once its change is being sent."""
-    thread = threading.Thread(target=first)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not changes._sending:
-        assert time.monotonic() < deadline, "the first write was never sent"
-        time.sleep(0.005)
-    return thread
+@dataclass
+class _Zone:
+    """The shop's zone on the sandbox, written through a `ZoneChanges` of its own."""
+
+    env: SandboxEnv
+    clients: RecordingClients = field(init=False)
+    changes: ZoneChanges = field(default_factory=ZoneChanges)
+
+    def __post_init__(self) -> None:
+        self.clients = RecordingClients(from_sandbox(self.env))
+        self.r53 = self.clients.aws("route53", GLOBAL)
+
+    def upsert(self, record: dict[str, Any], comment: str = "") -> dict[str, Any]:
+        return self.changes.upsert(self.r53, self.env.topology["zone_id"], [record], comment)
+
+    def sending_first(self, control: SandboxControl, delay: float, count: int = 1) -> Any:
+        """A first write, its change held `delay` s on the way (and the `count`-1 after it):
+        returns once it is being sent, with the thread sending it."""
+        control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets",
+                                    error="none", delay=delay, count=count))  # fmt: skip
+        first: dict[str, Any] = {}
+        thread = threading.Thread(
+            target=lambda: first.update(self.upsert(_record("a.shop.example."), "first"))
+        )
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not self.changes._sending:
+            assert time.monotonic() < deadline, "the first write was never sent"
+            time.sleep(0.005)
+        return thread, first
+
+    def sent(self) -> int:
+        return self.clients.calls["ChangeResourceRecordSets"]
 
 
 def test_writes_arriving_while_one_is_sent_go_together_in_the_next(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone, changes = clients.aws("route53", GLOBAL), fresh.topology["zone_id"], ZoneChanges()
-    control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets", error="none",
-                                delay=1.0))  # fmt: skip
-    first: dict[str, Any] = {}
-    sending = _while_sending(changes, lambda: first.update(
-        changes.upsert(r53, zone, [_record("a.shop.example.")], "run-a s")))  # fmt: skip
+    zone = _Zone(fresh)
+    sending, first = zone.sending_first(control, delay=1.0)
     names = [f"b{i}.shop.example." for i in range(6)]
-    got = _at_once([
-        (lambda n=n: changes.upsert(r53, zone, [_record(n, 20)], f"run-{n} s")) for n in names
-    ])  # fmt: skip
+    got = _at_once([(lambda n=n: zone.upsert(_record(n, 20), f"run-{n} s")) for n in names])
     sending.join(timeout=30)
-    assert clients.calls["ChangeResourceRecordSets"] == 2  # not 7
+    assert zone.sent() == 2  # not 7
     assert {g["Id"] for g in got} != {first["Id"]} and len({g["Id"] for g in got}) == 1
     weights = _weights(fresh)
     assert weights["a.shop.example."] == 10
@@ -88,21 +106,17 @@ def test_writes_arriving_while_one_is_sent_go_together_in_the_next(
 def test_two_writes_to_one_record_set_never_share_a_change(
     fresh: SandboxEnv, control: SandboxControl
 ) -> None:
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone, changes = clients.aws("route53", GLOBAL), fresh.topology["zone_id"], ZoneChanges()
-    control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets", error="none",
-                                delay=0.5, count=2))  # fmt: skip
-    sending = _while_sending(changes, lambda: changes.upsert(
-        r53, zone, [_record("a.shop.example.")], "first"))  # fmt: skip
+    zone = _Zone(fresh)
+    sending, _ = zone.sending_first(control, delay=0.5, count=2)
     got = _at_once([
-        lambda: changes.upsert(r53, zone, [_record("c.shop.example.", 1)], "c1"),
-        lambda: changes.upsert(r53, zone, [_record("c.shop.example.", 2)], "c2"),
-        lambda: changes.upsert(r53, zone, [_record("d.shop.example.", 3)], "d"),
+        lambda: zone.upsert(_record("c.shop.example.", 1)),
+        lambda: zone.upsert(_record("c.shop.example.", 2)),
+        lambda: zone.upsert(_record("d.shop.example.", 3)),
     ])  # fmt: skip
     sending.join(timeout=30)
     assert not [g for g in got if isinstance(g, Exception)]
     # the first alone; one of c's with d; the other c after them
-    assert clients.calls["ChangeResourceRecordSets"] == 3
+    assert zone.sent() == 3
     assert got[0]["Id"] != got[1]["Id"] and got[2]["Id"] in (got[0]["Id"], got[1]["Id"])
     assert _weights(fresh)["d.shop.example."] == 3
 
@@ -120,16 +134,12 @@ def test_two_writes_to_one_record_set_never_share_a_change(
 def test_a_batch_refused_for_one_record_is_sent_again_one_write_at_a_time(
     fresh: SandboxEnv, control: SandboxControl, bad: dict[str, Any], refused: str, sent: int
 ) -> None:
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone, changes = clients.aws("route53", GLOBAL), fresh.topology["zone_id"], ZoneChanges()
-    control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets", error="none",
-                                delay=0.5))  # fmt: skip
-    sending = _while_sending(changes, lambda: changes.upsert(
-        r53, zone, [_record("a.shop.example.")], "first"))  # fmt: skip
+    zone = _Zone(fresh)
+    sending, _ = zone.sending_first(control, delay=0.5)
     got = _at_once([
-        lambda: changes.upsert(r53, zone, [_record("f.shop.example.", 5)], "good"),
-        lambda: changes.upsert(r53, zone, [bad], "bad"),
-        lambda: changes.upsert(r53, zone, [_record("g.shop.example.", 6)], "good too"),
+        lambda: zone.upsert(_record("f.shop.example.", 5)),
+        lambda: zone.upsert(bad),
+        lambda: zone.upsert(_record("g.shop.example.", 6)),
     ])  # fmt: skip
     sending.join(timeout=30)
     assert type(got[1]).__name__ == refused
@@ -137,52 +147,43 @@ def test_a_batch_refused_for_one_record_is_sent_again_one_write_at_a_time(
     weights = _weights(fresh)
     assert (weights["f.shop.example."], weights["g.shop.example."]) == (5, 6)
     assert bad["Name"] not in weights
-    assert clients.calls["ChangeResourceRecordSets"] == sent
+    assert zone.sent() == sent
 
 
 def test_any_other_error_is_each_writes_own(fresh: SandboxEnv, control: SandboxControl) -> None:
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone, changes = clients.aws("route53", GLOBAL), fresh.topology["zone_id"], ZoneChanges()
-    control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets", error="none",
-                                delay=0.5))  # fmt: skip
-    sending = _while_sending(changes, lambda: changes.upsert(
-        r53, zone, [_record("a.shop.example.")], "first"))  # fmt: skip
+    zone = _Zone(fresh)
+    sending, _ = zone.sending_first(control, delay=0.5)
     # the next change is refused as the client's retries would end it: not sent again one by one
     control.add_fault(FaultRule(target="aws:route53:ChangeResourceRecordSets",
                                 error="PriorRequestNotComplete", count=None))  # fmt: skip
     got = _at_once([
-        (lambda n=n: changes.upsert(r53, zone, [_record(n)], n))
-        for n in ("h.shop.example.", "i.shop.example.")
+        (lambda n=n: zone.upsert(_record(n))) for n in ("h.shop.example.", "i.shop.example.")
     ])  # fmt: skip
     sending.join(timeout=30)
     control.clear_faults()
     assert [type(g).__name__ for g in got] == ["PriorRequestNotComplete"] * 2
     assert got[0] is not got[1]  # each its own error, of the modelled class
-    assert isinstance(got[0], r53.exceptions.PriorRequestNotComplete)
+    assert isinstance(got[0], zone.r53.exceptions.PriorRequestNotComplete)
 
 
 def test_steps_waiting_on_one_change_share_its_answers(fresh: SandboxEnv) -> None:
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone = clients.aws("route53", GLOBAL), fresh.topology["zone_id"]
-    change = ZoneChanges().upsert(r53, zone, [_record("j.shop.example.")], "j")
-    statuses = ChangeStatuses()
-    clients.taken()
-    got = _at_once([lambda: statuses.status(r53, change["Id"]) for _ in range(8)])
+    zone, statuses = _Zone(fresh), ChangeStatuses()
+    change = zone.upsert(_record("j.shop.example."))
+    zone.clients.taken()
+    got = _at_once([lambda: statuses.status(zone.r53, change["Id"]) for _ in range(8)])
     assert set(got) <= {"PENDING", "INSYNC"}
-    assert clients.taken()["GetChange"] < 8
+    assert zone.clients.taken()["GetChange"] < 8
     deadline = time.monotonic() + 30
-    while statuses.status(r53, change["Id"]) != "INSYNC":
+    while statuses.status(zone.r53, change["Id"]) != "INSYNC":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    clients.taken()
-    assert statuses.status(r53, change["Id"]) == "INSYNC"  # final: not asked again
-    assert clients.taken() == {}
+    zone.clients.taken()
+    assert statuses.status(zone.r53, change["Id"]) == "INSYNC"  # final: not asked again
+    assert zone.clients.taken() == {}
 
 
 def test_a_lone_write_is_sent_at_once(fresh: SandboxEnv) -> None:
-    n = 3
-    clients = CountingClients(from_sandbox(fresh))
-    r53, zone, changes = clients.aws("route53", GLOBAL), fresh.topology["zone_id"], ZoneChanges()
-    ids = [changes.upsert(r53, zone, [_record("k.shop.example.", w)], "k")["Id"] for w in range(n)]
-    assert len(set(ids)) == n and clients.calls["ChangeResourceRecordSets"] == n
-    assert _weights(fresh)["k.shop.example."] == n - 1
+    zone = _Zone(fresh)
+    ids = [zone.upsert(_record("k.shop.example.", w))["Id"] for w in range(3)]
+    assert len(set(ids)) == 3 == zone.sent()
+    assert _weights(fresh)["k.shop.example."] == 2

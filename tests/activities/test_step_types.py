@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +23,19 @@ IAM_PREFIX = {"monitoring": "cloudwatch"}  # botocore signing name -> IAM servic
 
 
 class RecordingClients(Clients):
-    """Clients that record every AWS operation called, as IAM actions."""
+    """Clients that record every AWS operation called, as IAM actions, and count them by
+    operation name (`calls`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.actions: set[str] = set()
+        self.calls: Counter[str] = Counter()
+
+    def taken(self) -> dict[str, int]:
+        """The calls counted since the last `taken`, by operation name."""
+        out = dict(self.calls)
+        self.calls.clear()
+        return out
 
     def _new_aws(
         self,
@@ -42,6 +51,7 @@ class RecordingClients(Clients):
 
         def record(model: Any, **_: Any) -> None:
             self.actions.add(f"{prefix}:{model.name}")
+            self.calls[model.name] += 1
 
         client.meta.events.register("before-call", record)
         return client
