@@ -214,8 +214,9 @@ class StepContext:
 
     def pass_on(self, key: Any, reading: Any) -> None:
         """Keep a reading for the one `take` of `key` that follows in this activity: for a read
-        the step's next phase would otherwise repeat at once, with nothing written or waited
-        for between (preflight's listing for the snapshot, the decision's for the write)."""
+        the step's next phase would otherwise repeat at once, with nothing written between and
+        no wait for a change (preflight's listing for the snapshot, which follows the step's
+        guards, reads only; the decision's listing for the write)."""
         self.memo[("pass_on", key)] = reading
 
     def take(self, key: Any) -> Any | None:

@@ -186,9 +186,15 @@ def upsert(ctx: StepContext, p: RecordParams, records: list[dict[str, Any]]) -> 
     """UPSERT record sets and wait until the change is INSYNC. The writes of other steps to the
     zone meanwhile may go in the same change, and their waits share its polls
     (`activities.aws.route53_changes`)."""
+    require(bool(records), "NotFound", f"{p.record}: none of its {p.type} record sets to write")
     r53 = route53(ctx)
     comment = f"failover-orchestrator {ctx.run_id} {ctx.step_id}"
-    change = in_zone(ctx, p.zone, lambda zid: ZONE_CHANGES.upsert(r53, zid, records, comment))
+
+    def queued() -> None:
+        ctx.heartbeat("route53 change", "queued behind the zone's change in flight")
+
+    change = in_zone(ctx, p.zone, lambda zid: ZONE_CHANGES.upsert(r53, zid, records, comment,
+                                                                   beat=queued))  # fmt: skip
     zone = zone_id(ctx, p.zone)
 
     def insync() -> tuple[bool, str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,12 @@ MAX_CHARACTERS = 32000
 MAX_COMMENT = 256
 #: How long a PENDING answer of GetChange serves the other steps waiting on the same change.
 STATUS_FRESH = 0.1
+#: What a write whose send was cut short gets (it may have landed: the step decides again).
+CUT_SHORT = "the change may not have been sent"
+#: Seconds between two `beat`s of a write waiting for a change in flight.
+BEAT = 1.0
+#: Seconds a step waits for another's GetChange before it asks itself.
+ASKER_PATIENCE = 30.0
 
 
 @dataclass(eq=False)
@@ -63,7 +70,7 @@ class _Write:
 
     def result(self) -> dict[str, Any]:
         if self.error is not None:
-            raise _own(self.error)
+            raise _own(self.error) from self.error
         assert self.change is not None
         return self.change
 
@@ -73,6 +80,8 @@ def _own(exc: BaseException) -> BaseException:
     try:
         if hasattr(exc, "response") and hasattr(exc, "operation_name"):  # botocore's, by class
             return type(exc)(exc.response, exc.operation_name)
+        if isinstance(exc, StepError):
+            return StepError(exc.kind, exc.message, exc.retryable)
         return copy.copy(exc)
     except Exception:  # (an error that cannot be copied is raised as it is)
         return exc
@@ -99,16 +108,32 @@ class ZoneChanges:
         self._sending: set[tuple[int, str]] = set()
 
     def upsert(
-        self, r53: Any, zone_id: str, records: list[dict[str, Any]], comment: str
+        self,
+        r53: Any,
+        zone_id: str,
+        records: list[dict[str, Any]],
+        comment: str,
+        beat: Callable[[], None] = lambda: None,
     ) -> dict[str, Any]:
         """UPSERT `records` in the zone, with the writes to it that wait meanwhile; returns the
-        change's ChangeInfo (shared with the writes sent with it)."""
+        change's ChangeInfo (shared with the writes sent with it). While it waits for a change
+        in flight, `beat()` is called every `BEAT` seconds: if it raises (the step was
+        cancelled), the write is withdrawn if it is still queued, and the error raised."""
         key, mine = (id(r53), zone_id), _Write(records, comment)
         with self._cond:
             queue = self._queues.setdefault(key, [])
             queue.append(mine)
-            while not mine.done and (key in self._sending or queue[0] is not mine):
-                self._cond.wait()
+            try:
+                while not mine.done and (key in self._sending or queue[0] is not mine):
+                    if not self._cond.wait(timeout=BEAT):
+                        beat()
+            except BaseException:
+                if mine in queue:  # (not taken yet: never sent)
+                    queue.remove(mine)
+                    if not queue and self._queues.get(key) is queue:
+                        del self._queues[key]
+                    self._cond.notify_all()
+                raise
             if mine.done:
                 return mine.result()
             batch = _take(queue)
@@ -122,7 +147,7 @@ class ZoneChanges:
                 self._sending.discard(key)
                 for write in batch:
                     if write.change is None and write.error is None:  # (the send was cut short)
-                        write.error = StepError("Interrupted", "the change was not sent")
+                        write.error = StepError("Interrupted", CUT_SHORT, retryable=True)
                     write.done = True
                 self._cond.notify_all()
         return mine.result()
@@ -130,17 +155,21 @@ class ZoneChanges:
 
 def _take(queue: list[_Write]) -> list[_Write]:
     """The writes at the head of `queue` that fit in one change, taken off it in order; the
-    first always (a write too large alone is Route 53's to refuse)."""
+    first always (a write too large alone is Route 53's to refuse). A write left for a later
+    change holds back every later write that names one of its record sets: the last write to a
+    set is the last sent."""
     batch: list[_Write] = []
     sets: set[tuple[str, str, str]] = set()
+    held: set[tuple[str, str, str]] = set()
     elements = characters = 0
     for write in list(queue):
         more, chars = write.size()
         if batch and (
-            write.sets() & sets
+            write.sets() & (sets | held)
             or elements + more > MAX_ELEMENTS
             or characters + chars > MAX_CHARACTERS
         ):
+            held |= write.sets()
             continue
         batch.append(write)
         queue.remove(write)
@@ -188,8 +217,8 @@ class ChangeStatuses:
 
     def status(self, r53: Any, change_id: str) -> str:
         """The change's status (PENDING or INSYNC), asked of Route 53 unless another step just
-        asked or is asking."""
-        for _ in range(2):
+        asked or is asking (then its answer; if it failed, one of the waiters asks)."""
+        while True:
             with self._lock:
                 seen = self._fresh(change_id)
                 if seen is not None:
@@ -198,12 +227,13 @@ class ChangeStatuses:
                 if asking is None:
                     asking = self._asking[change_id] = threading.Event()
                     break
-            asking.wait(timeout=30)  # (the asker's call has its own timeouts)
-        else:
-            asking = threading.Event()  # (the other asker failed: ask, unshared)
+            if not asking.wait(timeout=ASKER_PATIENCE):
+                asking = threading.Event()  # (the asker hangs: ask, unshared)
+                break
         try:
             status = str(r53.get_change(Id=change_id)["ChangeInfo"]["Status"])
             with self._lock:
+                self._seen.pop(change_id, None)  # (the newest answer last: the last evicted)
                 self._seen[change_id] = (status, time.monotonic())
                 while len(self._seen) > self._keep:
                     del self._seen[next(iter(self._seen))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,11 +31,13 @@ class RecordingClients(Clients):
         super().__init__(*args, **kwargs)
         self.actions: set[str] = set()
         self.calls: Counter[str] = Counter()
+        self._counting = threading.Lock()
 
     def taken(self) -> dict[str, int]:
         """The calls counted since the last `taken`, by operation name."""
-        out = dict(self.calls)
-        self.calls.clear()
+        with self._counting:
+            out = dict(self.calls)
+            self.calls.clear()
         return out
 
     def _new_aws(
@@ -50,8 +53,9 @@ class RecordingClients(Clients):
         prefix = IAM_PREFIX.get(signing, signing)
 
         def record(model: Any, **_: Any) -> None:
-            self.actions.add(f"{prefix}:{model.name}")
-            self.calls[model.name] += 1
+            with self._counting:  # (calls come from several threads at once)
+                self.actions.add(f"{prefix}:{model.name}")
+                self.calls[model.name] += 1
 
         client.meta.events.register("before-call", record)
         return client

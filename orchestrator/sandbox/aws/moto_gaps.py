@@ -335,8 +335,10 @@ def list_resource_record_sets(self: Route53) -> ActionResult:
     if start_name:
         validate_domain_name(start_name)
     zone = self.backend.get_hosted_zone(self._get_param("HostedZoneId"))
+    with STATE.lock:  # (never half of a batch being applied: see change_resource_record_sets)
+        rrsets = list(zone.rrsets)
     keyed = sorted(
-        ((reverse_domain_name(r.name), r.type, r.set_identifier or ""), r) for r in zone.rrsets
+        ((reverse_domain_name(r.name), r.type, r.set_identifier or ""), r) for r in rrsets
     )
     if start_name:
         start = (reverse_domain_name(start_name), start_type or "", start_id or "")
