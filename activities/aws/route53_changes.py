@@ -123,9 +123,12 @@ class ZoneChanges:
         with self._cond:
             queue = self._queues.setdefault(key, [])
             queue.append(mine)
+            beaten = time.monotonic()
             try:
                 while not mine.done and (key in self._sending or queue[0] is not mine):
-                    if not self._cond.wait(timeout=BEAT):
+                    self._cond.wait(timeout=BEAT)
+                    if time.monotonic() - beaten >= BEAT:  # (woken often in a busy zone)
+                        beaten = time.monotonic()
                         beat()
             except BaseException:
                 if mine in queue:  # (not taken yet: never sent)

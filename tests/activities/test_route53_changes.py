@@ -284,3 +284,32 @@ def test_a_lone_write_is_sent_at_once(fresh: SandboxEnv) -> None:
     ids = [zone.upsert(_record("k.shop.example.", w))["Id"] for w in range(3)]
     assert len(set(ids)) == 3 == zone.sent()
     assert _weights(fresh)["k.shop.example."] == 2
+
+
+class _SlowRoute53:
+    """A Route 53 client whose changes take `seconds` each."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def change_resource_record_sets(self, **_: Any) -> dict[str, Any]:
+        time.sleep(self.seconds)
+        return {"ChangeInfo": {"Id": "/change/C2", "Status": "PENDING"}}
+
+
+def test_a_queued_write_heartbeats_though_the_zone_wakes_it_often() -> None:
+    changes, r53, beats = ZoneChanges(), _SlowRoute53(3.0), []
+    first = _Call(lambda: changes.upsert(r53, "Z1", [_record("a.shop.example.")], "first"))
+    first.start()
+    _until(lambda: bool(changes._sending), "never sent")
+    queued = _Call(lambda: changes.upsert(r53, "Z1", [_record("b.shop.example.")], "b",
+                                          beat=lambda: beats.append(time.monotonic())))  # fmt: skip
+    queued.start()
+    ends = time.monotonic() + 2.5
+    while time.monotonic() < ends:  # other writes to the zone come and go
+        with changes._cond:
+            changes._cond.notify_all()
+        time.sleep(0.05)
+    assert len(beats) >= 2  # one a second, though woken every 50 ms
+    first.ended()
+    assert queued.ended()["Id"] == "/change/C2"

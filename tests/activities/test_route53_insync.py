@@ -35,7 +35,9 @@ def test_the_next_changes_to_a_zone_are_polled_a_few_times_around_its_propagatio
             polls.append(0)
             upsert(c, p, [{**sets[0], "Weight": weight}])
             estimate = learnt.expected(fresh.topology["zone_id"])
-            assert estimate is not None and estimate >= PROPAGATION  # INSYNC seen after it
+            # INSYNC seen after it: timed from the wait's start, just after the change's answer
+            # came back, so up to that answer's way back (a few ms) short of the server's time
+            assert estimate is not None and estimate >= PROPAGATION - 0.1
     assert polls[0] >= 12, polls  # every 0.2 s: about 15
     assert max(polls[1:]) <= 7, polls  # 4 sparse, then close: 6 or 7
     now = {s["SetIdentifier"]: s["Weight"] for s in record_sets(c, p)}
