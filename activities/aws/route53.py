@@ -96,7 +96,7 @@ def zone_id(ctx: StepContext, zone: str) -> str:
     (an id never changes while its zone exists; `in_zone` looks again if it is refused)."""
     if is_zone_id(zone):
         return zone
-    name = zone if zone.endswith(".") else zone + "."
+    name = _zone_name(zone)
 
     def lookup() -> str:
         zones = route53(ctx).list_hosted_zones_by_name(DNSName=name)["HostedZones"]
@@ -105,6 +105,11 @@ def zone_id(ctx: StepContext, zone: str) -> str:
         return str(match[0]["Id"]).rsplit("/", 1)[-1]
 
     return ctx.clients.recall(("route53:zone", name), lookup)
+
+
+def _zone_name(zone: str) -> str:
+    """A hosted zone's name, fully qualified (what its id is remembered under)."""
+    return zone if zone.endswith(".") else zone + "."
 
 
 def in_zone(ctx: StepContext, zone: str, call: Callable[[str], T]) -> T:
@@ -117,8 +122,7 @@ def in_zone(ctx: StepContext, zone: str, call: Callable[[str], T]) -> T:
     except route53(ctx).exceptions.NoSuchHostedZone:
         if is_zone_id(zone):
             raise
-        name = zone if zone.endswith(".") else zone + "."
-        ctx.clients.forget(("route53:zone", name))
+        ctx.clients.forget(("route53:zone", _zone_name(zone)))
         return call(zone_id(ctx, zone))
 
 
