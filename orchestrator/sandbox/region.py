@@ -46,7 +46,10 @@ from orchestrator.sandbox.k8s.resources import CHAOS_MESH, CNPG_CLUSTER, Registr
 from orchestrator.sandbox.k8s.store import Store
 from orchestrator.sandbox.latency import LatencyModel
 
-REPLICATION_INTERVAL = 0.1  # seconds between two pulls of the peer's orders
+REPLICATION_INTERVAL = 0.1  # seconds at least between two pulls of the peer's orders
+#: How long a pull waits for an order when the source has none new (a long poll: an idle sandbox
+#: pulls once a second, not ten times, and an order still arrives at once).
+REPLICATION_WAIT = 1.0
 IDLE_RESYNC = 1.0  # seconds between two reconciles when no change is in progress
 
 
@@ -84,6 +87,8 @@ class Region:
         self.accepted: list[dict[str, Any]] = []
         self.replicated: dict[str, dict[str, Any]] = {}
         self.replication_lag = 0.0
+        #: Set (and replaced) when an order is accepted: wakes the replicas' long polls.
+        self._arrival = asyncio.Event()
         self.peer_app = ""
         #: Every other region's app (replication pulls from the one the database follows).
         self.apps: dict[str, str] = {}
@@ -223,6 +228,8 @@ class Region:
             )
         order = {"id": f"{self.name}-{len(self.accepted) + 1}", "at": time.time()}
         self.accepted.append(order)
+        arrived, self._arrival = self._arrival, asyncio.Event()
+        arrived.set()
         return web.json_response({"region": self.name, "accepted": True, **order}, status=201)
 
     async def app_stats(self, request: web.Request) -> web.Response:
@@ -230,8 +237,13 @@ class Region:
 
     async def orders(self, request: web.Request) -> web.Response:
         """The orders this region accepted (as the primary) and those it replicated; with
-        ?after=AT, only the accepted ones after that time (what a replica pulls)."""
+        ?after=AT, only the accepted ones after that time (what a replica pulls); with ?wait=S,
+        when there are none yet, the answer waits up to S seconds (at most 5) for one."""
         after = float(request.query.get("after", "-1"))
+        wait = min(float(request.query.get("wait", "0")), 5.0)
+        if wait > 0 and not any(o["at"] > after for o in self.accepted):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrival.wait(), timeout=wait)
         return web.json_response(
             {
                 "region": self.name,
@@ -255,20 +267,32 @@ class Region:
         before a promotion here."""
         import aiohttp
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+        timeout = aiohttp.ClientTimeout(total=REPLICATION_WAIT + 1)
+        pause = REPLICATION_INTERVAL
+        async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
-                await asyncio.sleep(REPLICATION_INTERVAL)
+                await asyncio.sleep(pause)
+                pause = REPLICATION_INTERVAL
                 source = self._source_app()
                 if not source or self._db_primary():
                     continue
                 last = max((o["at"] for o in self.replicated.values()), default=-1.0)
+                params = {"after": last, "wait": REPLICATION_WAIT}
                 with contextlib.suppress(Exception):
-                    async with http.get(f"{source}/_orders", params={"after": last}) as r:
+                    async with http.get(f"{source}/_orders", params=params) as r:
                         data = await r.json()
+                    if self._db_primary() or self._source_app() != source:
+                        continue  # promoted, or following another, while the answer came
                     horizon = time.time() - self.replication_lag
+                    pending = []
                     for order in data.get("accepted", []):
                         if order["at"] <= horizon:
                             self.replicated[order["id"]] = order
+                        else:
+                            pending.append(order["at"])
+                    if pending:  # the next pull when the first of them is old enough (a
+                        # second at most: the lag may be changed meanwhile)
+                        pause = min(max(pause, min(pending) - horizon), REPLICATION_WAIT)
 
     # ---------------------------------------------------------------------------- control
     async def admin(self, request: web.Request) -> web.Response:
