@@ -13,14 +13,17 @@ each runbook it runs (one switch of a runbook at a time, wherever it was started
 - names its holder: whoever is refused is told the holder's workflow, type, requester and start.
 
 Keys are hashes (`key`), not the resources' names: Temporal limits a search attribute's value to
-2 KB, and a key is 13 characters (up to `MAX_KEYS` per run).
+2 KB, and a key is 13 characters (up to `lease_shards.MAX_KEYS` per run). An evacuation may hold
+more: the rest on lease shards, child workflows that end with it (`orchestrator.lease_shards`).
 
 Taking leases is atomic through workflow-id uniqueness: a start that holds leases first takes the
 lease lock (a workflow `failover-lease-lock` on a task queue no worker polls, started with the FAIL
 conflict policy, so only one start holds it; it times out by itself after `LOCK_TTL` if its taker
 dies), asks visibility for running runs holding any of its keys, starts its run with its keys
-only if there are none, and releases the lock once visibility lists the new run. A holder that
-has ended and only writes its report (`ended_at` set in its progress) is waited for, not refused.
+only if there are none, and releases the lock once visibility lists the new run (and its shards:
+an evacuation whose shards are not listed in time is terminated and refused, before it has
+started any service). A holder that has ended and only writes its report (`ended_at` set in its
+progress) is waited for, not refused.
 """
 
 from __future__ import annotations
@@ -42,21 +45,21 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import registry
 from activities.base import StepContext
+from orchestrator import lease_shards
 from orchestrator import search_attributes as sa
 from orchestrator.runs import PlannedStep, StepKind, SwitchInput
 
 T = TypeVar("T")
 
-#: Keys one run may hold: the value is a JSON list of 13-character strings, 16 n + 1 bytes, and
-#: Temporal refuses one over 2,048 bytes (at start: so 128 keys would pass validation, then fail).
-MAX_KEYS = 127
 LOCK_ID = "failover-lease-lock"
-LOCK_QUEUE = "failover-lease-lock"  # polled by no worker: the lock never runs, it only exists
 LOCK_TTL = timedelta(seconds=30)
 #: How long a start waits for holders that have ended but still write their report.
 FINISHING_WAIT_S = 20.0
 #: How long a start waits for visibility to list the run it started (then releases the lock).
 VISIBLE_WAIT_S = 5.0
+#: How long a start waits for visibility to list the run's lease shards (its worker starts them
+#: first thing): past it, the run is terminated and refused (within the lock's time to live).
+SHARDS_WAIT_S = 20.0
 
 
 class LeaseConflictError(RuntimeError):
@@ -111,14 +114,22 @@ def step_resource(
     return stype.resource(ctx, params)
 
 
-def keyed(names: Iterable[str]) -> dict[str, str]:
-    """Lease key -> resource name, for a run's resources (ValueError past MAX_KEYS)."""
+def keyed(names: Iterable[str], sharded: bool = False) -> dict[str, str]:
+    """Lease key -> resource name, for a run's resources. ValueError past
+    `lease_shards.MAX_KEYS`, unless `sharded` (the run holds the rest on lease shards)."""
     out = {key(n): n for n in names}
-    if len(out) > MAX_KEYS:
+    if len(out) > lease_shards.MAX_KEYS and not sharded:
         raise ValueError(
-            f"a run can hold at most {MAX_KEYS} resources; this one writes {len(out)}: split it"
+            f"a run can hold at most {lease_shards.MAX_KEYS} resources; this one writes "
+            f"{len(out)}: split it"
         )
     return out
+
+
+def shards(names: Iterable[str]) -> list[list[str]]:
+    """The lease keys of a run's resources that its lease shards hold (none for up to
+    `lease_shards.MAX_KEYS`)."""
+    return lease_shards.split(keyed(names, sharded=True))[1]
 
 
 def attribute(keys: Iterable[str]) -> SearchAttributePair[Sequence[str]]:
@@ -168,31 +179,55 @@ async def holders(
     if not keys and not probe:
         return []
     skip = set(exclude)
-    values = ", ".join(f"'{k}'" for k in sorted(keys)) or "''"
-    query = f"ExecutionStatus = 'Running' AND FailoverResources IN ({values})"
-    out: list[Holder] = []
+    found: dict[tuple[str, str], Holder] = {}
+    own, rest = lease_shards.split(keys)  # one query per search attribute's worth of keys
     try:
-        async for wf in client.list_workflows(query, limit=1 if probe else None):
-            if wf.id in skip or wf.parent_id in skip:
-                continue
-            held = wf.typed_search_attributes.get(sa.RESOURCES) or []
-            out.append(
-                Holder(
-                    workflow_id=wf.id,
-                    run_id=wf.run_id,
-                    workflow_type=wf.workflow_type,
-                    started_at=wf.start_time,
-                    requester=wf.typed_search_attributes.get(sa.REQUESTER) or "",
-                    resources=sorted(keys[k] for k in held if k in keys),
-                )
-            )
+        for chunk in [own, *rest]:
+            values = ", ".join(f"'{k}'" for k in chunk) or "''"
+            query = f"ExecutionStatus = 'Running' AND FailoverResources IN ({values})"
+            async for wf in client.list_workflows(query, limit=1 if probe else None):
+                if wf.id in skip or wf.parent_id in skip:
+                    continue
+                held = [keys[k] for k in wf.typed_search_attributes.get(sa.RESOURCES) or []
+                        if k in keys]  # fmt: skip
+                if wf.workflow_type == lease_shards.WORKFLOW_TYPE and wf.parent_id:
+                    h = await _shard_holder(client, wf.parent_id, wf.parent_run_id or "", found)
+                else:
+                    h = found.setdefault((wf.id, wf.run_id), Holder(
+                        workflow_id=wf.id,
+                        run_id=wf.run_id,
+                        workflow_type=wf.workflow_type,
+                        started_at=wf.start_time,
+                        requester=wf.typed_search_attributes.get(sa.REQUESTER) or "",
+                    ))  # fmt: skip
+                h.resources = sorted({*h.resources, *held})
+            if probe:
+                break
     except RPCError as exc:
         if exc.status == RPCStatusCode.UNIMPLEMENTED:
             return None
         raise
+    out = list(found.values())
     for h in out:
         h.finishing = await _finishing(client, h)
     return out
+
+
+async def _shard_holder(
+    client: Client, workflow_id: str, run_id: str, found: dict[tuple[str, str], Holder]
+) -> Holder:
+    """The holder of a lease shard: the run that started it (its parent)."""
+    if (workflow_id, run_id) not in found:
+        desc = await client.get_workflow_handle(workflow_id, run_id=run_id or None).describe()
+        found[(workflow_id, desc.run_id)] = Holder(
+            workflow_id=workflow_id,
+            run_id=desc.run_id,
+            workflow_type=desc.workflow_type,
+            started_at=desc.start_time,
+            requester=desc.typed_search_attributes.get(sa.REQUESTER) or "",
+        )
+        run_id = desc.run_id
+    return found[(workflow_id, run_id)]
 
 
 async def _finishing(client: Client, h: Holder) -> bool:
@@ -212,20 +247,28 @@ async def start_holding(
     workflow_id: str,
     start: Callable[[SearchAttributePair[Sequence[str]]], Awaitable[T]],
     what: str,
+    sharded: bool = False,
 ) -> T:
     """Start a run holding the leases of `names` (`start` gets the search attribute to add and
     starts the workflow `workflow_id`). LeaseConflictError when a running run holds one of them
-    (a run with the same workflow id is left to `start` to refuse, in its own words)."""
-    keys = keyed(names)
+    (a run with the same workflow id is left to `start` to refuse, in its own words).
+
+    `sharded`: the run may hold more than its search attribute takes; it starts the shards of
+    `shards(names)` itself (an evacuation: `orchestrator.lease_shards`), and the lock is held
+    until visibility lists them."""
+    keys = keyed(names, sharded=sharded)
+    own, rest = lease_shards.split(keys)
     if await holders(client, {}, probe=True) is None:  # a server with no visibility: no check
-        return await start(attribute(keys))
+        return await start(attribute(own))
     deadline = time.monotonic() + FINISHING_WAIT_S
     while True:
         async with lease_lock(client, workflow_id):
             found = await holders(client, keys, exclude=[workflow_id])
             if not found:
-                started = await start(attribute(keys))
+                started = await start(attribute(own))
                 await _visible(client, workflow_id)
+                if rest:
+                    await _shards_visible(client, workflow_id, len(rest), what)
                 return started
         if any(not h.finishing for h in found) or time.monotonic() > deadline:
             raise conflict(found, what)
@@ -244,6 +287,28 @@ async def _visible(client: Client, workflow_id: str) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _shards_visible(client: Client, workflow_id: str, count: int, what: str) -> None:
+    """Wait until visibility lists the run's `count` lease shards running; past
+    `SHARDS_WAIT_S`, terminate the run (it starts them before anything else) and refuse it."""
+    ids = ", ".join(f"'{lease_shards.shard_id(workflow_id, n)}'" for n in range(1, count + 1))
+    query = f"ExecutionStatus = 'Running' AND WorkflowId IN ({ids})"
+    deadline = time.monotonic() + SHARDS_WAIT_S
+    while time.monotonic() < deadline:
+        listed = [wf async for wf in client.list_workflows(query)]
+        if len(listed) == count and all(wf.typed_search_attributes.get(sa.RESOURCES)
+                                        for wf in listed):  # fmt: skip
+            return
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(RPCError):  # it ended already: nothing to stop
+        await client.get_workflow_handle(workflow_id).terminate(
+            f"its {count} lease shards were not running after {SHARDS_WAIT_S:.0f} s"
+        )
+    raise LeaseLockError(
+        f"{what} was stopped before it changed anything: its worker did not start its "
+        f"{count} lease shards within {SHARDS_WAIT_S:.0f} s (is a worker running?)"
+    )
+
+
 @contextlib.asynccontextmanager
 async def lease_lock(client: Client, who: str) -> AsyncIterator[None]:
     """Hold the lease lock (one start at a time checks and takes leases)."""
@@ -253,7 +318,7 @@ async def lease_lock(client: Client, who: str) -> AsyncIterator[None]:
             handle = await client.start_workflow(
                 "FailoverLeaseLock",
                 id=LOCK_ID,
-                task_queue=LOCK_QUEUE,
+                task_queue=lease_shards.QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 execution_timeout=LOCK_TTL,

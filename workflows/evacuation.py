@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
@@ -35,8 +35,8 @@ from workflows.report import write_report
 from workflows.shield import run_shielded
 
 with workflow.unsafe.imports_passed_through():
+    from orchestrator import lease_shards, ui
     from orchestrator import search_attributes as sa
-    from orchestrator import ui
     from orchestrator.approvals import GateBook
     from orchestrator.evacuation.rules import (
         gate_for,
@@ -128,11 +128,42 @@ class EvacuationWorkflow:
         self.report_files = await write_report("report.evacuation", self.progress())
         return self.progress()
 
+    async def _hold_leases(self) -> None:
+        """Start the lease shards (the leases past the evacuation's own search attribute), all at
+        once, before any service. They never run and end when this workflow closes, however it
+        closes. One that cannot start halts the evacuation before anything changed (inputs from
+        before shards have none: no command)."""
+        me = workflow.info().workflow_id
+        started = await asyncio.gather(
+            *(
+                workflow.start_child_workflow(
+                    lease_shards.WORKFLOW_TYPE,
+                    id=lease_shards.shard_id(me, number),
+                    task_queue=lease_shards.QUEUE,
+                    parent_close_policy=ParentClosePolicy.TERMINATE,
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(sa.RESOURCES, keys),
+                            SearchAttributePair(sa.REQUESTER, self.inp.requester),
+                        ]
+                    ),
+                    static_summary=f"evacuation {self.inp.plan}: {len(keys)} of its leases",
+                    execution_timeout=timedelta(days=30),
+                )
+                for number, keys in enumerate(self.inp.lease_shards, 1)
+            ),
+            return_exceptions=True,
+        )
+        failed = [r for r in started if isinstance(r, BaseException)]
+        if failed:  # e.g. an id still taken: nothing has started yet
+            self._halt(f"its leases could not be held: {failed[0]}", rollback=False)
+
     def _cancelled(self) -> None:
         """Cancelling the workflow means "stop and roll back", as an abort."""
         self._halt("the evacuation was cancelled", rollback=True)
 
     async def _main(self) -> None:
+        await self._hold_leases()
         await self._forward()
         if self.rollback:
             self.rolling_back = True

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.clients import Clients
-from orchestrator import accounts, report_store
+from orchestrator import accounts, leases, report_store
 from orchestrator.cli.exit_codes import ExitCode
 from orchestrator.cli.hosted import hosted_worker
 from orchestrator.cli.options import (
@@ -380,6 +380,7 @@ def plan(
     ok = all(r.preflight == "ok" for r in rows)
     path_, bound = critical_path(inp)
     count = len(resources(inp, wid))
+    shards = len(leases.shards(resources(inp, wid)))
     if output == OutputFormat.json:
         print_json(
             {
@@ -390,6 +391,7 @@ def plan(
                 "critical_path": path_,
                 "critical_path_timeout_s": bound.total_seconds(),
                 "leases": count,
+                "lease_shards": shards,
                 "ok": ok,
             }
         )
@@ -411,7 +413,8 @@ def plan(
         a = lp.plan.approval
         gates = f"{a.scope} ({', '.join(a.approvers) or 'anyone'})" if a else "the services' own"
         info(f"policy {lp.plan.failure_policy}, {inp.max_parallel} at once; gates: {gates}; no "
-             f"two services write the same resource; leases: {count}")  # fmt: skip
+             f"two services write the same resource; leases: {count}"
+             + (f" ({shards} lease shards)" if shards else ""))  # fmt: skip
         info(f"critical path ({bound.total_seconds() / 60:.0f} min at most, by step timeouts "
              "and gate expiry): " + " -> ".join(path_))  # fmt: skip
     if not ok:

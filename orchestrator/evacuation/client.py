@@ -103,6 +103,7 @@ async def start(
     wid = workflow_id_override or evacuation_workflow_id(inp.plan)
     inp = with_leases(inp, wid)
     held = [] if inp.mode == "dry-run" else resources(inp, wid)
+    inp = inp.model_copy(update={"lease_shards": leases.shards(held)})
     for _ in range(FINISHING_CHECKS):
         try:
             return await _start(client, inp, task_queue, wid, held)
@@ -132,7 +133,9 @@ async def _start(
     try:
         if not held:
             return await start()
-        return await leases.start_holding(client, held, wid, start, f"evacuation {inp.plan!r}")
+        return await leases.start_holding(
+            client, held, wid, start, f"evacuation {inp.plan!r}", sharded=True
+        )
     except WorkflowAlreadyStartedError:
         running = handle(client, wid)
         who, finishing = "", False

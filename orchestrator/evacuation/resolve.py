@@ -236,10 +236,28 @@ def _to(inp: EvacuationInput) -> str:
     return inp.to_region or "the other region"
 
 
+def lease_problems(loaded: LoadedPlan, inp: EvacuationInput) -> list[Problem]:
+    """Services whose switch (or switch back) writes more than one run can hold (the evacuation
+    itself holds any number, on lease shards; each service's switch holds its own)."""
+    problems = []
+    eid = "evacuation-" + loaded.plan.name
+    for s in inp.services:
+        runs = [(s.switch, child_workflow_id(eid, s.name))]
+        if s.failback is not None:
+            runs.append((s.failback, child_workflow_id(eid, s.name, failback=True)))
+        for run, wid in runs:
+            try:
+                leases.keyed(leases.resources(run, wid))
+            except ValueError as exc:
+                problems.append(loaded.problem(s.name, f"service {s.name}: {exc}"))
+                break
+    return problems
+
+
 def check(loaded: LoadedPlan) -> list[Problem]:
     """What `failover validate` checks once the runbooks are loaded: every direction between the
     regions the services share resolves (planned, and unplanned for an unplanned plan), no two
-    services write the same resource, and the leases fit."""
+    services write the same resource, and each service's leases fit its switch."""
     shared = set.intersection(*(set(rb.regions) for rb in loaded.runbooks.values()))
     first = loaded.plan.services[0].name
     if len(shared) < 2:
@@ -262,11 +280,7 @@ def check(loaded: LoadedPlan) -> list[Problem]:
                 name = text.split(" ", 2)[1].rstrip(":") if text.startswith("service ") else first
                 found = [loaded.problem(name, f"{kind} {frm} -> {to}: {text}")]
             else:
-                found = overlap_problems(loaded, inp)
-                try:
-                    leases.keyed(resources(inp, "evacuation-" + loaded.plan.name))
-                except ValueError as exc:
-                    found.append(loaded.problem(first, str(exc)))
+                found = overlap_problems(loaded, inp) + lease_problems(loaded, inp)
             for p in found:
                 text = p.message.split(" (", 1)[0]
                 if text not in seen:

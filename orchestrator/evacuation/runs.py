@@ -94,6 +94,10 @@ class EvacuationInput(_Model):
     approval: EvacuationGate | None = None
     services: list[ServicePlan]
     rto: timedelta | None = None
+    #: Lease keys past what the evacuation's own search attribute holds, each list held by a
+    #: lease shard the workflow starts first (`orchestrator.lease_shards`); none in inputs from
+    #: before shards (and up to `lease_shards.MAX_KEYS` keys).
+    lease_shards: list[list[str]] = []
 
 
 class EvacState(StrEnum):

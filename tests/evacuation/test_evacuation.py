@@ -7,6 +7,7 @@ SSM flag `/evac/NAME` to the target region, then works a little; the flags are t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator import leases, switch
+from orchestrator import lease_shards, leases, switch
+from orchestrator import search_attributes as sa
 from orchestrator.evacuation import client as evacuation
 from orchestrator.evacuation.report import build as build_report
+from orchestrator.evacuation.resolve import resources as evacuation_resources
 from orchestrator.evacuation.runs import EvacState, EvacuationProgress, ServiceState
 from orchestrator.runs import Abort, Decision, RunState
 from orchestrator.sandbox.control import SandboxControl
@@ -265,6 +268,72 @@ def test_a_second_run_that_would_write_a_held_resource_is_refused(
 
     run(scenario())
     assert flags(env, ["held", "other"]) == {"held": "us-west-2", "other": "us-east-1"}
+
+
+def test_an_evacuation_holds_leases_past_its_own_attribute_on_shards_that_end_with_it(
+    env: SandboxEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four keys a search attribute (not 127): the plan's 6 resources need the evacuation's own
+    # attribute and one shard, as a plan of more than 127 resources needs them at full size.
+    monkeypatch.setattr(lease_shards, "MAX_KEYS", 4)
+    names = ["big1", "big2", "big3"]
+    seed_flags(env, names)
+    rbs = {n: service_runbook(n) for n in names}
+    path = write_plan(tmp_path, [{"name": n, "runbook": n} for n in names], rbs,
+                      name="lease-shards", approval={"scope": "evacuation"})  # fmt: skip
+
+    async def running_shards(client: Any, wid: str) -> list[Any]:
+        query = f"WorkflowType = '{lease_shards.WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+        return [wf async for wf in client.list_workflows(query) if wf.parent_id == wid]
+
+    async def until_released(client: Any, wid: str, keys: list[str]) -> None:
+        for _ in range(200):
+            if not await running_shards(client, wid) and not await leases.holders(
+                client, dict.fromkeys(keys, "")
+            ):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the shard's leases were not released")
+
+    async def scenario() -> None:
+        async with worker(sandbox_config(env)) as (client, queue):
+            inp = resolved(path)
+            h = await start(client, queue, inp)  # returns once its shard is listed
+            held = evacuation_resources(inp, h.id)
+            own, shards = lease_shards.split(leases.keyed(held, sharded=True))
+            assert [len(own), *map(len, shards)] == [4, 2]
+            listed = await running_shards(client, h.id)
+            assert [wf.id for wf in listed] == [f"{h.id}.leases.1"]
+            assert listed[0].typed_search_attributes.get(sa.RESOURCES) == shards[0]
+            desc = await client.get_workflow_handle(h.id).describe()
+            assert desc.typed_search_attributes.get(sa.RESOURCES) == own
+            await until(h, lambda p: p.open_gates == ["evacuation"])
+            # The shard's keys are the evacuation's: its holder is the evacuation, not the shard.
+            found = await leases.holders(client, {k: k for k in shards[0]})
+            assert found is not None and [(f.workflow_id, f.workflow_type, f.requester,
+                                           f.resources) for f in found] == [
+                (h.id, "Evacuation", "alice", sorted(shards[0]))]  # fmt: skip
+            # Every service's switch is refused (each writes a key of the attribute or shard).
+            for n in names:
+                with pytest.raises(leases.LeaseConflictError, match=f"held by Evacuation {h.id}"):
+                    text = (tmp_path / f"{n}.yaml").read_text()
+                    await start_switch(client, queue, switch_plan(n, text=text))
+            # Rejected: it ends (ROLLED_BACK), and the server ends its shard with it.
+            await evacuation.reject(h, Decision(approver="bob", comment="test over"))
+            assert (await h.result()).state == EvacState.ROLLED_BACK
+            await until_released(client, h.id, shards[0])
+            # Terminated while it waits at its gate: the shard ends all the same.
+            h = await start(client, queue, inp)
+            await until(h, lambda p: p.open_gates == ["evacuation"])
+            assert len(await running_shards(client, h.id)) == 1
+            await h.terminate("test: a run that ends badly")
+            await until_released(client, h.id, shards[0])
+            sw = await start_switch(client, queue, switch_plan("big2", text=(
+                tmp_path / "big2.yaml").read_text()))  # fmt: skip
+            assert (await sw.result()).state == RunState.SUCCEEDED
+
+    run(scenario())
+    assert flags(env, names) == {"big1": "us-east-1", "big2": "us-west-2", "big3": "us-east-1"}
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import leases
+from orchestrator import lease_shards, leases
 from orchestrator.evacuation.loader import load_file, load_text
 from orchestrator.evacuation.resolve import check, overlaps, resolve_evacuation, resources
 from orchestrator.evacuation.rules import (
@@ -218,9 +218,28 @@ def test_ids_and_lease_keys() -> None:
     with pytest.raises(ValueError, match="at most 127 resources"):
         leases.keyed(f"r{i}" for i in range(128))
     # The most a run may hold is what Temporal takes as one search attribute value (2,048 bytes).
-    most = sorted(leases.keyed(f"r{i}" for i in range(leases.MAX_KEYS)))
+    most = sorted(leases.keyed(f"r{i}" for i in range(lease_shards.MAX_KEYS)))
     assert len(json.dumps(most, separators=(",", ":"))) <= 2048
     assert len(json.dumps([*most, most[0]], separators=(",", ":"))) > 2048
+
+
+def test_lease_shards_hold_what_the_evacuations_own_attribute_cannot() -> None:
+    names = [f"route53:s{i:03d}.example." for i in range(300)]
+    keys = leases.keyed(names, sharded=True)
+    assert len(keys) == 300
+    own, shards = lease_shards.split(keys)
+    # every key once, in sorted order: the first 127 on the evacuation, the rest 127 a shard
+    assert [len(own), *map(len, shards)] == [127, 127, 46]
+    assert own + [k for s in shards for k in s] == sorted(keys)
+    assert shards == leases.shards(names) and lease_shards.split(reversed(own)) == (own, [])
+    for held in (own, *shards):  # each fits one search attribute value
+        assert len(json.dumps(held, separators=(",", ":"))) <= 2048
+    assert leases.shards(names[:127]) == []
+    # a shard's id is never a service's switch (`<evacuation>.<service>[.failback]`)
+    sid = lease_shards.shard_id("evacuation-p", 2)
+    assert sid == "evacuation-p.leases.2" and sid.count(".") == 2
+    assert sid not in {child_workflow_id("evacuation-p", "leases"),
+                       child_workflow_id("evacuation-p", "leases", failback=True)}  # fmt: skip
 
 
 def test_the_ui_details_and_the_live_table() -> None:

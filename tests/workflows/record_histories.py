@@ -258,7 +258,9 @@ async def record_evacuation(home: Path, version: str) -> None:
     """An evacuation of two services (the second depends on the first and has a gate of its
     own) behind the evacuation's gate, approved by bob: each service's switch is a child. From
     v2, a third service and one place at a time, with expected durations: the third, expected
-    longest, starts first (`rules.start_order`)."""
+    longest, starts first (`rules.start_order`). From v3, two lease keys a search attribute
+    (not 127): the evacuation holds two of its six and starts two lease shards for the rest."""
+    from orchestrator import lease_shards
     from orchestrator.evacuation import client as evacuation
     from tests.evacuation.helpers import drive as drive_evacuation
     from tests.evacuation.helpers import resolved, seed_flags, service_runbook, write_plan
@@ -274,6 +276,8 @@ async def record_evacuation(home: Path, version: str) -> None:
     path = write_plan(folder, services + [{"name": "gamma", "runbook": "gamma"}][:len(names) - 2],
                       {n: service_runbook(n, gate=n == "beta") for n in names}, name="replay-evac",
                       approval={"scope": "evacuation", "approvers": ["bob"]}, **top)  # fmt: skip
+    if int(version.lstrip("v")) >= 3:
+        lease_shards.MAX_KEYS = 2  # (this process only: the client splits the keys)
     inp = resolved(path)
     if estimated:
         took = {"alpha": 10.0, "beta": 5.0, "gamma": 50.0}
