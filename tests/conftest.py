@@ -95,10 +95,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     yield from _running(tmp_path_factory.mktemp("sandbox"), watch_history=WATCH_HISTORY)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def three_regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A sandbox of THREE_REGIONS, started by the first test of a worker process that needs it
-    (one per process, whichever modules its tests come from); stopped at the end."""
+    """A sandbox of THREE_REGIONS for the tests of one module in one worker process; stopped
+    after the last of them (not at the session's end: an idle sandbox still costs CPU, about
+    a fifth of a core for three regions, and the few modules that need it run early)."""
     yield from _running(tmp_path_factory.mktemp("three"), regions=THREE_REGIONS)
 
 
