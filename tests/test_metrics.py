@@ -106,6 +106,7 @@ def base_name(name: str) -> str:
 
 
 # -------------------------------------------------------------------- in-process worker
+@pytest.mark.slow
 def test_a_drill_and_a_rejected_one_show_in_the_metrics(fresh: SandboxEnv) -> None:
     port = free_port()
     runtime = metrics.prometheus_runtime(f"127.0.0.1:{port}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from orchestrator.runs import RunState, StepState
 from orchestrator.sandbox.manager import SandboxEnv
 from tests.workflows.helpers import plan, run, sandbox_config, start, worker
@@ -22,6 +24,7 @@ def runbook(n: int, parallel: int) -> str:
     return head + steps + f"  - {{id: last, type: noop, depends_on: [s0, s{n - 2}]}}\n"
 
 
+@pytest.mark.slow
 def test_thousand_step_runbook_completes_with_a_small_history(env: SandboxEnv) -> None:
     async def scenario() -> Any:
         async with worker(sandbox_config(env)) as (client, queue):
@@ -40,6 +43,7 @@ def test_thousand_step_runbook_completes_with_a_small_history(env: SandboxEnv) -
     print(f"1000 steps: {len(history.events)} events, {size} bytes")
 
 
+@pytest.mark.slow
 def test_many_ready_steps_start_over_several_workflow_tasks_at_most_in_flight(
     env: SandboxEnv,
 ) -> None:

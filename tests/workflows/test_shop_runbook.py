@@ -21,6 +21,7 @@ async def _switch(env: SandboxEnv, frm: str, to: str) -> Any:
         return await drive(await start(client, queue, plan(RUNBOOK, frm, to)), timeout=120)
 
 
+@pytest.mark.slow
 def test_switch_to_us_west_2_then_fail_back(fresh: SandboxEnv, control: SandboxControl) -> None:
     before = world(fresh)
     control.set_lag(0.75)  # seconds of replication lag the sandbox publishes
