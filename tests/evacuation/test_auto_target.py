@@ -24,10 +24,6 @@ from tests.conftest import THREE_REGIONS as REGIONS
 from tests.evacuation.helpers import write_plan
 from tests.sandbox.helpers import aws
 
-#: Every test here starts (or shares) a three-region sandbox: they go first, together
-#: (tests/conftest.py), so each worker's sandbox serves them in a row.
-pytestmark = pytest.mark.slow
-
 HEALTHY = {"id": "healthy", "type": "http_check",
            "params": {"endpoint": "app", "path": "/health", "region": "${{ to_region }}",
                       "requests": 1}}  # fmt: skip

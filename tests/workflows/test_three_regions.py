@@ -20,10 +20,6 @@ from tests.conftest import THREE_REGIONS as REGIONS
 from tests.sandbox.helpers import aws, kube
 from tests.workflows.shop import world
 
-#: Every test here starts (or shares) a three-region sandbox: they go first, together
-#: (tests/conftest.py), so each worker's sandbox serves them in a row.
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
