@@ -225,6 +225,7 @@ async def evacuate(
     parts0 = component_cpu(env)
     t0 = time.monotonic()
     h = await start(client, inp, config.temporal.task_queue, wid)
+    started_s = time.monotonic() - t0  # the leases checked and taken (shards listed)
     held = resources(inp, wid)
     try:
         p: EvacuationProgress = await h.result()
@@ -252,6 +253,7 @@ async def evacuate(
         "load_average_1m": round(os.getloadavg()[0], 1),
         "leases": len(held),
         "lease_shards": len(leases.shards(held)),
+        "start_s": round(started_s, 2),
         "worker_cpu_s": round(cpu, 1),
         # The whole machine (worker, Temporal, the AWS and Kubernetes stand-ins, this script):
         # near 1.0, the sandbox's own work, not the plan, sets the pace.
@@ -503,9 +505,10 @@ def tables(result: dict[str, Any]) -> str:
         )
     notes = [
         f"{r['services']} services: the evacuation held {r['leases']} leases "
-        f"({r['lease_shards']} lease shards)"
+        f"({r['lease_shards']} lease shards); its start took {r['start_s']:.2f} s (leases "
+        "checked, then taken, its shards listed running)"
         for r in rows
-        if "leases" in r
+        if "start_s" in r
     ]
     for r in rows:
         s = r["history_largest_switch"]
