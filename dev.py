@@ -50,12 +50,12 @@ def ensure_venv() -> None:
     """Create .venv and install the locked dependencies and the project, if not already done."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before the venv exists
         sys.exit(f"dev.py: Python >= 3.11 is required (this is {sys.version.split()[0]})")
-    if not (BIN / "python").exists():
-        _log(f"creating virtualenv in {VENV}")
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     wanted = _install_hash()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "python").exists():
         return
+    # A new lock gets a new venv (half a minute): what a lock no longer pins must not stay.
+    _log(f"creating virtualenv in {VENV}")
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     py = str(BIN / "python")
     _log("installing locked dependencies (requirements.lock); this takes a minute the first time")
     # Not byte-compiled by pip (one file after another): compiled below on every core, while
@@ -70,7 +70,9 @@ def ensure_venv() -> None:
         sys.exit("dev.py: installing requirements.lock failed (pip says why above)")
     # The project with the sandbox (the local world) and the test tools: the lock pins them all.
     subprocess.run([*pip, "-e", f"{ROOT}[sandbox,test]"], check=True)
-    subprocess.run([py, "-m", "pip", "check", "-q"], check=True)
+    checked = subprocess.run([py, "-m", "pip", "check"], capture_output=True, text=True)
+    if checked.returncode != 0:
+        sys.exit(f"{checked.stdout}{checked.stderr}dev.py: requirements.lock is incomplete")
     STAMP.write_text(wanted)
     compile_in_background(VENV / "lib")
 

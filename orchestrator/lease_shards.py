@@ -22,12 +22,18 @@ MAX_KEYS = 127
 #: The task queue of the lease lock and of the shards: polled by no worker.
 QUEUE = "failover-lease-lock"
 WORKFLOW_TYPE = "FailoverLeaseShard"
+#: The signal its starter sends a run with shards once visibility lists them: the run waits for
+#: it before it changes anything (up to `CONFIRM_WAIT_S`, then it halts, having changed nothing).
+LISTED_SIGNAL = "leases_listed"
+CONFIRM_WAIT_S = 60
 
 
-def shard_id(holder_id: str, number: int) -> str:
-    """The workflow id of a run's shard `number` (from 1). Two dots: never a service's switch in
-    an evacuation (`<evacuation>.<service>`, `<evacuation>.<service>.failback`)."""
-    return f"{holder_id}.leases.{number}"
+def shard_id(holder_id: str, run_id: str, number: int) -> str:
+    """The workflow id of shard `number` (from 1) of one run of `holder_id`: unique to the run
+    (the server ends a closed run's shards a moment later: a new run must not meet them), and
+    never a service's switch in an evacuation (`<evacuation>.<service>[.failback]`: a service's
+    name is a DNS label, with no dot)."""
+    return f"{holder_id}.leases.{run_id}.{number}"
 
 
 def split(keys: Iterable[str]) -> tuple[list[str], list[list[str]]]:

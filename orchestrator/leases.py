@@ -21,9 +21,9 @@ lease lock (a workflow `failover-lease-lock` on a task queue no worker polls, st
 conflict policy, so only one start holds it; it times out by itself after `LOCK_TTL` if its taker
 dies), asks visibility for running runs holding any of its keys, starts its run with its keys
 only if there are none, and releases the lock once visibility lists the new run (and its shards:
-an evacuation whose shards are not listed in time is terminated and refused, before it has
-started any service). A holder that has ended and only writes its report (`ended_at` set in its
-progress) is waited for, not refused.
+an evacuation waits for word that they are listed before it changes anything; one whose shards
+are not listed in time is terminated and refused, having changed nothing). A holder that has
+ended and only writes its report (`ended_at` set in its progress) is waited for, not refused.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -58,8 +58,9 @@ FINISHING_WAIT_S = 20.0
 #: How long a start waits for visibility to list the run it started (then releases the lock).
 VISIBLE_WAIT_S = 5.0
 #: How long a start waits for visibility to list the run's lease shards (its worker starts them
-#: first thing): past it, the run is terminated and refused (within the lock's time to live).
-SHARDS_WAIT_S = 20.0
+#: first thing; the run waits for word that they are listed before it changes anything): past
+#: it, the run is terminated and refused. Within the lock's time to live, with `VISIBLE_WAIT_S`.
+SHARDS_WAIT_S = 15.0
 
 
 class LeaseConflictError(RuntimeError):
@@ -219,14 +220,14 @@ async def _shard_holder(
     """The holder of a lease shard: the run that started it (its parent)."""
     if (workflow_id, run_id) not in found:
         desc = await client.get_workflow_handle(workflow_id, run_id=run_id or None).describe()
-        found[(workflow_id, desc.run_id)] = Holder(
+        run_id = desc.run_id
+        found.setdefault((workflow_id, run_id), Holder(
             workflow_id=workflow_id,
-            run_id=desc.run_id,
+            run_id=run_id,
             workflow_type=desc.workflow_type,
             started_at=desc.start_time,
             requester=desc.typed_search_attributes.get(sa.REQUESTER) or "",
-        )
-        run_id = desc.run_id
+        ))  # fmt: skip
     return found[(workflow_id, run_id)]
 
 
@@ -254,8 +255,8 @@ async def start_holding(
     (a run with the same workflow id is left to `start` to refuse, in its own words).
 
     `sharded`: the run may hold more than its search attribute takes; it starts the shards of
-    `shards(names)` itself (an evacuation: `orchestrator.lease_shards`), and the lock is held
-    until visibility lists them."""
+    `shards(names)` itself (an evacuation: `orchestrator.lease_shards`) and waits for word; the
+    lock is held until visibility lists them, then the run is told (`start` returns a handle)."""
     keys = keyed(names, sharded=sharded)
     own, rest = lease_shards.split(keys)
     if await holders(client, {}, probe=True) is None:  # a server with no visibility: no check
@@ -263,12 +264,17 @@ async def start_holding(
     deadline = time.monotonic() + FINISHING_WAIT_S
     while True:
         async with lease_lock(client, workflow_id):
+            taken = time.monotonic()
             found = await holders(client, keys, exclude=[workflow_id])
             if not found:
                 started = await start(attribute(own))
                 await _visible(client, workflow_id)
                 if rest:
-                    await _shards_visible(client, workflow_id, len(rest), what)
+                    run_id = cast(Any, started).result_run_id
+                    limit = min(
+                        time.monotonic() + SHARDS_WAIT_S, taken + LOCK_TTL.total_seconds() - 5
+                    )
+                    await _shards_listed(client, workflow_id, run_id, len(rest), limit, what)
                 return started
         if any(not h.finishing for h in found) or time.monotonic() > deadline:
             raise conflict(found, what)
@@ -287,26 +293,31 @@ async def _visible(client: Client, workflow_id: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _shards_visible(client: Client, workflow_id: str, count: int, what: str) -> None:
-    """Wait until visibility lists the run's `count` lease shards running; past
-    `SHARDS_WAIT_S`, terminate the run (it starts them before anything else) and refuse it."""
-    ids = ", ".join(f"'{lease_shards.shard_id(workflow_id, n)}'" for n in range(1, count + 1))
-    query = f"ExecutionStatus = 'Running' AND WorkflowId IN ({ids})"
-    deadline = time.monotonic() + SHARDS_WAIT_S
+async def _shards_listed(
+    client: Client, workflow_id: str, run_id: str, count: int, deadline: float, what: str
+) -> None:
+    """Wait until visibility lists the `count` lease shards of run `run_id` running, then tell
+    the run (it changes nothing before). Past `deadline`, or if the run ended meanwhile,
+    terminate it (it has changed nothing) and refuse it."""
+    ids = [lease_shards.shard_id(workflow_id, run_id, n) for n in range(1, count + 1)]
+    query = f"ExecutionStatus = 'Running' AND WorkflowId IN ({', '.join(map(repr, ids))})"
+    run = client.get_workflow_handle(workflow_id, run_id=run_id)
+    why = f"its worker did not start its {count} lease shards in time (is a worker running?)"
+    checks = 0
     while time.monotonic() < deadline:
-        listed = [wf async for wf in client.list_workflows(query)]
+        listed = [wf async for wf in client.list_workflows(query) if wf.parent_run_id == run_id]
         if len(listed) == count and all(wf.typed_search_attributes.get(sa.RESOURCES)
                                         for wf in listed):  # fmt: skip
+            await run.signal(lease_shards.LISTED_SIGNAL)
             return
+        checks += 1
+        if checks % 20 == 0 and (await run.describe()).status != WorkflowExecutionStatus.RUNNING:
+            why = "it ended before its lease shards were listed (its report says why)"
+            break
         await asyncio.sleep(0.05)
     with contextlib.suppress(RPCError):  # it ended already: nothing to stop
-        await client.get_workflow_handle(workflow_id).terminate(
-            f"its {count} lease shards were not running after {SHARDS_WAIT_S:.0f} s"
-        )
-    raise LeaseLockError(
-        f"{what} was stopped before it changed anything: its worker did not start its "
-        f"{count} lease shards within {SHARDS_WAIT_S:.0f} s (is a worker running?)"
-    )
+        await run.terminate(f"its {count} lease shards were not listed running in time")
+    raise LeaseLockError(f"{what} was stopped before it changed anything: {why}")
 
 
 @contextlib.asynccontextmanager

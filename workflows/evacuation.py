@@ -115,6 +115,7 @@ class EvacuationWorkflow:
         self._done = 0
         self._published: EvacState | None = None
         self._details_stale = False
+        self.leases_listed = False  # (only an evacuation with lease shards waits for it)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
@@ -131,14 +132,17 @@ class EvacuationWorkflow:
     async def _hold_leases(self) -> None:
         """Start the lease shards (the leases past the evacuation's own search attribute), all at
         once, before any service. They never run and end when this workflow closes, however it
-        closes. One that cannot start halts the evacuation before anything changed (inputs from
-        before shards have none: no command)."""
-        me = workflow.info().workflow_id
+        closes. Then wait for the starter to see them listed (under the lease lock) before
+        changing anything. A shard that cannot start, or no word from the starter, halts the
+        evacuation before anything changed. Inputs without shards: no command, no wait."""
+        if not self.inp.lease_shards:
+            return
+        info = workflow.info()
         started = await asyncio.gather(
             *(
                 workflow.start_child_workflow(
                     lease_shards.WORKFLOW_TYPE,
-                    id=lease_shards.shard_id(me, number),
+                    id=lease_shards.shard_id(info.workflow_id, info.run_id, number),
                     task_queue=lease_shards.QUEUE,
                     parent_close_policy=ParentClosePolicy.TERMINATE,
                     search_attributes=TypedSearchAttributes(
@@ -155,8 +159,25 @@ class EvacuationWorkflow:
             return_exceptions=True,
         )
         failed = [r for r in started if isinstance(r, BaseException)]
-        if failed:  # e.g. an id still taken: nothing has started yet
+        if failed:  # nothing has started yet
             self._halt(f"its leases could not be held: {failed[0]}", rollback=False)
+            return
+        try:  # its starter has seen the shards listed: every other start now sees its leases
+            await workflow.wait_condition(
+                lambda: self.leases_listed,
+                timeout=timedelta(seconds=lease_shards.CONFIRM_WAIT_S),
+            )
+        except TimeoutError:
+            self._halt(
+                f"its lease shards were not confirmed listed within "
+                f"{lease_shards.CONFIRM_WAIT_S} s (its starter gave up or died)",
+                rollback=False,
+            )
+
+    @workflow.signal(name=lease_shards.LISTED_SIGNAL)
+    def confirm_leases(self) -> None:
+        """Its starter saw its lease shards listed: the evacuation may go on."""
+        self.leases_listed = True
 
     def _cancelled(self) -> None:
         """Cancelling the workflow means "stop and roll back", as an abort."""

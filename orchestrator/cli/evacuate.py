@@ -189,6 +189,12 @@ def evacuate(
     async def body(client: Client) -> tuple[EvacuationProgress, str, str | None] | None:
         async with hosted_worker(client, cfg, enabled=not detach):
             planned = await estimated(client, inp, output == OutputFormat.json)
+            queue = cfg.temporal.task_queue
+            if detach and evacuation.sharded(planned) and not await recent_pollers(client, queue):
+                fail(f"evacuation {inp.plan!r} holds more leases than one search attribute takes: "
+                     f"a worker starts its lease shards before it changes anything, and no "
+                     f"worker polls '{queue}': start one (failover worker), or leave out "
+                     "--detach")  # fmt: skip
             try:
                 h = await evacuation.start(client, planned, cfg.temporal.task_queue)
             except evacuation.switch.AlreadyRunningError as exc:

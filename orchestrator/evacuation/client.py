@@ -92,6 +92,13 @@ def with_leases(inp: EvacuationInput, workflow_id: str) -> EvacuationInput:
     return inp.model_copy(update={"services": services})
 
 
+def sharded(inp: EvacuationInput) -> bool:
+    """Whether the evacuation holds some of its leases on lease shards: its worker starts them
+    before it changes anything, and its start waits for that (it needs a worker polling)."""
+    held = [] if inp.mode == "dry-run" else resources(inp, evacuation_workflow_id(inp.plan))
+    return bool(leases.shards(held))
+
+
 async def start(
     client: Client,
     inp: EvacuationInput,

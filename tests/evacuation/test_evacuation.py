@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from orchestrator import lease_shards, leases, switch
 from orchestrator import search_attributes as sa
@@ -303,7 +305,8 @@ def test_an_evacuation_holds_leases_past_its_own_attribute_on_shards_that_end_wi
             own, shards = lease_shards.split(leases.keyed(held, sharded=True))
             assert [len(own), *map(len, shards)] == [4, 2]
             listed = await running_shards(client, h.id)
-            assert [wf.id for wf in listed] == [f"{h.id}.leases.1"]
+            run_id = (await h.describe()).run_id
+            assert [wf.id for wf in listed] == [f"{h.id}.leases.{run_id}.1"]
             assert listed[0].typed_search_attributes.get(sa.RESOURCES) == shards[0]
             desc = await client.get_workflow_handle(h.id).describe()
             assert desc.typed_search_attributes.get(sa.RESOURCES) == own
@@ -334,6 +337,71 @@ def test_an_evacuation_holds_leases_past_its_own_attribute_on_shards_that_end_wi
 
     run(scenario())
     assert flags(env, names) == {"big1": "us-east-1", "big2": "us-west-2", "big3": "us-east-1"}
+
+
+def test_an_evacuation_whose_shards_are_not_listed_in_time_is_stopped_having_changed_nothing(
+    env: SandboxEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lease_shards, "MAX_KEYS", 4)  # 6 resources: one shard
+    monkeypatch.setattr(leases, "SHARDS_WAIT_S", 1.0)
+    names = ["late1", "late2", "late3"]
+    seed_flags(env, names)
+    rbs = {n: service_runbook(n) for n in names}
+    path = write_plan(tmp_path, [{"name": n, "runbook": n} for n in names], rbs, name="late")
+
+    async def scenario() -> None:
+        async with worker(sandbox_config(env)) as (client, _):
+            inp = resolved(path)
+            # On a task queue no worker polls: nothing starts its shard.
+            with pytest.raises(leases.LeaseLockError) as caught:
+                await start(client, f"nobody-{uuid.uuid4().hex[:6]}", inp)
+            message = str(caught.value)
+            assert message.startswith("evacuation 'late' was stopped before it changed anything")
+            assert "did not start its 1 lease shards in time (is a worker running?)" in message
+            query = "WorkflowType = 'Evacuation' AND FailoverEvacuation = 'late'"
+            runs = [wf async for wf in client.list_workflows(query)]
+            assert len(runs) == 1
+            desc = await client.get_workflow_handle(runs[0].id, run_id=runs[0].run_id).describe()
+            assert desc.status == WorkflowExecutionStatus.TERMINATED
+            # Its leases went with it (its own attribute, and the shard it never had).
+            held = {leases.key(n): n for n in evacuation_resources(inp, runs[0].id)}
+            for _ in range(100):
+                if await leases.holders(client, held) == []:
+                    break
+                await asyncio.sleep(0.05)
+            assert await leases.holders(client, held) == []
+
+    run(scenario())
+    assert flags(env, names) == dict.fromkeys(names, "us-east-1")
+
+
+def test_detach_refuses_at_once_an_evacuation_with_shards_when_no_worker_polls(
+    env: SandboxEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lease_shards, "MAX_KEYS", 4)  # 6 resources: one shard
+    names = ["det1", "det2", "det3"]
+    rbs = {n: service_runbook(n) for n in names}
+    path = write_plan(tmp_path, [{"name": n, "runbook": n} for n in names], rbs, name="det")
+    assert evacuation.sharded(resolved(path))
+    assert not evacuation.sharded(resolved(path, mode="dry-run"))  # a dry run holds nothing
+
+    async def nobody(*_: Any) -> bool:
+        return False
+
+    monkeypatch.setattr("orchestrator.cli.evacuate.recent_pollers", nobody)
+    ran = failover(env, "evacuate", str(path), "--from", "us-east-1", "--detach")
+    assert ran.returncode == 2, ran.stderr
+    last = ran.stderr.splitlines()[-1]  # (after the start order it worked out)
+    assert last.startswith("error: evacuation 'det' holds more leases than one search attribute")
+    assert last.endswith("no worker polls 'failover': start one (failover worker), or leave out "
+                         "--detach")  # fmt: skip
+
+    async def started() -> list[Any]:
+        async with worker(sandbox_config(env)) as (client, _):
+            query = "WorkflowType = 'Evacuation' AND FailoverEvacuation = 'det'"
+            return [wf async for wf in client.list_workflows(query)]
+
+    assert run(started()) == []  # nothing was started
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def test_past_switches_give_the_estimates_and_the_order_taken(
     tag = uuid.uuid4().hex[:6]  # runbooks of their own: no other test's switches count
     quick, slow, new = f"quick-{tag}", f"slow-{tag}", f"new-{tag}"
     rbs = {quick: service_runbook(quick, flag_region=None, duration="100ms"),
-           slow: service_runbook(slow, flag_region=None, duration="1500ms"),
+           slow: service_runbook(slow, flag_region=None, duration="3000ms"),
            new: service_runbook(new, flag_region=None, duration="100ms")}  # fmt: skip
     first = write_plan(tmp_path, [{"name": quick, "runbook": quick},
                                   {"name": slow, "runbook": slow}], rbs,
@@ -77,7 +77,8 @@ def test_past_switches_give_the_estimates_and_the_order_taken(
     assert state == EvacState.SUCCEEDED
     assert took[new] is None  # never switched
     assert took[quick] is not None and took[slow] is not None
-    assert took[slow] >= 1.5 > took[quick]
+    # (the quick one's 100 ms took 2.6 s once on a loaded machine: only their order is sure)
+    assert took[slow] >= 3.0 and took[slow] > took[quick]
     # plan order would have been quick, new, slow; new, never switched, counts the mean of the
     # two others, more than quick's
     assert began == [slow, new, quick]

@@ -259,7 +259,8 @@ async def record_evacuation(home: Path, version: str) -> None:
     own) behind the evacuation's gate, approved by bob: each service's switch is a child. From
     v2, a third service and one place at a time, with expected durations: the third, expected
     longest, starts first (`rules.start_order`). From v3, two lease keys a search attribute
-    (not 127): the evacuation holds two of its six and starts two lease shards for the rest."""
+    (not 127): the evacuation holds two of its six, starts two lease shards for the rest and waits
+    for word that they are listed (its shard ids carry its run id)."""
     from orchestrator import lease_shards
     from orchestrator.evacuation import client as evacuation
     from tests.evacuation.helpers import drive as drive_evacuation
