@@ -163,8 +163,8 @@ class EvacuationWorkflow:
             self._halt(f"its leases could not be held: {failed[0]}", rollback=False)
             return
         try:  # its starter has seen the shards listed: every other start now sees its leases
-            await workflow.wait_condition(
-                lambda: self.leases_listed,
+            await workflow.wait_condition(  # (or aborted, or cancelled, meanwhile)
+                lambda: self.leases_listed or self.halted,
                 timeout=timedelta(seconds=lease_shards.CONFIRM_WAIT_S),
             )
         except TimeoutError:

@@ -385,8 +385,8 @@ def plan(
         )
     ok = all(r.preflight == "ok" for r in rows)
     path_, bound = critical_path(inp)
-    count = len(resources(inp, wid))
-    shards = len(leases.shards(resources(inp, wid)))
+    writes = resources(inp, wid)
+    count, shards = len(writes), len(leases.shards(writes))
     if output == OutputFormat.json:
         print_json(
             {

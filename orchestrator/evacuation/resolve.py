@@ -173,15 +173,20 @@ def resolve_evacuation(
     )
 
 
+def service_runs(s: ServicePlan, evacuation_id: str) -> list[tuple[SwitchInput, str]]:
+    """A service's switch and its switch back (if any), each with its child workflow id."""
+    runs = [(s.switch, child_workflow_id(evacuation_id, s.name))]
+    if s.failback is not None:
+        runs.append((s.failback, child_workflow_id(evacuation_id, s.name, failback=True)))
+    return runs
+
+
 def service_resources(inp: EvacuationInput, evacuation_id: str) -> dict[str, list[str]]:
     """What each service writes, its switch and its failback (with its runbook's lease)."""
     out: dict[str, list[str]] = {}
     for s in inp.services:
-        names = leases.resources(s.switch, child_workflow_id(evacuation_id, s.name))
-        if s.failback is not None:
-            fid = child_workflow_id(evacuation_id, s.name, failback=True)
-            names += leases.resources(s.failback, fid)
-        out[s.name] = list(dict.fromkeys(names))
+        runs = service_runs(s, evacuation_id)
+        out[s.name] = list(dict.fromkeys(n for r, wid in runs for n in leases.resources(r, wid)))
     return out
 
 
@@ -240,12 +245,8 @@ def lease_problems(loaded: LoadedPlan, inp: EvacuationInput) -> list[Problem]:
     """Services whose switch (or switch back) writes more than one run can hold (the evacuation
     itself holds any number, on lease shards; each service's switch holds its own)."""
     problems = []
-    eid = "evacuation-" + loaded.plan.name
     for s in inp.services:
-        runs = [(s.switch, child_workflow_id(eid, s.name))]
-        if s.failback is not None:
-            runs.append((s.failback, child_workflow_id(eid, s.name, failback=True)))
-        for run, wid in runs:
+        for run, wid in service_runs(s, "evacuation-" + loaded.plan.name):
             try:
                 leases.keyed(leases.resources(run, wid))
             except ValueError as exc:
