@@ -47,8 +47,8 @@ from orchestrator.runbook.resolve import resolve
 from orchestrator.runs import RunState
 from orchestrator.sandbox.manager import temporal_flags
 from orchestrator.worker import MAX_CONCURRENT_ACTIVITIES, executor
-from workflows import WORKFLOWS
 from workflows.region_switch import RegionSwitchWorkflow
+from workflows.registry import WORKFLOWS
 
 _CAUSE_PREFIX = "WORKFLOW_TASK_FAILED_CAUSE_"
 

@@ -24,7 +24,7 @@ from activities.readiness import ReadinessActivities
 from activities.report import ReportActivities
 from activities.steps import StepActivities
 from orchestrator.config import Config
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 MAX_CONCURRENT_ACTIVITIES = 200
 log = structlog.get_logger("failover.worker")

@@ -33,7 +33,7 @@ from orchestrator.sandbox.manager import SandboxEnv
 from tests.cli import failover
 from tests.signed import Person, people, runbook_text, signed_plan, token
 from tests.workflows.helpers import ROOT, run, sandbox_config, start, wait_for, worker
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CTX = RunContext(workflow_id="switch-signed-drill", run_id="run-1", plan="")

@@ -1,24 +1,5 @@
-"""Temporal workflow code only: deterministic orchestration, no I/O, no cloud clients."""
+"""Temporal workflow code only: deterministic orchestration, no I/O, no cloud clients.
 
-from workflows.evacuation import EvacuationWorkflow
-from workflows.gameday import GameDayWorkflow
-from workflows.guard import GuardWorkflow
-from workflows.readiness import ReadinessWorkflow
-from workflows.region_switch import RegionSwitchWorkflow
-
-WORKFLOWS = [
-    RegionSwitchWorkflow,
-    GameDayWorkflow,
-    GuardWorkflow,
-    ReadinessWorkflow,
-    EvacuationWorkflow,
-]
-
-__all__ = [
-    "WORKFLOWS",
-    "EvacuationWorkflow",
-    "GameDayWorkflow",
-    "GuardWorkflow",
-    "ReadinessWorkflow",
-    "RegionSwitchWorkflow",
-]
+The worker's list of workflows is `workflows.registry.WORKFLOWS`. This file imports nothing: the
+sandbox runs it again for every workflow it starts.
+"""
