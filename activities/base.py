@@ -58,6 +58,8 @@ log = structlog.get_logger("failover.step")
 DEFAULT_WAIT = 120.0
 #: Decisions one `drive` takes at most when its writes take effect only in part.
 DECISIONS = 3
+#: `StepContext.pass_on` key of a state step's preflight reading, for its snapshot.
+PREFLIGHT_STATE = "state:preflight"
 #: The first pause between two polls of a condition (a verify, a settle, a Route 53 change), in
 #: seconds: well under the shortest operation the sandbox models (a Chaos Mesh injection or a
 #: rollout: 0.1 s at the tests' time scale of 0.01, 1 s at 0.1), so a quick one is seen done
@@ -443,8 +445,18 @@ class StateStep(StepType[P]):
         """After a write that answered an error although it took effect: whatever the lost
         answer was needed for (default: nothing)."""
 
+    def preflight_state(self, ctx: StepContext, params: P) -> State:
+        """The current state, read for preflight and passed on to the snapshot that follows it
+        in the same activity (`StepContext.pass_on`): one read where there were two."""
+        current = self.observe(ctx, params)
+        ctx.pass_on((PREFLIGHT_STATE, self.name), current)
+        return current
+
     # -------------------------------------------------------------------------- contract
     def snapshot(self, ctx: StepContext, params: P) -> State:
+        seen = ctx.take((PREFLIGHT_STATE, self.name))
+        if seen is not None and not self.in_transition(seen):
+            return cast(State, seen)
         return self.settled(ctx, params)
 
     def apply(self, ctx: StepContext, params: P, snapshot: State) -> None:

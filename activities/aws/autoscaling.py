@@ -55,9 +55,9 @@ class AsgCapacity(StateStep[AsgCapacityParams]):
         return f"autoscaling:{ctx.region_for(params)}:{params.name}"
 
     def preflight(self, ctx: StepContext, params: AsgCapacityParams) -> None:
-        g = self._group(ctx, params)
-        lo = params.min if params.min is not None else g["MinSize"]
-        hi = params.max if params.max is not None else g["MaxSize"]
+        g = self.preflight_state(ctx, params)
+        lo = params.min if params.min is not None else g["min"]
+        hi = params.max if params.max is not None else g["max"]
         require(
             lo <= params.desired <= hi,
             "PreflightFailed",
@@ -66,6 +66,8 @@ class AsgCapacity(StateStep[AsgCapacityParams]):
 
     def observe(self, ctx: StepContext, params: AsgCapacityParams) -> State:
         g = self._group(ctx, params)
+        # `holds` asks `ready` right after observing: it counts the instances of this reading.
+        ctx.pass_on(("asg:group", params.name), g)
         return {"desired": g["DesiredCapacity"], "min": g["MinSize"], "max": g["MaxSize"]}
 
     def desired(self, ctx: StepContext, params: AsgCapacityParams, current: State) -> State:
@@ -91,7 +93,7 @@ class AsgCapacity(StateStep[AsgCapacityParams]):
     ) -> Check:
         if not params.wait_in_service:
             return Check(ok=True)
-        g = self._group(ctx, params)
+        g = ctx.take(("asg:group", params.name)) or self._group(ctx, params)
         serving = sum(1 for i in g.get("Instances", []) if i["LifecycleState"] == "InService")
         if serving != wanted["desired"]:
             return Check(ok=False, detail=f"{serving}/{wanted['desired']} instances InService")

@@ -78,7 +78,10 @@ class ElbWeights(StateStep[ElbWeightsParams]):
         return f"elbv2:{ctx.region_for(params)}:{params.load_balancer}:{params.port}"
 
     def observe(self, ctx: StepContext, params: ElbWeightsParams) -> State:
-        groups = self._forward(params, self._listener(ctx, params))
+        listener = self._listener(ctx, params)
+        # A write follows the decision's observation at once: it writes from this reading.
+        ctx.pass_on(("elbv2:listener", params.load_balancer, params.port), listener)
+        groups = self._forward(params, listener)
         names = self._names(ctx, params, [g["TargetGroupArn"] for g in groups])
         return {"weights": {names[g["TargetGroupArn"]]: g.get("Weight", 1) for g in groups}}
 
@@ -88,7 +91,8 @@ class ElbWeights(StateStep[ElbWeightsParams]):
     def write(
         self, ctx: StepContext, params: ElbWeightsParams, state: State, current: State
     ) -> None:
-        listener = self._listener(ctx, params)
+        listener = ctx.take(("elbv2:listener", params.load_balancer, params.port))
+        listener = listener or self._listener(ctx, params)
         groups = self._forward(params, listener)
         names = self._names(ctx, params, [g["TargetGroupArn"] for g in groups])
         weighted = [

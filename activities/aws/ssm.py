@@ -40,7 +40,7 @@ class SsmParameter(StateStep[SsmParameterParams]):
         return f"ssm:{ctx.region_for(params)}:{params.name}"
 
     def preflight(self, ctx: StepContext, params: SsmParameterParams) -> None:
-        current = self.observe(ctx, params)
+        current = self.preflight_state(ctx, params)
         require(
             current.get("type") != "SecureString",
             "PreflightFailed",
