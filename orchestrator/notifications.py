@@ -29,6 +29,8 @@ NotifyEvent = Literal[
     "guard_decision",
     "gameday_result",
     "readiness_regression",
+    "evacuation_started",
+    "evacuation_result",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 

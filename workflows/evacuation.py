@@ -16,6 +16,10 @@ service that had switched is switched back, dependents first: `<id>.<service>.fa
 `abort` Update, a rejected or expired gate, or cancelling the workflow roll back everything the
 same way. Rollback is shielded from cancellation.
 
+Notifications (patched "evacuation-notify"): `evacuation_started`, `gate_open` for its gates and
+`evacuation_result` (the services by outcome; sent before its report, which lists the
+deliveries). Its services' switches tell only what needs people (see RegionSwitchWorkflow).
+
 The `progress` query gives the service table; the Temporal UI's current details show it, rendered
 at most once per pass of the event loop (not per event).
 """
@@ -31,6 +35,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from workflows.notify import Notifier, run_ref
 from workflows.report import write_report
 from workflows.shield import run_shielded
 
@@ -55,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         child_workflow_id,
     )
     from orchestrator.guard.models import preapprove_reversible
+    from orchestrator.notifications import Delivery, Notice, Severity
     from orchestrator.runbook.graph import undo_plan
     from orchestrator.runs import Abort, Decision, RunProgress, RunState, SwitchInput
 
@@ -116,15 +122,22 @@ class EvacuationWorkflow:
         self._published: EvacState | None = None
         self._details_stale = False
         self.leases_listed = False  # (only an evacuation with lease shards waits for it)
+        self.notifications: list[Delivery] = []
+        self._notifier = Notifier(False, inp.notify, self.notifications)
 
     # ------------------------------------------------------------------------------- run
     @workflow.run
     async def run(self, inp: EvacuationInput) -> EvacuationProgress:
         """Run the evacuation; returns its final progress (every service's switch result)."""
+        # Its own notices: that it started and how it ended (its services tell only what needs
+        # people: see RegionSwitchWorkflow). Histories recorded before sent none.
+        self._notifier.enabled = inp.mode != "dry-run" and workflow.patched("evacuation-notify")
         self._publish()
         details = asyncio.create_task(self._render_details())
         await run_shielded(self._main(), self._cancelled)
         details.cancel()
+        self._notify_result()
+        await self._notifier.drain()
         self._render()
         self.report_files = await write_report("report.evacuation", self.progress())
         return self.progress()
@@ -185,6 +198,8 @@ class EvacuationWorkflow:
 
     async def _main(self) -> None:
         await self._hold_leases()
+        if not self.halted:  # (halted there: it changed nothing, and says so when it ends)
+            self._notify_started()
         await self._forward()
         if self.rollback:
             self.rolling_back = True
@@ -386,6 +401,7 @@ class EvacuationWorkflow:
         ]
         after = max(lower, key=lambda r: r.ended_at).name if lower else ""  # type: ignore[arg-type,return-value]
         wait = self.waits[gate] = GateWait(after=after)
+        self._notify_gate(gate)
         await workflow.sleep(SETTLE)  # no command in the activation that opens the gate
         if self.halted:
             return
@@ -586,6 +602,83 @@ class EvacuationWorkflow:
     def _finished(self, _: asyncio.Task[Any]) -> None:
         self._done += 1
 
+    # --------------------------------------------------------------------- notifications
+    def _notice(self, event: Any, summary: str, detail: str, **extra: Any) -> Notice:
+        wid, rid, dedup = run_ref()
+        return Notice(event=event, runbook=self.inp.plan, summary=summary, detail=detail,
+                      dedup_key=dedup, workflow_id=wid, run_id=rid, **extra)  # fmt: skip
+
+    def _where(self) -> str:
+        to = "auto" if self.inp.to_auto else self.inp.to_region or "each runbook's other region"
+        return f"{self.inp.from_region} -> {to}"
+
+    def _notify_started(self) -> None:
+        """`evacuation_started`: what moves, where, by whom, under which rules."""
+        wid, _, _ = run_ref()
+        inp = self.inp
+        self._notifier.send(
+            self._notice(
+                "evacuation_started",
+                f"evacuation {inp.plan}: {len(inp.services)} services {self._where()} started "
+                f"by {inp.requester}",
+                f"{inp.mode}, {inp.kind}; at most {inp.max_parallel} at once; failure policy "
+                f"{inp.failure_policy}",
+                commands=[f"failover watch {wid}", f'failover abort {wid} --reason "..."'],
+            )
+        )
+
+    def _notify_gate(self, gate: str) -> None:
+        """`gate_open`: the evacuation waits for people (who may approve, the commands)."""
+        assert self.inp.approval is not None
+        spec, (wid, _, _) = self.inp.approval.gate, run_ref()
+        waiting = [n for n in self.order if self._gate_of(n) == gate]
+        who = ", ".join(spec.approvers) or "anyone but the requester"
+        need = f"{spec.approvals} approval(s) from {who}; expires in {spec.expires}"
+        self._notifier.send(
+            self._notice(
+                "gate_open",
+                f"evacuation {self.inp.plan}: gate {gate} waits for approval ({len(waiting)} "
+                f"services {self._where()}, requested by {self.inp.requester})",
+                "; ".join(x for x in (spec.message, need) if x),
+                severity="warning",
+                commands=[
+                    f"failover approve {wid} --gate {gate}",
+                    f'failover reject {wid} --gate {gate} --reason "..."',
+                ],
+            )
+        )
+
+    def _notify_result(self) -> None:
+        """`evacuation_result`: how it ended, the services by outcome, and the report command.
+        A warning unless it succeeded; critical when a rollback failed (an operator is
+        needed). Sent once it has ended: before its report, which lists the deliveries."""
+        if self.final is None:
+            return
+        counts: dict[str, int] = {}
+        for rec in self.records.values():
+            counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
+        severity: Severity = "warning"
+        if self.final == EvacState.SUCCEEDED:
+            severity = "info"
+        elif self.final == EvacState.ROLLBACK_FAILED:
+            severity = "critical"
+        took = (self.ended_at - self.started_at).total_seconds() if self.ended_at else 0.0
+        parts = [", ".join(f"{n} {state}" for state, n in sorted(counts.items()))]
+        parts.append(f"took {took:.1f}s")
+        if self.reason:
+            parts.append(self.reason)
+        wid, _, _ = run_ref()
+        self._notifier.send(
+            self._notice(
+                "evacuation_result",
+                f"evacuation {self.inp.plan} {self._where()}: {self.final.value}",
+                "; ".join(parts),
+                severity=severity,
+                resolve=self.final == EvacState.SUCCEEDED,
+                commands=[f"failover report {wid}", f"failover status {wid}"],
+            )
+        )
+
     # -------------------------------------------------------------------------- progress
     def _state(self) -> EvacState:
         if self.final is not None:
@@ -619,6 +712,7 @@ class EvacuationWorkflow:
             gates=dict(self.waits),
             rto=self.inp.rto,
             report_files=list(self.report_files),
+            notifications=list(self.notifications),
         )
 
     def _publish(self) -> None:

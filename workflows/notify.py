@@ -88,6 +88,11 @@ class Notifier:
         self._tasks.append(asyncio.create_task(run()))
 
     @property
+    def sent(self) -> int:
+        """Notices sent so far (in flight or delivered)."""
+        return len(self._tasks)
+
+    @property
     def in_flight(self) -> int:
         return sum(1 for t in self._tasks if not t.done())
 

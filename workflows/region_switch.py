@@ -15,7 +15,10 @@ retries it, skips it (with a reason) or ends the run: never reported as success.
 Notifications (`workflows.notify`, patched "notify"): switch started, a gate open (with the
 commands to approve or reject), ROLLBACK_FAILED (a page), succeeded (resolves the page), rolled
 back; each sent in the background, never awaited by the switch, recorded in the progress; the
-run waits for the ones in flight only once it has ended (at most the activity's deadline).
+run waits for the ones in flight only once it has ended (at most the activity's deadline). One
+service of an evacuation (patched "quiet-in-evacuation") does not say that it started, nor that
+it succeeded unless it told people something before (its success resolves that page): the
+evacuation tells its own start and end.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class RegionSwitchWorkflow:
         self.report_files: list[str] = []
         self._last: NotifyCall | None = None  # the last notice, sent with the report
         self._notifier = Notifier(False, inp.notify, self.notifications)
+        self._quiet = False  # one service of an evacuation: see `run`
 
     def _authenticate(self) -> str:
         """Signed decisions (approval_auth: signed): the gates take only decisions signed by a
@@ -153,8 +157,15 @@ class RegionSwitchWorkflow:
         # run changes nothing and tells no one; a game day's switches page only when stuck
         # (the game day reports its own result).
         self._notifier.enabled = workflow.patched("notify") and inp.mode != "dry-run"
+        # One service of an evacuation (its FailoverEvacuation search attribute is set) tells
+        # people only what needs them: a gate, a rollback, an undo that keeps failing. The
+        # evacuation says that it started and how it ended, once, for all its services (200
+        # services were 400 notices). Histories recorded before replay with their notices.
+        self._quiet = bool(
+            workflow.info().typed_search_attributes.get(sa.EVACUATION)
+        ) and workflow.patched("quiet-in-evacuation")
         self._publish()
-        if inp.mode != "gameday" and not self.refused:
+        if inp.mode != "gameday" and not self.refused and not self._quiet:
             self._send(
                 self._notice(
                     "switch_started",
@@ -799,6 +810,8 @@ class RegionSwitchWorkflow:
         what = f"{self.inp.runbook}: {self._what()} {self.inp.from_region} -> {self.inp.to_region}"
         took = f"took {(workflow.now() - self.started_at).total_seconds():.1f}s"
         if self.final == RunState.SUCCEEDED:
+            if self._quiet and not self._notifier.sent:  # (else: it resolves a gate's page)
+                return None
             notice = self._notice("switch_succeeded", f"{what} succeeded", took, resolve=True)
         elif self.final == RunState.ROLLED_BACK:
             notice = self._notice(

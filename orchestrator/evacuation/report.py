@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from orchestrator import report
 from orchestrator.evacuation.rules import path_taken
 from orchestrator.evacuation.runs import EvacuationProgress, GateWait, ServiceRecord, ServiceState
+from orchestrator.notifications import Delivery
 from orchestrator.runs import ApprovalRecord, TargetChoice
 
 
@@ -105,6 +106,8 @@ class EvacuationReport(BaseModel):
     )
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     gates: dict[str, GateWait] = Field(default_factory=dict)
+    #: The evacuation's own notices (its services' are in their own reports).
+    notifications: list[Delivery] = Field(default_factory=list)
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -200,6 +203,7 @@ def build(p: EvacuationProgress, workflow_id: str, run_id: str | None = None) ->
         left_switched=[s.name for s in services if s.outcome == ServiceState.SUCCEEDED.value],
         approvals=p.approvals,
         gates=p.gates,
+        notifications=list(p.notifications),
     )
 
 
@@ -325,6 +329,7 @@ def markdown(r: EvacuationReport) -> str:
                 f"| {a.gate} | {a.approver or '-'} | {a.decision} | {a.at:%H:%M:%S} | "
                 f"{a.comment.replace('|', '/')} |"
             )
+    lines += report.notifications_markdown(r.notifications)
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.notifications import Delivery, NotifyRoute
 from orchestrator.runs import (
     ApprovalRecord,
     GateSpec,
@@ -98,6 +99,9 @@ class EvacuationInput(_Model):
     #: lease shard the workflow starts first (`orchestrator.lease_shards`); none in inputs from
     #: before shards (and up to `lease_shards.MAX_KEYS` keys).
     lease_shards: list[list[str]] = []
+    #: Where the evacuation's own notices go (`evacuation_started`, `evacuation_result`):
+    #: empty, every configured channel that takes the event.
+    notify: list[NotifyRoute] = Field(default_factory=list)
 
 
 class EvacState(StrEnum):
@@ -219,6 +223,8 @@ class EvacuationProgress(_Model):
     gates: dict[str, GateWait] = Field(default_factory=dict)
     rto: timedelta | None = None
     report_files: list[str] = Field(default_factory=list)
+    #: What became of the evacuation's own notices (its services' are in their own runs).
+    notifications: list[Delivery] = Field(default_factory=list)
 
     def service(self, name: str) -> ServiceRecord:
         return next(s for s in self.services if s.name == name)

@@ -260,7 +260,9 @@ async def record_evacuation(home: Path, version: str) -> None:
     v2, a third service and one place at a time, with expected durations: the third, expected
     longest, starts first (`rules.start_order`). From v3, two lease keys a search attribute
     (not 127): the evacuation holds two of its six, starts two lease shards for the rest and waits
-    for word that they are listed (its shard ids carry its run id)."""
+    for word that they are listed (its shard ids carry its run id). From v4, the evacuation's own
+    notices (started, its gate, its result). Each version also records alpha's and beta's
+    switches."""
     from orchestrator import lease_shards
     from orchestrator.evacuation import client as evacuation
     from tests.evacuation.helpers import drive as drive_evacuation
@@ -289,9 +291,15 @@ async def record_evacuation(home: Path, version: str) -> None:
         h = await evacuation.start(client, inp, queue, workflow_id_override=stem)
         await drive_evacuation(client, h, approver="bob")
         history = await h.fetch_history()
-    out = HISTORIES / f"{stem}.json"
-    out.write_text(history.to_json())
-    print(f"{out}: {len(history.events)} events")
+        # and its services' switches (children: their FailoverEvacuation search attribute is
+        # set; from v4 they tell only what needs people, beta's gate)
+        children = {n: await client.get_workflow_handle(f"{stem}.{n}").fetch_history()
+                    for n in ("alpha", "beta")}  # fmt: skip
+    for name, events in {stem: history, **{
+            f"evacuation-{version}-switch-{n}": c for n, c in children.items()}}.items():  # fmt: skip
+        out = HISTORIES / f"{name}.json"
+        out.write_text(events.to_json())
+        print(f"{out}: {len(events.events)} events")
 
 
 #: A runbook of WIDE noop steps, all ready at once: more than one batch of starts
