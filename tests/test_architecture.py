@@ -47,8 +47,10 @@ def test_every_module_imports_on_its_own() -> None:
     found = fresh_imports(ROOT, PACKAGES, names)
     assert found["failed"] == {}
     assert found["edges"] > len(names)  # the import statements were seen
-    # A package whose __init__ imports its modules is a cycle with each of them.
-    assert "workflows.region_switch" in found["first"]
+    # A package whose __init__ imports its modules is a cycle with each of them (the CLI's
+    # sub-apps; not workflows/, whose __init__ imports nothing: see workflows.registry).
+    assert "orchestrator.cli.evacuate" in found["first"]
+    assert not any(name.startswith("workflows") for name in found["first"])
 
 
 def test_a_cycle_that_only_some_orders_survive_is_found(tmp_path: Path) -> None:
