@@ -8,41 +8,13 @@ from typing import Any
 
 import pytest
 
-from activities import registry
 from activities.aws.route53 import GLOBAL, in_zone, zone_id
-from activities.base import StateStep, StepContext, StepParams
 from activities.clients import Clients
 from orchestrator.config import Config, from_sandbox
 from orchestrator.sandbox.manager import Sandbox, SandboxEnv
+from tests.activities.phases import activity, apply, prepare, step
 from tests.activities.test_step_types import RecordingClients
 from tests.sandbox.helpers import aws
-
-
-def _activity(clients: Clients) -> StepContext:
-    """A new activity's context on the worker's clients."""
-    return StepContext("run", "s", "us-east-1", "us-west-2", None, "drill", clients)
-
-
-def _step(type_name: str, **values: object) -> tuple[StateStep[Any], StepParams]:
-    stype = registry.get(type_name)
-    assert isinstance(stype, StateStep)
-    return stype, stype.Params.model_validate(values)
-
-
-def _prepare(stype: StateStep[Any], params: StepParams, clients: Clients) -> dict[str, Any]:
-    """What the prepare activity does: preflight, then the snapshot."""
-    ctx = _activity(clients)
-    stype.preflight(ctx, params)
-    return stype.snapshot(ctx, params)
-
-
-def _apply(
-    stype: StateStep[Any], params: StepParams, clients: Clients, snap: dict[str, Any]
-) -> None:
-    """What the apply activity does: apply, then verify."""
-    ctx = _activity(clients)
-    stype.apply(ctx, params, snap)
-    assert stype.verify(ctx, params, snap).ok
 
 
 def _weights(env: SandboxEnv) -> dict[str, int]:
@@ -55,25 +27,25 @@ def _weights(env: SandboxEnv) -> dict[str, int]:
     }
 
 
-def test_a_weighted_step_lists_once_to_prepare_and_twice_to_apply(fresh: SandboxEnv) -> None:
+def test_a_weighted_step_lists_once_to_prepare_and_twice_toapply(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("route53_weighted", zone="shop.example.", record="api.shop.example.",
+    stype, params = step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100})  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     assert snap == {"weights": {"us-east-1": 100, "us-west-2": 0}}
     assert clients.taken() == {"ListHostedZonesByName": 1, "ListResourceRecordSets": 1}
 
-    _apply(stype, params, clients, snap)
+    apply(stype, params, clients, snap)
     calls = clients.taken()
     assert calls.pop("GetChange") >= 1
     # the decision's listing is written from; verify lists again; the zone's id is known
     assert calls == {"ListResourceRecordSets": 2, "ChangeResourceRecordSets": 1}
     assert _weights(fresh) == {"us-east-1": 0, "us-west-2": 100}
 
-    _apply(stype, params, clients, snap)  # again: already there, nothing written
+    apply(stype, params, clients, snap)  # again: already there, nothing written
     assert clients.taken() == {"ListResourceRecordSets": 2}
 
-    ctx = _activity(clients)
+    ctx = activity(clients)
     stype.undo(ctx, params, snap)
     assert stype.verify_undo(ctx, params, snap).ok
     calls = clients.taken()
@@ -84,11 +56,11 @@ def test_a_weighted_step_lists_once_to_prepare_and_twice_to_apply(fresh: Sandbox
 
 def test_each_increment_after_the_first_lists_anew(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("route53_weighted", zone="shop.example.", record="api.shop.example.",
+    stype, params = step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100}, increments=3)  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     clients.taken()
-    _apply(stype, params, clients, snap)
+    apply(stype, params, clients, snap)
     calls = clients.taken()
     assert calls["ChangeResourceRecordSets"] == 3
     # the decision's, the second and third increments', verify's
@@ -98,12 +70,12 @@ def test_each_increment_after_the_first_lists_anew(fresh: SandboxEnv) -> None:
 
 def test_a_failover_step_writes_from_the_listing_it_decided_on(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("route53_failover", zone="shop.example.", record="www.shop.example.",
+    stype, params = step("route53_failover", zone="shop.example.", record="www.shop.example.",
                           primary="us-west-2")  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     assert snap == {"primary": "us-east-1"}
     assert clients.taken()["ListResourceRecordSets"] == 1
-    _apply(stype, params, clients, snap)
+    apply(stype, params, clients, snap)
     calls = clients.taken()
     assert (calls["ListResourceRecordSets"], calls["ChangeResourceRecordSets"]) == (2, 1)
     r53 = aws(fresh, "route53", GLOBAL)
@@ -119,30 +91,30 @@ def test_a_failover_step_writes_from_the_listing_it_decided_on(fresh: SandboxEnv
 def test_a_zone_made_again_under_its_name_is_looked_up_again(sandbox: Sandbox) -> None:
     env = sandbox.reset()
     clients = RecordingClients(from_sandbox(env))
-    old = zone_id(_activity(clients), "shop.example.")
+    old = zone_id(activity(clients), "shop.example.")
     assert old == env.topology["zone_id"]
 
     env = sandbox.reset()  # the shop's zone deleted and made again: another id
     assert env.topology["zone_id"] != old
     clients.taken()
-    stype, params = _step("route53_weighted", zone="shop.example.", record="api.shop.example.",
+    stype, params = step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100})  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     assert snap == {"weights": {"us-east-1": 100, "us-west-2": 0}}
     # the remembered id refused once, looked up again, then the listing served
     assert clients.taken() == {"ListHostedZonesByName": 1, "ListResourceRecordSets": 2}
-    assert zone_id(_activity(clients), "shop.example.") == env.topology["zone_id"]
+    assert zone_id(activity(clients), "shop.example.") == env.topology["zone_id"]
 
 
 def test_a_zone_given_by_id_is_not_looked_up_and_its_refusal_stands(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("route53_weighted", zone=fresh.topology["zone_id"],
+    stype, params = step("route53_weighted", zone=fresh.topology["zone_id"],
                           record="api.shop.example.", weights={"us-west-2": 100})  # fmt: skip
-    assert _prepare(stype, params, clients) == {"weights": {"us-west-2": 0}}
+    assert prepare(stype, params, clients) == {"weights": {"us-west-2": 0}}
     assert clients.taken() == {"ListResourceRecordSets": 1}
     r53 = clients.aws("route53", GLOBAL)
     with pytest.raises(r53.exceptions.NoSuchHostedZone):
-        in_zone(_activity(clients), "Z0NOSUCHZONE", lambda z: r53.get_hosted_zone(Id=z))
+        in_zone(activity(clients), "Z0NOSUCHZONE", lambda z: r53.get_hosted_zone(Id=z))
     assert clients.taken() == {"GetHostedZone": 1}  # no lookup, no second try
 
 

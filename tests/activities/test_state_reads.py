@@ -5,56 +5,25 @@ step, on every step of an evacuation."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from activities import registry
-from activities.base import StateStep, StepContext, StepParams
-from activities.clients import Clients
 from activities.errors import StepError
 from orchestrator.config import from_sandbox
 from orchestrator.sandbox.manager import SandboxEnv
+from tests.activities.phases import activity, apply, prepare, step
 from tests.activities.test_step_types import RecordingClients
 from tests.sandbox.helpers import aws
 
 
-def _activity(clients: Clients) -> StepContext:
-    """A new activity's context on the worker's clients."""
-    return StepContext("run", "s", "us-east-1", "us-west-2", None, "drill", clients)
-
-
-def _step(type_name: str, **values: object) -> tuple[StateStep[Any], StepParams]:
-    stype = registry.get(type_name)
-    assert isinstance(stype, StateStep)
-    return stype, stype.Params.model_validate(values)
-
-
-def _prepare(stype: StateStep[Any], params: StepParams, clients: Clients) -> dict[str, Any]:
-    """What the prepare activity does: preflight, then the snapshot."""
-    ctx = _activity(clients)
-    stype.preflight(ctx, params)
-    return stype.snapshot(ctx, params)
-
-
-def _apply(
-    stype: StateStep[Any], params: StepParams, clients: Clients, snap: dict[str, Any]
-) -> None:
-    """What the apply activity does: apply, then verify."""
-    ctx = _activity(clients)
-    stype.apply(ctx, params, snap)
-    assert stype.verify(ctx, params, snap).ok
-
-
-def test_an_ssm_step_reads_its_parameter_once_to_prepare(fresh: SandboxEnv) -> None:
+def test_an_ssm_step_reads_its_parameter_once_toprepare(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("ssm_parameter", name="/shop/flags/maintenance", value="true",
+    stype, params = step("ssm_parameter", name="/shop/flags/maintenance", value="true",
                           region="us-west-2")  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     assert snap == {"exists": True, "value": "false", "type": "String"}
     assert clients.taken() == {"GetParameter": 1}
 
-    _apply(stype, params, clients, snap)
+    apply(stype, params, clients, snap)
     assert clients.taken() == {"GetParameter": 2, "PutParameter": 1}
     got = aws(fresh, "ssm", "us-west-2").get_parameter(Name="/shop/flags/maintenance")
     assert got["Parameter"]["Value"] == "true"
@@ -65,9 +34,9 @@ def test_an_ssm_preflight_still_refuses_a_secret(fresh: SandboxEnv) -> None:
         Name="/shop/secret", Value="x", Type="SecureString", Overwrite=True
     )
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("ssm_parameter", name="/shop/secret", value="y", region="us-west-2")
+    stype, params = step("ssm_parameter", name="/shop/secret", value="y", region="us-west-2")
     with pytest.raises(StepError) as err:
-        stype.preflight(_activity(clients), params)
+        stype.preflight(activity(clients), params)
     assert err.value.kind == "PreflightFailed"
 
 
@@ -75,21 +44,21 @@ def test_an_asg_step_reads_its_group_once_to_prepare_and_once_a_verify(
     fresh: SandboxEnv,
 ) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("asg_capacity", name="shop-asg", desired=1, min=1,
+    stype, params = step("asg_capacity", name="shop-asg", desired=1, min=1,
                           region="us-east-1", wait_in_service=False)  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     assert snap == {"desired": 3, "min": 3, "max": 6}
     assert clients.taken() == {"DescribeAutoScalingGroups": 1}
 
     # the decision reads, the write, then verify reads once (its instance count included)
-    ctx = _activity(clients)
+    ctx = activity(clients)
     stype.apply(ctx, params, snap)
     check = stype.verify(ctx, params, snap)
     assert check.ok, check.detail
     assert clients.taken() == {"DescribeAutoScalingGroups": 2, "UpdateAutoScalingGroup": 1}
 
     counting = stype.Params.model_validate({**params.model_dump(), "wait_in_service": True})
-    check = stype.verify(_activity(clients), counting, snap)
+    check = stype.verify(activity(clients), counting, snap)
     assert clients.taken() == {"DescribeAutoScalingGroups": 1}
     group = aws(fresh, "autoscaling", "us-east-1").describe_auto_scaling_groups(
         AutoScalingGroupNames=["shop-asg"]
@@ -100,20 +69,20 @@ def test_an_asg_step_reads_its_group_once_to_prepare_and_once_a_verify(
 
 def test_an_asg_preflight_still_checks_the_size_against_the_group(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("asg_capacity", name="shop-asg", desired=9, region="us-east-1")
+    stype, params = step("asg_capacity", name="shop-asg", desired=9, region="us-east-1")
     with pytest.raises(StepError, match=r"outside the group's size 3\.\.6") as err:
-        stype.preflight(_activity(clients), params)
+        stype.preflight(activity(clients), params)
     assert err.value.kind == "PreflightFailed"
 
 
 def test_an_elb_step_writes_from_the_listener_it_decided_on(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
-    stype, params = _step("elbv2_weights", load_balancer="shop-alb", region="us-west-2",
+    stype, params = step("elbv2_weights", load_balancer="shop-alb", region="us-west-2",
                           weights={"shop-local": 100, "shop-peer": 0})  # fmt: skip
-    snap = _prepare(stype, params, clients)
+    snap = prepare(stype, params, clients)
     clients.taken()
 
-    _apply(stype, params, clients, snap)
+    apply(stype, params, clients, snap)
     calls = clients.taken()
     # the load balancer's ARN and the target groups' names once per activity; the listener read
     # to decide serves the write; verify reads it again
@@ -123,5 +92,5 @@ def test_an_elb_step_writes_from_the_listener_it_decided_on(fresh: SandboxEnv) -
         "DescribeTargetGroups": 1,
         "ModifyListener": 1,
     }, calls
-    ctx = _activity(clients)
+    ctx = activity(clients)
     assert stype.observe(ctx, params) == {"weights": {"shop-local": 100, "shop-peer": 0}}
