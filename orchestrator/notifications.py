@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: What can be notified: a gate waiting for an approval (with the approve command and the UI link);
 #: a switch started, succeeded, rolled back; `rollback_failed` (a page: a switch stopped half
 #: undone, a person must decide); the guard's confirmed outage and its decision; a game day's
-#: result; a readiness check that turned red.
+#: result; a readiness check that turned red; an evacuation started, and its result (its services'
+#: switches then tell only their gates and rollbacks).
 NotifyEvent = Literal[
     "gate_open",
     "switch_started",

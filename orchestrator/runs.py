@@ -228,6 +228,9 @@ class SwitchInput(_Model):
     signers: list[Signer] = Field(default_factory=list)
     #: The requester's signature over everything above (approval_auth: signed).
     request: SignedRequest | None = None
+    #: One service of an evacuation that tells people itself (set by the evacuation): the
+    #: switch sends only what needs a person (see RegionSwitchWorkflow).
+    quiet: bool = False
 
 
 # ---------------------------------------------------------------------------- activities

@@ -137,7 +137,9 @@ class EvacuationWorkflow:
         await run_shielded(self._main(), self._cancelled)
         details.cancel()
         self._notify_result()
-        await self._notifier.drain()
+        # (its leases and shards are held until it closes: a run started next waits
+        # `leases.FINISHING_WAIT_S` for a run that is only finishing, 20 s)
+        await self._notifier.drain(NOTIFY_DRAIN)
         self._render()
         self.report_files = await write_report("report.evacuation", self.progress())
         return self.progress()
@@ -358,6 +360,8 @@ class EvacuationWorkflow:
     ) -> RunProgress | str:
         """Run one switch as a child; its result, or why it has none."""
         extra: list[SearchAttributePair[Any]] = [SearchAttributePair(sa.EVACUATION, self.inp.plan)]
+        if self._notifier.enabled:  # it tells its own start and end: the switch, what needs people
+            inp = inp.model_copy(update={"quiet": True})
         if leases:
             extra.append(SearchAttributePair(sa.RESOURCES, leases))
         try:
@@ -739,6 +743,10 @@ class EvacuationWorkflow:
         while True:
             await workflow.wait_condition(lambda: self._details_stale)
             self._render()
+
+
+#: The longest the evacuation waits for its last notices once it has ended (then its report).
+NOTIFY_DRAIN = timedelta(seconds=15)
 
 
 def _ok(check: Any, arg: Any) -> Any:

@@ -16,7 +16,7 @@ Notifications (`workflows.notify`, patched "notify"): switch started, a gate ope
 commands to approve or reject), ROLLBACK_FAILED (a page), succeeded (resolves the page), rolled
 back; each sent in the background, never awaited by the switch, recorded in the progress; the
 run waits for the ones in flight only once it has ended (at most the activity's deadline). One
-service of an evacuation (patched "quiet-in-evacuation") does not say that it started, nor that
+service of an evacuation that notifies (its input's `quiet`) does not say that it started, nor that
 it succeeded unless it told people something before (its success resolves that page): the
 evacuation tells its own start and end.
 """
@@ -157,13 +157,11 @@ class RegionSwitchWorkflow:
         # run changes nothing and tells no one; a game day's switches page only when stuck
         # (the game day reports its own result).
         self._notifier.enabled = workflow.patched("notify") and inp.mode != "dry-run"
-        # One service of an evacuation (its FailoverEvacuation search attribute is set) tells
-        # people only what needs them: a gate, a rollback, an undo that keeps failing. The
-        # evacuation says that it started and how it ended, once, for all its services (200
-        # services were 400 notices). Histories recorded before replay with their notices.
-        self._quiet = bool(
-            workflow.info().typed_search_attributes.get(sa.EVACUATION)
-        ) and workflow.patched("quiet-in-evacuation")
+        # One service of an evacuation that tells people itself (`quiet`, set by it) tells them
+        # only what needs them: a gate, a rollback, an undo that keeps failing. The evacuation
+        # says that it started and how it ended, once, for all its services (200 services were
+        # 400 notices). Inputs from before carry no `quiet`: they replay with their notices.
+        self._quiet = inp.quiet
         self._publish()
         if inp.mode != "gameday" and not self.refused and not self._quiet:
             self._send(

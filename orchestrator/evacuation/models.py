@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.notifications import NotifyRoute
 from orchestrator.runbook.durations import Duration
 from orchestrator.runbook.models import API_VERSION, ID_PATTERN
 
@@ -108,6 +109,12 @@ class EvacuationPlan(_Strict):
         description="The evacuation's gates (none: each service's own gates wait for people).",
     )
     objectives: Objectives = Field(default_factory=Objectives)
+    notify: list[NotifyRoute] = Field(
+        default_factory=list,
+        description="Where the evacuation's own notices go (evacuation_started, gate_open, "
+        "evacuation_result); none: every configured channel that takes the event. Each "
+        "service's switch uses its runbook's routes.",
+    )
     services: list[Service] = Field(min_length=1)
 
     def service(self, name: str) -> Service:

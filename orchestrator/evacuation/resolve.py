@@ -170,6 +170,7 @@ def resolve_evacuation(
         approval=gate,
         services=services,
         rto=plan.objectives.rto,
+        notify=[r.model_copy(deep=True) for r in plan.notify],
     )
 
 

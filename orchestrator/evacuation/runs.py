@@ -99,8 +99,9 @@ class EvacuationInput(_Model):
     #: lease shard the workflow starts first (`orchestrator.lease_shards`); none in inputs from
     #: before shards (and up to `lease_shards.MAX_KEYS` keys).
     lease_shards: list[list[str]] = []
-    #: Where the evacuation's own notices go (`evacuation_started`, `evacuation_result`):
-    #: empty, every configured channel that takes the event.
+    #: Where the evacuation's own notices go (`evacuation_started`, `gate_open`,
+    #: `evacuation_result`: the plan's `notify`); empty, every configured channel that takes
+    #: the event.
     notify: list[NotifyRoute] = Field(default_factory=list)
 
 

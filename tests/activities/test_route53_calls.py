@@ -27,7 +27,7 @@ def _weights(env: SandboxEnv) -> dict[str, int]:
     }
 
 
-def test_a_weighted_step_lists_once_to_prepare_and_twice_toapply(fresh: SandboxEnv) -> None:
+def test_a_weighted_step_lists_once_to_prepare_and_twice_to_apply(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
     stype, params = step("route53_weighted", zone="shop.example.", record="api.shop.example.",
                           weights={"us-east-1": 0, "us-west-2": 100})  # fmt: skip

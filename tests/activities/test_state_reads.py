@@ -15,7 +15,7 @@ from tests.activities.test_step_types import RecordingClients
 from tests.sandbox.helpers import aws
 
 
-def test_an_ssm_step_reads_its_parameter_once_toprepare(fresh: SandboxEnv) -> None:
+def test_an_ssm_step_reads_its_parameter_once_to_prepare(fresh: SandboxEnv) -> None:
     clients = RecordingClients(from_sandbox(fresh))
     stype, params = step("ssm_parameter", name="/shop/flags/maintenance", value="true",
                           region="us-west-2")  # fmt: skip
@@ -50,7 +50,7 @@ def test_an_asg_step_reads_its_group_once_to_prepare_and_once_a_verify(
     assert snap == {"desired": 3, "min": 3, "max": 6}
     assert clients.taken() == {"DescribeAutoScalingGroups": 1}
 
-    # the decision reads, the write, then verify reads once (its instance count included)
+    # the decision reads, then the write, then verify reads (no instance count asked here)
     ctx = activity(clients)
     stype.apply(ctx, params, snap)
     check = stype.verify(ctx, params, snap)

@@ -276,8 +276,13 @@ async def record_evacuation(home: Path, version: str) -> None:
     services = [{"name": "alpha", "runbook": "alpha"},
                 {"name": "beta", "runbook": "beta", "depends_on": ["alpha"]}]  # fmt: skip
     top = {"max_parallel": 1} if estimated else {}
+    # From v4 beta's own gate is carol's, not bob's: it waits for her (a quiet switch that told
+    # people of its gate, then of its success)
+    carol = int(version.lstrip("v")) >= 4
     path = write_plan(folder, services + [{"name": "gamma", "runbook": "gamma"}][:len(names) - 2],
-                      {n: service_runbook(n, gate=n == "beta") for n in names}, name="replay-evac",
+                      {n: service_runbook(n, gate=n == "beta",
+                                          approvers=["carol"] if carol and n == "beta" else None)
+                       for n in names}, name="replay-evac",
                       approval={"scope": "evacuation", "approvers": ["bob"]}, **top)  # fmt: skip
     if int(version.lstrip("v")) >= 3:
         lease_shards.MAX_KEYS = 2  # (this process only: the client splits the keys)
@@ -289,10 +294,10 @@ async def record_evacuation(home: Path, version: str) -> None:
     stem = f"evacuation-{version}-succeeded"  # the replay test replays it under this id
     async with worker(sandbox_config(env)) as (client, queue):
         h = await evacuation.start(client, inp, queue, workflow_id_override=stem)
-        await drive_evacuation(client, h, approver="bob")
+        await drive_evacuation(client, h, approver="bob", services={"beta": "carol"})
         history = await h.fetch_history()
         # and its services' switches (children: their FailoverEvacuation search attribute is
-        # set; from v4 they tell only what needs people, beta's gate)
+        # set; from v4 they tell only what needs people: beta's gate, then its success)
         children = {n: await client.get_workflow_handle(f"{stem}.{n}").fetch_history()
                     for n in ("alpha", "beta")}  # fmt: skip
     for name, events in {stem: history, **{
