@@ -365,6 +365,8 @@ class Sandbox:
         temporal = _bin("temporal")
         where = ["--address", env.temporal_address, "--namespace", env.temporal_namespace]
 
+        last = {"error": ""}
+
         def have() -> set[str] | None:
             listed = subprocess.run(
                 [temporal, "operator", "search-attribute", "list", *where, "-o", "json"],
@@ -373,6 +375,8 @@ class Sandbox:
                 timeout=30,
             )
             if listed.returncode != 0:  # a server still warming up (or a busy machine)
+                lines = (listed.stderr or listed.stdout or "").strip().splitlines()
+                last["error"] = lines[-1][:300] if lines else f"exit {listed.returncode}"
                 return None
             return set(json.loads(listed.stdout or "{}").get("customAttributes", {}))
 
@@ -395,6 +399,7 @@ class Sandbox:
         raise SandboxError(
             f"Temporal at {env.temporal_address} did not take the search attributes "
             f"{', '.join(k.name for k in search_attributes.ALL)}"
+            + (f" (its last answer: {last['error']})" if last["error"] else "")
         )
 
     def _start_missing(
