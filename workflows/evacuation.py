@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         child_workflow_id,
     )
     from orchestrator.guard.models import preapprove_reversible
-    from orchestrator.notifications import Delivery, Notice, Severity
+    from orchestrator.notifications import Delivery, Notice, NotifyEvent, Severity
     from orchestrator.runbook.graph import undo_plan
     from orchestrator.runs import Abort, Decision, RunProgress, RunState, SwitchInput
 
@@ -607,7 +607,7 @@ class EvacuationWorkflow:
         self._done += 1
 
     # --------------------------------------------------------------------- notifications
-    def _notice(self, event: Any, summary: str, detail: str, **extra: Any) -> Notice:
+    def _notice(self, event: NotifyEvent, summary: str, detail: str, **extra: Any) -> Notice:
         wid, rid, dedup = run_ref()
         return Notice(event=event, runbook=self.inp.plan, summary=summary, detail=detail,
                       dedup_key=dedup, workflow_id=wid, run_id=rid, **extra)  # fmt: skip
